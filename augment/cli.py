@@ -1,0 +1,106 @@
+"""The `augment` command. Subcommands import what they need when they run, so --help is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  augment validate pipelines/demo.yaml
+  augment run pipelines/demo.yaml --set source.root=data/sim --set sink.root=out/demo
+  augment run pipelines/demo.yaml --address auto        # join a running Ray cluster
+  augment inspect out/demo
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="augment",
+        description="Turn real robot episodes (LeRobot v3.0 datasets) into new, synthetic episodes, "
+        "as described by a YAML pipeline spec.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a pipeline spec", description="Run a pipeline spec. Without --address, "
+                         "Ray starts in this process; rerunning into the same sink.root finishes only what is missing.")
+    run.add_argument("spec", type=Path, help="pipeline YAML")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec field, e.g. --set sink.root=out/x --set stages.0.variants=3")
+    run.add_argument("--address", default=None, help="Ray cluster address ('auto', 'ray://host:10001'); "
+                     "default: start Ray in-process")
+    run.add_argument("--local", action="store_true", help="run in this process without Ray (debugging, tests)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    val = sub.add_parser("validate", help="check a spec without running it")
+    val.add_argument("spec", type=Path)
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    ins = sub.add_parser("inspect", help="summarise a LeRobot dataset: episodes, frames, fps, features, cameras, tasks")
+    ins.add_argument("root", type=Path, help="dataset root (the folder holding meta/info.json)")
+    ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from augment.pipeline import JobError
+    from augment.source import DatasetError
+    from augment.spec import SpecError
+    from augment.video import VideoError
+
+    try:
+        return {"run": cmd_run, "validate": cmd_validate, "inspect": cmd_inspect}[args.command](args)
+    except (SpecError, DatasetError, JobError, VideoError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished parts are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def cmd_validate(args) -> int:
+    from augment.source import LeRobotSource
+    from augment.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    source = LeRobotSource(spec.source.root, spec.source.cameras)
+    episodes = source.select(spec.source.episodes)
+    stages = ", ".join(s.label for s in spec.stages) or "(none: copy)"
+    print(f"{args.spec}: ok — {len(episodes)} episodes from {spec.source.root}, stages: {stages}, "
+          f"output: {spec.sink.root}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from augment.report import print_report
+    from augment.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    if args.local:
+        from augment.local import run_local
+
+        report = run_local(spec, progress=not args.quiet)
+    else:
+        from augment.runner import run_ray
+
+        report = run_ray(spec, address=args.address)
+    print_report(report)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from augment.report import dataset_summary, print_summary
+
+    summary = dataset_summary(args.root)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The unit of work that flows between stages: one episode, all of its frames in memory."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Episode:
+    """One robot episode.
+
+    frames:     camera key -> uint8 array (T, H, W, 3); keys are the dataset's feature names
+                ("observation.images.top").
+    state:      float32 (T, S) or None when the dataset has no "observation.state".
+    action:     float32 (T, A) or None when the dataset has no "action" (e.g. before labelling).
+    extras:     any other per-frame numeric feature, kept as (T, ...) arrays and written back as is.
+    task:       the natural-language task.
+    fps:        frames per second; timestamps are always frame_index / fps.
+    uid:        a stable, unique name ("ep000012", "ep000012-bg1-s0"); the sink orders by it and a
+                rerun skips the uids that are already written.
+    provenance: where it came from and what was done to it (JSON-serialisable); stages append to
+                provenance["stages"] and may write provenance["scores"].
+    """
+
+    frames: dict[str, np.ndarray]
+    task: str
+    fps: int
+    uid: str
+    state: np.ndarray | None = None
+    action: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def length(self) -> int:
+        for arr in (*self.frames.values(), self.state, self.action, *self.extras.values()):
+            if arr is not None:
+                return int(arr.shape[0])
+        return 0
+
+    def validate(self) -> None:
+        """Fail early, naming the field, when a stage hands on something the sink cannot write."""
+        n = self.length
+        for key, arr in self.frames.items():
+            if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
+                raise ValueError(
+                    f"episode {self.uid}: frames[{key!r}] must be uint8 (T, H, W, 3), "
+                    f"got {arr.dtype} {arr.shape}"
+                )
+        named = {f"frames[{k!r}]": v for k, v in self.frames.items()}
+        named.update({"state": self.state, "action": self.action})
+        named.update({f"extras[{k!r}]": v for k, v in self.extras.items()})
+        for name, arr in named.items():
+            if arr is not None and arr.shape[0] != n:
+                raise ValueError(f"episode {self.uid}: {name} has {arr.shape[0]} frames, expected {n}")
+        if self.fps <= 0:
+            raise ValueError(f"episode {self.uid}: fps must be positive, got {self.fps}")
+
+    def replace(self, **changes: Any) -> Episode:
+        """A copy with some fields changed; provenance is deep-copied so stages never share it."""
+        fields = {
+            "frames": dict(self.frames),
+            "task": self.task,
+            "fps": self.fps,
+            "uid": self.uid,
+            "state": self.state,
+            "action": self.action,
+            "extras": dict(self.extras),
+            "provenance": copy.deepcopy(self.provenance),
+        }
+        fields.update(changes)
+        return Episode(**fields)
+
+    def add_stage_record(self, record: dict[str, Any]) -> None:
+        self.provenance.setdefault("stages", []).append(record)
+
+    # Transport between processes: pickle protocol 5 keeps the arrays as raw buffers.
+    def to_bytes(self) -> bytes:
+        return pickle.dumps(self, protocol=5)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Episode:
+        episode = pickle.loads(data)
+        if not isinstance(episode, Episode):
+            raise TypeError(f"expected a pickled Episode, got {type(episode).__name__}")
+        return episode

@@ -1,0 +1,31 @@
+"""Runs a job in this process, stage after stage: for unit tests and small jobs without Ray."""
+
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+from augment.pipeline import ReadEpisodes, RunStage, batch_to_rows, finish, plan, rows_to_batch
+from augment.spec import PipelineSpec
+from augment.writer import PartWriter
+
+
+def run_local(spec: PipelineSpec, progress: bool = True) -> dict:
+    job = plan(spec)
+    reader = ReadEpisodes(str(spec.source.root), spec.source.cameras)
+    stages = [RunStage(s) for s in spec.stages]
+    writer = PartWriter(job.out_root, job.layout, job.run_id)
+    pending: list[dict] = []
+    for index in tqdm(job.todo, desc="episodes", unit="ep", disable=not progress):
+        batch = reader({"episode_index": [index]})
+        for stage in stages:
+            batch = stage(batch)
+        pending.extend(batch_to_rows(batch))
+        if len(pending) >= spec.sink.episodes_per_file:
+            writer.write(pending)
+            pending = []
+    if pending:
+        writer.write(pending)
+    return finish(job)
+
+
+__all__ = ["run_local", "rows_to_batch"]

@@ -1,0 +1,182 @@
+"""The job, independent of where it runs: plan (what to read, what is already done), the callables
+that read episodes and run stages on rows, and the finish (commit + report).
+
+Rows are what travel between stages (in Ray's object store, or a list in-process):
+    uid, source_uid  the episode and the source episode it descends from
+    share            the fraction of its source episode this row stands for ("1", "1/4")
+    episode          the pickled Episode, or b"" for a dropped one
+    dropped          "" or JSON with the stage, the reason, the scores and the provenance
+augment/local.py and augment/runner.py only differ in how they move rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from augment.episode import Episode
+from augment.source import LeRobotSource
+from augment.spec import PipelineSpec
+from augment.stage import StageSpec, is_dropped
+from augment.writer import COMPLETE_MARKER, Layout, commit, is_committed, read_manifests, select_complete
+
+ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
+PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input
+
+
+class JobError(RuntimeError):
+    """A job that cannot start or finish, with what to do about it."""
+
+
+def episode_row(episode: Episode, source_uid: str, share: str) -> dict:
+    if is_dropped(episode):
+        record = {"reason": episode.provenance["dropped"], "provenance": episode.provenance}
+        return {"uid": episode.uid, "source_uid": source_uid, "share": share, "episode": b"",
+                "dropped": json.dumps(record)}
+    return {"uid": episode.uid, "source_uid": source_uid, "share": share, "episode": episode.to_bytes(),
+            "dropped": ""}
+
+
+def rows_to_batch(rows: list[dict]) -> dict[str, list]:
+    return {c: [r[c] for r in rows] for c in ROW_COLUMNS}
+
+
+def batch_to_rows(batch: dict) -> list[dict]:
+    n = len(batch["uid"])
+    return [{c: _plain(batch[c][i]) for c in ROW_COLUMNS} for i in range(n)]
+
+
+def _plain(value):
+    # Ray hands numpy scalars/bytes; make them plain Python values.
+    return value.item() if hasattr(value, "item") and not isinstance(value, (bytes, str)) else value
+
+
+class ReadEpisodes:
+    """Callable: a batch of {"episode_index"} rows -> episode rows."""
+
+    def __init__(self, root: str, cameras: list[str] | None):
+        self.source = LeRobotSource(root, cameras)
+
+    def __call__(self, batch: dict) -> dict:
+        rows = []
+        for index in batch["episode_index"]:
+            start = time.perf_counter()
+            episode = self.source.read_episode(int(index))
+            episode.provenance["timings"] = {"read": time.perf_counter() - start}
+            rows.append(episode_row(episode, episode.uid, "1"))
+        return rows_to_batch(rows)
+
+
+class RunStage:
+    """Callable: wraps one Stage; builds it and runs setup() once per worker."""
+
+    def __init__(self, spec: StageSpec):
+        self.spec = spec
+        self.stage = spec.build()
+        self.stage.setup()
+
+    def __call__(self, batch: dict) -> dict:
+        rows = batch_to_rows(batch)
+        passing = [r for r in rows if not r["dropped"]]
+        out = [r for r in rows if r["dropped"]]  # already dropped: carried to the sink's report
+        if passing:
+            inputs = []
+            for i, row in enumerate(passing):
+                episode = Episode.from_bytes(row["episode"])
+                episode.provenance[PARENT_KEY] = i
+                inputs.append(episode)
+            start = time.perf_counter()
+            outputs = self.stage(inputs)
+            elapsed = (time.perf_counter() - start) / len(inputs)
+            children = Counter(ep.provenance.get(PARENT_KEY) for ep in outputs)
+            if None in children or not set(children) <= set(range(len(passing))):
+                raise JobError(f"stage {self.spec.label} returned an episode that descends from none of its inputs")
+            lost = set(range(len(passing))) - set(children)
+            if lost:
+                raise JobError(f"stage {self.spec.label} returned nothing for {[passing[i]['uid'] for i in lost]}; "
+                               "a stage must return every input, or drop() it with a reason")
+            for episode in outputs:
+                i = episode.provenance.pop(PARENT_KEY)
+                parent = passing[i]
+                share = Fraction(parent["share"]) / children[i]
+                timings = episode.provenance.setdefault("timings", {})
+                timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed
+                episode.validate()
+                out.append(episode_row(episode, parent["source_uid"], str(share)))
+        return rows_to_batch(out)
+
+
+@dataclass
+class Job:
+    spec: PipelineSpec
+    source: LeRobotSource
+    layout: Layout
+    selected: list[int]
+    todo: list[int]
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
+    started: float = field(default_factory=time.time)
+
+    @property
+    def out_root(self) -> Path:
+        return Path(self.spec.sink.root)
+
+
+def plan(spec: PipelineSpec) -> Job:
+    """Open the source, check the output folder, and list the episodes still to do."""
+    source = LeRobotSource(spec.source.root, spec.source.cameras)
+    selected = source.select(spec.source.episodes)
+    layout = Layout.from_source(source.info, source.cameras, spec.sink.codec, spec.sink.crf, spec.sink.gop)
+    out = Path(spec.sink.root)
+    if out.resolve() == Path(spec.source.root).resolve():
+        raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
+    if out.exists() and any(out.iterdir()) and not (out / ".augment").is_dir():
+        raise JobError(f"sink.root {out} exists and holds something that is not an augment output; "
+                       "choose an empty or new folder")
+    if is_committed(out):
+        if not spec.sink.overwrite:
+            raise JobError(f"{out} already holds a finished dataset; set sink.overwrite=true "
+                           f"(--set sink.overwrite=true) to write it again")
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _, _, done = select_complete(read_manifests(out))
+    todo = [i for i in selected if f"ep{i:06d}" not in done]
+    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo)
+
+
+def finish(job: Job) -> dict:
+    """Commit the dataset and write the job report into meta/."""
+    spec_text = job.spec.resolved_yaml()
+    summary = commit(job.out_root, job.layout, extra_meta={"augment_spec.yaml": spec_text})
+    report = build_report(job, summary)
+    (job.out_root / "meta" / "augment_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def build_report(job: Job, summary: dict) -> dict:
+    manifests = read_manifests(job.out_root)
+    kept, dropped, _ = select_complete(manifests)
+    stage_time: dict[str, float] = {}
+    for _, entry in kept:
+        for stage, seconds in entry["provenance"].get("timings", {}).items():
+            stage_time[stage] = stage_time.get(stage, 0.0) + seconds
+    for entry in dropped:
+        for stage, seconds in entry.get("provenance", {}).get("timings", {}).items():
+            stage_time[stage] = stage_time.get(stage, 0.0) + seconds
+    return {
+        "name": job.spec.name,
+        "output": str(job.out_root.resolve()),
+        "episodes_in": len(job.selected),
+        "episodes_done_before": len(job.selected) - len(job.todo),
+        "episodes_out": summary["episodes"],
+        "frames_out": summary["frames"],
+        "dropped": [{"uid": d["uid"], "source_uid": d["source_uid"], **d.get("reason", {})} for d in dropped],
+        "seconds_per_stage": {k: round(v, 3) for k, v in stage_time.items()},
+        "wall_seconds": round(time.time() - job.started, 3),
+        "complete_marker": COMPLETE_MARKER,
+    }

@@ -1,0 +1,185 @@
+"""Reading episodes from a LeRobot v3.0 dataset, one whole episode at a time.
+
+Why our own reader: the stages need whole episodes, while lerobot's LeRobotDataset and Ray's
+read_lerobot both hand out frames (rows), which would have to be regrouped. Reading an episode is
+one slice of one parquet file plus one sequential decode of each camera's mp4 segment; lerobot
+remains the oracle in the tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from augment.episode import Episode
+from augment.video import decode_segment
+
+# Columns lerobot derives per frame; the sink writes them anew, so they are not episode data.
+INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be read; the message names the folder or file and the fix."""
+
+
+class LeRobotSource:
+    def __init__(self, root: str | Path, cameras: list[str] | None = None):
+        self.root = Path(root)
+        self.info = load_info(self.root)
+        visual = [k for k, f in self.info["features"].items() if f["dtype"] in ("video", "image")]
+        if cameras is not None:
+            unknown = [c for c in cameras if c not in visual]
+            if unknown:
+                raise DatasetError(f"{self.root}: unknown camera(s) {unknown}; the dataset has {visual}")
+        self.cameras = list(cameras) if cameras is not None else visual
+        self._table_cache: tuple[Path, object] | None = None
+
+    @property
+    def fps(self) -> int:
+        return int(self.info["fps"])
+
+    @property
+    def features(self) -> dict:
+        return self.info["features"]
+
+    def is_video(self, key: str) -> bool:
+        return self.features[key]["dtype"] == "video"
+
+    @cached_property
+    def episodes(self) -> list[dict]:
+        """One dict per episode from meta/episodes (stats columns left out), ordered by episode_index."""
+        files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        if not files:
+            raise DatasetError(f"{self.root}: meta/episodes/ has no parquet files; not a complete LeRobot v3.0 dataset")
+        rows = []
+        for f in files:
+            schema = pq.read_schema(f)
+            cols = [c for c in schema.names if not c.startswith("stats/")]
+            rows.extend(pq.read_table(f, columns=cols).to_pylist())
+        return sorted(rows, key=lambda r: r["episode_index"])
+
+    def select(self, selection: list[int | str] | None) -> list[int]:
+        """Episode indices from a selection like [0, 3, "10:20"] (end excluded); None means all."""
+        available = [r["episode_index"] for r in self.episodes]
+        if selection is None:
+            return available
+        have = set(available)
+        chosen: list[int] = []
+        for item in selection:
+            if isinstance(item, str):
+                a, _, b = item.partition(":")
+                lo = int(a) if a.strip() else 0
+                hi = int(b) if b.strip() else max(available) + 1
+                picked = [i for i in available if lo <= i < hi]
+            else:
+                if item not in have:
+                    raise DatasetError(
+                        f"{self.root}: episode {item} does not exist; the dataset has episodes "
+                        f"{min(available)}..{max(available)}"
+                    )
+                picked = [item]
+            chosen.extend(i for i in picked if i not in chosen)
+        return chosen
+
+    def _data_table(self, path: Path):
+        if self._table_cache is None or self._table_cache[0] != path:
+            try:
+                self._table_cache = (path, pq.read_table(path))
+            except Exception as e:  # pyarrow raises several types for broken files
+                raise DatasetError(f"{path}: cannot read parquet ({e})") from None
+        return self._table_cache[1]
+
+    def read_episode(self, index: int) -> Episode:
+        meta = self.episodes[self._position(index)]
+        data_path = self.root / self.info["data_path"].format(
+            chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"]
+        )
+        table = self._data_table(data_path)
+        rows = table.filter(pc.equal(table["episode_index"], index))
+        n = int(meta["length"])
+        if rows.num_rows != n:
+            raise DatasetError(f"{data_path}: episode {index} has {rows.num_rows} rows, meta/episodes says {n}")
+
+        frames = {}
+        for key in self.cameras:
+            if self.is_video(key):
+                video_path = self.root / self.info["video_path"].format(
+                    video_key=key,
+                    chunk_index=meta[f"videos/{key}/chunk_index"],
+                    file_index=meta[f"videos/{key}/file_index"],
+                )
+                if not video_path.is_file():
+                    raise DatasetError(f"{video_path}: video file is missing (episode {index}, camera {key})")
+                start = meta[f"videos/{key}/from_timestamp"]
+                frames[key] = decode_segment(video_path, start, start + n / self.fps, self.fps, expected=n)
+            else:
+                frames[key] = _decode_images(rows[key].to_pylist(), f"{data_path}:{key}")
+
+        def column(name: str) -> np.ndarray:
+            values = rows[name].to_numpy(zero_copy_only=False)
+            arr = np.stack(values) if values.dtype == object else values
+            return arr.astype(self.features[name]["dtype"], copy=False)
+
+        numeric = [
+            k for k, f in self.features.items()
+            if f["dtype"] not in ("video", "image", "string") and k not in INDEX_COLUMNS and k in rows.column_names
+        ]
+        arrays = {k: column(k) for k in numeric}
+        tasks = meta.get("tasks") or [""]
+        return Episode(
+            frames=frames,
+            task=tasks[0],
+            fps=self.fps,
+            uid=f"ep{index:06d}",
+            state=arrays.pop("observation.state", None),
+            action=arrays.pop("action", None),
+            extras=arrays,
+            provenance={"source": {"root": str(self.root.resolve()), "episode_index": index}},
+        )
+
+    def _position(self, index: int) -> int:
+        for pos, row in enumerate(self.episodes):
+            if row["episode_index"] == index:
+                return pos
+        raise DatasetError(f"{self.root}: no episode {index}")
+
+
+def _decode_images(cells: list[dict], where: str) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for cell in cells:
+        if not cell or cell.get("bytes") is None:
+            raise DatasetError(f"{where}: image cell without embedded bytes")
+        out.append(np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB")))
+    return np.stack(out)
+
+
+def load_info(root: Path) -> dict:
+    """meta/info.json of a v3.0 dataset, or a DatasetError that says what is wrong and how to fix it."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such dataset folder")
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise DatasetError(f"{root}: not a LeRobot dataset (no meta/info.json)")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{info_path}: not valid JSON ({e})") from None
+    version = str(info.get("codebase_version", "unknown"))
+    if not version.startswith("v3"):
+        raise DatasetError(
+            f"{root}: LeRobot dataset format {version}; augment reads v3.0. Convert it with lerobot's converter:\n"
+            f"  python -m lerobot.scripts.convert_dataset_v21_to_v30 --repo-id=<repo_id> --root={root}"
+        )
+    for field in ("fps", "features", "data_path"):
+        if field not in info:
+            raise DatasetError(f"{info_path}: missing field {field!r}")
+    return info

@@ -1,0 +1,81 @@
+"""What every stage is: a pydantic spec (its YAML block) and a plain, Ray-free class that maps a batch
+of episodes to a batch of episodes.
+
+The runner (augment/runner.py) turns each stage into a Ray Data actor pool; augment/local.py runs
+the same objects in-process for tests. A stage never imports ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from augment.episode import Episode
+
+
+class Resources(BaseModel):
+    """How the runner places a stage: one actor pool of `concurrency` actors, each holding one copy
+    of the stage (its models), fed `batch_size` episodes per call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0, description="fractions allowed: 0.5 packs two actors per GPU")
+    concurrency: int = Field(1, ge=1, description="number of actors")
+    batch_size: int = Field(1, ge=1, description="episodes per call")
+
+
+class StageSpec(BaseModel):
+    """Base of every stage's YAML block. Subclasses add their fields and set `type` to a Literal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str | None = Field(None, description="label in reports; defaults to the type")
+    resources: Resources = Field(default_factory=Resources)
+
+    # "module:Class" of the Stage; imported only when the stage is built, so heavy modules stay lazy.
+    stage_class: ClassVar[str]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    def build(self) -> Stage:
+        from augment.registry import import_object
+
+        cls = import_object(self.stage_class)
+        return cls(self)
+
+
+class Stage:
+    """A plain class: construct cheaply, load models in setup() (called once inside the worker),
+    then call with a list of episodes.
+
+    A stage may return several episodes per input (best-of-N) and may drop one by calling
+    `drop(episode, reason)` and returning it: the runner then writes it to the job report instead
+    of the dataset.
+    """
+
+    def __init__(self, spec: StageSpec):
+        self.spec = spec
+
+    def setup(self) -> None:
+        """Load models and other heavy state. Runs once per worker, before the first call."""
+
+    def __call__(self, episodes: list[Episode]) -> list[Episode]:
+        raise NotImplementedError
+
+    def record(self, episode: Episode, **details: Any) -> None:
+        """Append this stage's settings and what it did to the episode's provenance."""
+        settings = self.spec.model_dump(mode="json", exclude={"resources"})
+        episode.add_stage_record({"stage": self.spec.label, "settings": settings, **details})
+
+    def drop(self, episode: Episode, reason: str, **scores: Any) -> Episode:
+        episode.provenance["dropped"] = {"stage": self.spec.label, "reason": reason, "scores": scores}
+        return episode
+
+
+def is_dropped(episode: Episode) -> bool:
+    return "dropped" in episode.provenance

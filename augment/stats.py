@@ -1,0 +1,73 @@
+"""Feature statistics in lerobot's layout: min, max, mean, std, count and q01/q10/q50/q90/q99.
+
+Per episode they are exact; across episodes they are aggregated the way lerobot aggregates them
+(count-weighted means and quantiles, pooled variance), so meta/stats.json means the same thing in
+our datasets as in lerobot's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+QUANTILE_KEYS = tuple(f"q{int(q * 100):02d}" for q in QUANTILES)
+
+
+def vector_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Stats over time of a (T, D) or (T,) array; each stat has shape (D,) ((1,) for scalars)."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr.reshape(arr.shape[0], -1)
+    stats = {
+        "min": arr.min(axis=0), "max": arr.max(axis=0), "mean": arr.mean(axis=0), "std": arr.std(axis=0),
+        "count": np.array([arr.shape[0]]),
+    }
+    qs = np.quantile(arr, QUANTILES, axis=0)
+    stats.update({key: qs[i] for i, key in enumerate(QUANTILE_KEYS)})
+    return stats
+
+
+def _sample_indices(n: int) -> np.ndarray:
+    # As lerobot samples image frames: up to ~n**0.75 frames, at least 100 (or all).
+    num = n if n < 100 else max(100, min(int(n**0.75), 10_000))
+    return np.round(np.linspace(0, n - 1, num)).astype(int)
+
+
+def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-channel stats of uint8 (T, H, W, 3) frames scaled to [0, 1]; shapes (3, 1, 1)."""
+    sampled = frames[_sample_indices(len(frames))]
+    h, w = sampled.shape[1:3]
+    if max(h, w) >= 300:  # lerobot downsamples large images to about 150 px before measuring
+        step = int(max(h, w) / 150)
+        sampled = sampled[:, ::step, ::step]
+    pixels = sampled.reshape(-1, 3).astype(np.float64) / 255.0
+    stats = vector_stats(pixels)
+    stats = {k: (v if k == "count" else v.reshape(3, 1, 1)) for k, v in stats.items()}
+    stats["count"] = np.array([len(sampled)])
+    return stats
+
+
+def aggregate(stats_list: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """Combine per-episode stats into dataset stats."""
+    keys = {k for s in stats_list for k in s}
+    out = {}
+    for key in sorted(keys):
+        items = [s[key] for s in stats_list if key in s]
+        counts = np.array([float(s["count"][0]) for s in items])
+        total = counts.sum()
+        w = counts.reshape(-1, *([1] * np.asarray(items[0]["mean"]).ndim))
+        means = np.stack([s["mean"] for s in items])
+        mean = (means * w).sum(axis=0) / total
+        var = ((np.stack([s["std"] for s in items]) ** 2 + (means - mean) ** 2) * w).sum(axis=0) / total
+        agg = {
+            "min": np.min(np.stack([s["min"] for s in items]), axis=0),
+            "max": np.max(np.stack([s["max"] for s in items]), axis=0),
+            "mean": mean, "std": np.sqrt(var), "count": np.array([int(total)]),
+        }
+        for q in QUANTILE_KEYS:
+            agg[q] = (np.stack([s[q] for s in items]) * w).sum(axis=0) / total
+        out[key] = agg
+    return out
+
+
+def to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
+    return {k: {s: np.asarray(v).tolist() for s, v in d.items()} for k, d in stats.items()}

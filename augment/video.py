@@ -1,0 +1,137 @@
+"""Video encode/decode with PyAV, frame-exact: frame i of an episode has pts i in a 1/fps time base."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import os
+
+import av
+import numpy as np
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise; keep errors only
+
+# info.json names the codec as the stream reports it; the encoder has its own name.
+ENCODERS = {"av1": "libsvtav1", "libsvtav1": "libsvtav1", "h264": "libx264", "libx264": "libx264",
+            "hevc": "libx265", "libx265": "libx265"}
+STREAM_NAMES = {"libsvtav1": "av1", "libx264": "h264", "libx265": "hevc"}
+
+
+class VideoError(RuntimeError):
+    """A video file that cannot be read as expected; the message names the file."""
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    codec: str = "av1"  # as written in info.json: av1, h264, hevc
+    pix_fmt: str = "yuv420p"
+    crf: int | None = 30
+    gop: int | None = 2
+    preset: int | str | None = 12
+
+    @classmethod
+    def from_feature_info(cls, info: dict) -> VideoSettings:
+        """Settings that reproduce a source camera's encoding (lerobot writes them into info.json)."""
+        codec = info.get("video.codec", "av1")
+        return cls(
+            codec=STREAM_NAMES.get(codec, codec),
+            pix_fmt=info.get("video.pix_fmt", "yuv420p"),
+            crf=info.get("video.crf", 30),
+            gop=info.get("video.g", 2),
+            preset=info.get("video.preset", 12 if codec in ("av1", "libsvtav1") else None),
+        )
+
+    def encoder(self) -> str:
+        if self.codec not in ENCODERS:
+            raise ValueError(f"unsupported video codec {self.codec!r}; choose one of av1, h264, hevc")
+        return ENCODERS[self.codec]
+
+    def options(self) -> dict[str, str]:
+        opts = {}
+        if self.gop is not None:
+            opts["g"] = str(self.gop)
+        if self.crf is not None:
+            opts["crf"] = str(self.crf)
+        if self.preset is not None:
+            opts["preset"] = str(self.preset)
+        return opts
+
+    def feature_info(self, height: int, width: int, fps: int) -> dict:
+        """The `info` block lerobot keeps for a video feature."""
+        return {
+            "video.height": height, "video.width": width, "video.codec": self.codec,
+            "video.pix_fmt": self.pix_fmt, "video.fps": fps, "video.channels": 3, "has_audio": False,
+            "video.g": self.gop, "video.crf": self.crf, "video.preset": self.preset,
+            "video.fast_decode": 0, "video.video_backend": "pyav", "video.extra_options": {},
+            "is_depth_map": False,
+        }
+
+
+class VideoWriter:
+    """Appends episodes one after another into one mp4; returns each episode's (from, to) seconds."""
+
+    def __init__(self, path: Path, fps: int, settings: VideoSettings, threads: int = 0):
+        self.path = Path(path)
+        self.fps = fps
+        self.settings = settings
+        self.threads = threads
+        self._container = None
+        self._stream = None
+        self.frames_written = 0
+
+    def _open(self, height: int, width: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), "w")
+        stream = self._container.add_stream(self.settings.encoder(), rate=self.fps, options=self.settings.options())
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.settings.pix_fmt
+        if self.threads:
+            stream.thread_count = self.threads
+        self._stream = stream
+
+    def append(self, frames: np.ndarray) -> tuple[float, float]:
+        if self._container is None:
+            self._open(frames.shape[1], frames.shape[2])
+        start = self.frames_written
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = self.frames_written  # in the stream's 1/fps codec time base: frame-exact
+            self._container.mux(self._stream.encode(frame))
+            self.frames_written += 1
+        return start / self.fps, self.frames_written / self.fps
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.mux(self._stream.encode())
+            self._container.close()
+            self._container = None
+
+
+def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected: int | None = None) -> np.ndarray:
+    """Frames with start_s <= t < stop_s as uint8 (N, H, W, 3)."""
+    half = 0.5 / fps
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if start_s > half:
+                container.seek(int((start_s - half) / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                t = float(frame.pts * stream.time_base)
+                if t < start_s - half:
+                    continue
+                if t >= stop_s - half:
+                    break
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoError(f"{path}: cannot decode video ({e})") from None
+    if expected is not None and len(frames) != expected:
+        raise VideoError(
+            f"{path}: expected {expected} frames between {start_s:.3f}s and {stop_s:.3f}s, decoded {len(frames)}; "
+            "the file is truncated or corrupt"
+        )
+    if not frames:
+        raise VideoError(f"{path}: no frames between {start_s:.3f}s and {stop_s:.3f}s")
+    return np.stack(frames)

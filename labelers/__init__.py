@@ -1,0 +1,3 @@
+"""labelers stages: see TYPES for the YAML type names they provide."""
+
+TYPES: dict[str, str] = {}
