@@ -129,7 +129,10 @@ def plan(spec: PipelineSpec) -> Job:
     """Open the source, check the output folder, and list the episodes still to do."""
     source = LeRobotSource(spec.source.root, spec.source.cameras)
     selected = source.select(spec.source.episodes)
-    layout = Layout.from_source(source.info, source.cameras, spec.sink.codec, spec.sink.crf, spec.sink.gop)
+    features = {k: f for k, f in source.features.items() if f["dtype"] not in ("video", "image") or k in source.cameras}
+    for stage in spec.stages:
+        features = stage.output_features(features)
+    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop)
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
@@ -152,15 +155,14 @@ def plan(spec: PipelineSpec) -> Job:
 def finish(job: Job) -> dict:
     """Commit the dataset and write the job report into meta/."""
     spec_text = job.spec.resolved_yaml()
-    summary = commit(job.out_root, job.layout, extra_meta={"augment_spec.yaml": spec_text})
+    summary = commit(job.out_root, job.layout, job.spec.sink.top_k, extra_meta={"augment_spec.yaml": spec_text})
     report = build_report(job, summary)
     (job.out_root / "meta" / "augment_report.json").write_text(json.dumps(report, indent=2))
     return report
 
 
 def build_report(job: Job, summary: dict) -> dict:
-    manifests = read_manifests(job.out_root)
-    kept, dropped, _ = select_complete(manifests)
+    kept, dropped, _ = select_complete(read_manifests(job.out_root))
     stage_time: dict[str, float] = {}
     for _, entry in kept:
         for stage, seconds in entry["provenance"].get("timings", {}).items():
@@ -175,7 +177,8 @@ def build_report(job: Job, summary: dict) -> dict:
         "episodes_done_before": len(job.selected) - len(job.todo),
         "episodes_out": summary["episodes"],
         "frames_out": summary["frames"],
-        "dropped": [{"uid": d["uid"], "source_uid": d["source_uid"], **d.get("reason", {})} for d in dropped],
+        "dropped": [{"uid": d["uid"], "source_uid": d["source_uid"], **d.get("reason", {})}
+                    for d in summary["dropped"]],
         "seconds_per_stage": {k: round(v, 3) for k, v in stage_time.items()},
         "wall_seconds": round(time.time() - job.started, 3),
         "complete_marker": COMPLETE_MARKER,

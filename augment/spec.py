@@ -47,6 +47,9 @@ class SinkSpec(BaseModel):
     gop: int | None = Field(None, description="keyframe interval; default: the source's")
     episodes_per_file: int = Field(20, ge=1, description="episodes packed into each data/video file")
     num_cpus: float = Field(1.0, gt=0, description="CPUs per writer task (video encoding)")
+    top_k: int | None = Field(
+        None, ge=1, description="best-of-N: keep the k best-scored episodes per rank group (source episode and edit)"
+    )
     overwrite: bool = Field(False, description="replace a finished dataset at root instead of refusing")
 
 

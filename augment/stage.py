@@ -7,6 +7,7 @@ the same objects in-process for tests. A stage never imports ray.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +43,11 @@ class StageSpec(BaseModel):
     def label(self) -> str:
         return self.name or self.type
 
+    def output_features(self, features: dict) -> dict:
+        """The dataset features after this stage, from those before it (lerobot's feature dicts).
+        Override when a stage adds, removes or reshapes a camera or a numeric feature."""
+        return features
+
     def build(self) -> Stage:
         from augment.registry import import_object
 
@@ -75,6 +81,12 @@ class Stage:
     def drop(self, episode: Episode, reason: str, **scores: Any) -> Episode:
         episode.provenance["dropped"] = {"stage": self.spec.label, "reason": reason, "scores": scores}
         return episode
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 32-bit seed from any parts (base seed, uid, sample index): reruns reproduce choices."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def is_dropped(episode: Episode) -> bool:

@@ -49,13 +49,12 @@ class Layout:
     robot_type: str | None = None
 
     @classmethod
-    def from_source(cls, info: dict, cameras: list[str], codec: str | None = None,
+    def from_source(cls, info: dict, features: dict, codec: str | None = None,
                     crf: int | None = None, gop: int | None = None) -> Layout:
-        features, video = {}, {}
-        for key, feat in info["features"].items():
-            if feat["dtype"] in ("video", "image") and key not in cameras:
-                continue  # cameras not selected are left out of the output
-            feat = json.loads(json.dumps(feat))
+        """`features`: the source's, as the stages transform them (StageSpec.output_features)."""
+        features = json.loads(json.dumps(features))
+        video = {}
+        for key, feat in features.items():
             if feat["dtype"] == "video":
                 settings = VideoSettings.from_feature_info(feat.get("info") or {})
                 overrides = {k: v for k, v in (("codec", codec), ("crf", crf), ("gop", gop)) if v is not None}
@@ -67,7 +66,6 @@ class Layout:
                     h, w = feat["shape"][:2]  # lerobot stores video shapes as (height, width, channels)
                     feat["info"] = settings.feature_info(h, w, int(info["fps"]))
                 video[key] = settings
-            features[key] = feat
         return cls(fps=int(info["fps"]), features=features, video=video, robot_type=info.get("robot_type"))
 
     @property
@@ -233,10 +231,32 @@ def select_complete(manifests: list[dict]) -> tuple[list[tuple[dict, dict]], lis
     return kept, dropped, done
 
 
-def commit(root: Path, layout: Layout, extra_meta: dict[str, str] | None = None) -> dict:
+def rank(kept: list[tuple[dict, dict]], top_k: int) -> tuple[list[tuple[dict, dict]], list[dict]]:
+    """Best-of-N: per rank group (provenance["rank_group"], default the source episode), keep the
+    top_k episodes by provenance["scores"]["total"]; the rest are dropped with their rank."""
+    groups: dict[str, list[tuple[dict, dict]]] = {}
+    for item in kept:
+        prov = item[1]["provenance"]
+        groups.setdefault(prov.get("rank_group", item[1]["source_uid"]), []).append(item)
+    survivors, dropped = [], []
+    for group, items in groups.items():
+        items.sort(key=lambda it: (-it[1]["provenance"].get("scores", {}).get("total", float("-inf")), it[1]["uid"]))
+        survivors.extend(items[:top_k])
+        for position, (_, entry) in enumerate(items[top_k:], start=top_k + 1):
+            scores = entry["provenance"].get("scores", {})
+            reason = {"stage": "rank", "reason": f"rank {position} of {len(items)} in {group} (top_k={top_k})",
+                      "scores": scores}
+            dropped.append({**entry, "reason": reason})
+    return survivors, dropped
+
+
+def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dict[str, str] | None = None) -> dict:
     """Turn the finished parts under root into a LeRobot v3.0 dataset. Returns a summary."""
     root = Path(root)
     kept, dropped, done = select_complete(read_manifests(root))
+    if top_k is not None:
+        kept, ranked_out = rank(kept, top_k)
+        dropped = dropped + ranked_out
     for stale in ("meta/info.json", COMPLETE_MARKER):
         (root / stale).unlink(missing_ok=True)  # from here on, the folder does not look finished
     for sub in ("data", "videos", "meta"):

@@ -7,7 +7,6 @@ State, actions and task are untouched, so the recorded actions stay true.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec
+from augment.stage import Stage, StageSpec, derive_seed
 from editors.segment import foreground_masks
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -46,12 +45,6 @@ class BackgroundSpec(StageSpec):
             if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
                 raise ValueError(f"folder {value!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return value
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 32-bit seed from any parts (uids, indices): reruns reproduce the same choices."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 def procedural_texture(height: int, width: int, seed: int) -> np.ndarray:
