@@ -64,6 +64,8 @@ class PipelineSpec(BaseModel):
 
     def resolved_yaml(self) -> str:
         data = self.model_dump(mode="json")
+        # Dump each stage as its own class: the field is typed as the base, which has no stage fields.
+        data["stages"] = [stage.model_dump(mode="json") for stage in self.stages]
         return yaml.safe_dump(data, sort_keys=False)
 
 
