@@ -1,0 +1,88 @@
+"""Bad input gets a clear error from the CLI (exit code 2), never a bare traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from augment.cli import main
+from conftest import write_spec
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_missing_root(tmp_path, capsys):
+    spec = write_spec(tmp_path / "s.yaml", tmp_path / "nowhere", tmp_path / "out")
+    code, text = run_cli(capsys, "run", str(spec), "--local")
+    assert code == 2 and f"error: {tmp_path / 'nowhere'}: no such dataset folder" in text
+
+
+def test_folder_that_is_not_a_dataset(tmp_path, capsys):
+    (tmp_path / "plain").mkdir()
+    code, text = run_cli(capsys, "inspect", str(tmp_path / "plain"))
+    assert code == 2 and "not a LeRobot dataset (no meta/info.json)" in text
+
+
+def test_v21_dataset_points_to_the_converter(tmp_path, capsys):
+    (tmp_path / "old" / "meta").mkdir(parents=True)
+    (tmp_path / "old" / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v2.1", "fps": 10}))
+    code, text = run_cli(capsys, "inspect", str(tmp_path / "old"))
+    assert code == 2 and "format v2.1" in text and "lerobot.scripts.convert_dataset_v21_to_v30" in text
+
+
+def test_corrupt_mp4_is_named(source_dataset, tmp_path, capsys, copy_tree):
+    src = copy_tree(source_dataset["root"], tmp_path / "src")
+    video = next((src / "videos" / "observation.images.front").rglob("*.mp4"))
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 3])  # truncated, as after an interrupted copy
+    spec = write_spec(tmp_path / "s.yaml", src, tmp_path / "out")
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet")
+    assert code == 2 and str(video) in text
+    assert not (tmp_path / "out" / "meta" / "info.json").exists()  # nothing that looks finished
+
+
+def test_bad_spec(tmp_path, capsys, source_dataset):
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out",
+                      stages="  - type: background\n    varients: 2\n")
+    code, text = run_cli(capsys, "validate", str(spec))
+    assert code == 2 and f"{spec}:6: stages[0].varients: unknown key" in text
+
+
+def test_refuses_to_overwrite_foreign_folder_and_finished_dataset(tmp_path, capsys, source_dataset):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], out, extra="  episodes: [0]\n")
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet")
+    assert code == 2 and "not an augment output" in text and (out / "precious.txt").exists()
+    shutil.rmtree(out)
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet")[0] == 0
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet")
+    assert code == 2 and "already holds a finished dataset" in text
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet", "--set", "sink.overwrite=true")[0] == 0
+
+
+def test_validate_and_inspect_report_what_they_see(source_dataset, tmp_path, capsys):
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", extra="  episodes: ['1:']\n")
+    code, text = run_cli(capsys, "validate", str(spec))
+    assert code == 0 and "ok — 3 episodes" in text
+    code, text = run_cli(capsys, "inspect", str(source_dataset["root"]), "--json")
+    summary = json.loads(text)
+    assert summary["episodes"] == 4 and summary["frames"] == 47 and summary["fps"] == 10
+    assert set(summary["cameras"]) == {"observation.images.front", "observation.images.wrist"}
+    assert summary["cameras"]["observation.images.front"]["codec"] == "av1"
+    assert summary["tasks"] == ["lift the cube", "push the block"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+def test_help_explains(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    assert "pipeline" in capsys.readouterr().out
