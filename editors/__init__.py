@@ -2,4 +2,7 @@
 
 TYPES: dict[str, str] = {
     "background": "editors.background:BackgroundSpec",
+    "inpaint_background": "editors.inpaint_background:InpaintBackgroundSpec",
+    "backdrop": "editors.backdrop:BackdropSpec",
+    "add_object": "editors.add_object:AddObjectSpec",
 }
