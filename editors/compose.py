@@ -99,11 +99,10 @@ def place_boxes(free: np.ndarray, sizes: list[tuple[int, int]], rng: np.random.G
 def ellipse_mask(box: tuple[int, int, int, int], height: int, width: int) -> np.ndarray:
     """The ellipse inscribed in a box: the region an inpainted object may occupy."""
     x0, y0, x1, y1 = box
-    mask = np.zeros((height, width), dtype=np.uint8)
-    center = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)
-    axes = (max((x1 - x0) / 2, 1), max((y1 - y0) / 2, 1))
-    cv2.ellipse(mask, (center, (2 * axes[0], 2 * axes[1]), 0), 1, -1)
-    return mask.astype(bool)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    cx, cy = (x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2
+    a, b = max((x1 - x0) / 2, 0.5), max((y1 - y0) / 2, 0.5)
+    return ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1
 
 
 # ---------------------------------------------------------------------------------------------
