@@ -1,0 +1,59 @@
+"""The structure-preserving generator: no video model, the real video with the edit applied to every
+frame (editors/background.py, called as is), so the recorded actions and state stay true.
+
+It has the generators' shape — `samples_per_edit` outputs per input, uids "{uid}-s{k}", seeds from
+(source episode, edit, sample), provenance["rank_group"] — so a rollout spec and a replay spec run
+through the same label / verify / sink stages (the labeler has nothing to do: actions are kept).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from augment.episode import Episode
+from augment.stage import Stage, StageSpec, derive_seed
+from editors.background import BackgroundSpec, BackgroundStage
+from generators.base import edit_of, source_uid_of
+
+
+class ReplaySpec(StageSpec):
+    type: Literal["replay"] = "replay"
+    edit: BackgroundSpec = Field(default_factory=BackgroundSpec, description="the background edit's settings")
+    samples_per_edit: int = Field(1, ge=1)
+    seed: int = 0
+
+    stage_class = "generators.replay:ReplayStage"
+
+    @field_validator("edit")
+    @classmethod
+    def _one_variant(cls, value: BackgroundSpec) -> BackgroundSpec:
+        if value.variants != 1:
+            raise ValueError("edit.variants: use samples_per_edit for several outputs per episode")
+        return value
+
+
+class ReplayStage(Stage):
+    spec: ReplaySpec
+
+    def setup(self) -> None:
+        self.editor = BackgroundStage(self.spec.edit)
+        self.editor.setup()
+
+    def __call__(self, episodes: list[Episode]) -> list[Episode]:
+        out = []
+        for episode in episodes:
+            source_uid = source_uid_of(episode)
+            edit_id, _ = edit_of(episode)
+            for k in range(self.spec.samples_per_edit):
+                seed = derive_seed(self.spec.seed, source_uid, edit_id, k)
+                # The editor draws its background from its own seed: one per sample.
+                self.editor.spec = self.spec.edit.model_copy(update={"seed": seed})
+                (edited,) = self.editor([episode])
+                new = edited.replace(uid=f"{episode.uid}-s{k}")
+                new.provenance["rank_group"] = f"{source_uid}/{edit_id}"
+                new.provenance["generator"] = {"type": "replay", "seed": seed, "sample": k}
+                self.record(new, sample=k, seed=seed)
+                out.append(new)
+        return out
