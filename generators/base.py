@@ -105,10 +105,12 @@ def render_prompt(template: str, task: str, edit: str) -> str:
 
 
 def edit_of(episode: Episode) -> tuple[str, str]:
-    """(id, description) of the edit this episode carries. Edit stages write provenance["edit"] =
-    {"id", "description"}; without it the episode's uid names the edit and the description is empty."""
+    """(id, description) of the edit this episode carries: provenance["edit"] = {"id", "description"}
+    when the edit stage wrote it; else the uid (edit stages give each variant its own) and the prompt
+    of the latest stage that recorded one (a diffusion edit's), or ""."""
     edit = episode.provenance.get("edit") or {}
-    return str(edit.get("id", episode.uid)), str(edit.get("description", ""))
+    prompts = [r["prompt"] for r in episode.provenance.get("stages", []) if isinstance(r.get("prompt"), str)]
+    return str(edit.get("id", episode.uid)), str(edit.get("description", prompts[-1] if prompts else ""))
 
 
 def source_uid_of(episode: Episode) -> str:
