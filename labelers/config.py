@@ -1,0 +1,88 @@
+"""Settings of an inverse-dynamics model (IDM) run, and `--set key=value` parsing.
+
+Light on purpose (pydantic + yaml only): the labelling spec reads a checkpoint's config.json when a
+pipeline is validated, long before torch is imported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+REPORT_FILE = "report.json"
+
+
+class IdmConfig(BaseModel):
+    """What `augment train-idm --set key=value` can change. Defaults fit a 2-core CPU in minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cameras: list[str] | None = Field(None, description="camera keys the model sees; default all of the dataset's")
+    image_size: int = Field(64, ge=16, description="frames are resized to this square size (a multiple of 16)")
+    offsets: list[int] = Field([-1, 0, 1, 2], description="frames t+k the model sees to label step t")
+    width: int = Field(32, ge=4, description="channels of the first conv layer (doubled twice deeper)")
+    hidden: int = Field(256, ge=8, description="units of the hidden layer of the head")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")
+    state_weight: float = Field(0.5, ge=0, description="weight of the state loss next to the action loss")
+    epochs: int = Field(30, ge=1, description="most epochs")
+    patience: int = Field(4, ge=1, description="stop after this many epochs without a better selection loss")
+    max_minutes: float = Field(8.0, gt=0, description="stop training after this wall time")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="episodes held out for the report, never trained on")
+    select_fraction: float = Field(0.1, ge=0, lt=1, description="training episodes held out for early stopping")
+    edit_prob: float = Field(0.5, ge=0, le=1, description="chance a training window comes from a background-edited copy")
+    edit_variants: int = Field(2, ge=0, description="background-edited copies per episode (0: no edit augmentation)")
+    seed: int = 0
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
+    num_threads: int = Field(2, ge=1, description="torch CPU threads")
+    plot_episodes: int = Field(3, ge=0, description="validation episodes drawn in plot.png")
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_16(cls, value: int) -> int:
+        if value % 16:
+            raise ValueError(f"image_size must be a multiple of 16 (four stride-2 convolutions), got {value}")
+        return value
+
+    @field_validator("offsets")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"offsets must be a non-empty list of distinct frame offsets, got {value}")
+        return sorted(value)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """["epochs=5", "offsets=[0,1]"] -> {"epochs": 5, "offsets": [0, 1]}; values are read as YAML."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def config_from_overrides(pairs: list[str]) -> IdmConfig:
+    values = parse_overrides(pairs)
+    try:
+        return IdmConfig(**values)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '?'}: {err['msg']}" for err in e.errors())
+        valid = ", ".join(IdmConfig.model_fields)
+        raise ValueError(f"bad --set value(s): {problems} (valid keys: {valid})") from None
+
+
+def read_checkpoint_config(checkpoint: str | Path) -> dict:
+    """The checkpoint's config.json, with a message that names the folder when it is not one."""
+    path = Path(checkpoint) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"{checkpoint} is not an IDM checkpoint: {path} is missing (train one with `augment train-idm`)")
+    return json.loads(path.read_text())

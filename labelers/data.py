@@ -1,0 +1,124 @@
+"""Episodes as the IDM sees them: every camera resized to a small square, stacked per episode, plus
+background-edited copies (the spine's weight-free editor) that teach the model to ignore the scene
+and watch the robot.
+
+Windows of frames are gathered on the fly from these arrays; an episode's borders repeat the first or
+last frame, so every step t of every episode gets a label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from augment.stage import derive_seed
+
+
+@dataclass
+class IdmEpisode:
+    uid: str
+    index: int
+    videos: np.ndarray                 # uint8 (cameras, T, S, S, 3)
+    action: np.ndarray | None          # float32 (T, A), the truth when known
+    state: np.ndarray | None           # float32 (T, S)
+    edited: list[np.ndarray] = field(default_factory=list)  # background-edited copies of `videos`
+
+    @property
+    def length(self) -> int:
+        return int(self.videos.shape[1])
+
+
+def resize_video(frames: np.ndarray, size: int) -> np.ndarray:
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def stack_cameras(frames: dict[str, np.ndarray], cameras: list[str], size: int, uid: str = "?") -> np.ndarray:
+    missing = [c for c in cameras if c not in frames]
+    if missing:
+        raise ValueError(f"episode {uid}: the IDM needs camera(s) {missing}; the episode has {sorted(frames)}")
+    return np.stack([resize_video(frames[c], size) for c in cameras])
+
+
+def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, count: int, seed: int,
+                  uid: str) -> list[np.ndarray]:
+    """`count` copies with a new procedural background per camera (editors/background.py's recipe),
+    edited at full resolution, then resized like the originals."""
+    from editors.background import composite, procedural_texture
+    from editors.segment import foreground_masks
+
+    if count == 0:
+        return []
+    masks = {c: foreground_masks(frames[c]) for c in cameras}
+    copies = []
+    for variant in range(count):
+        edited = {}
+        for c in cameras:
+            h, w = frames[c].shape[1:3]
+            backdrop = procedural_texture(h, w, derive_seed(seed, uid, variant, c))
+            edited[c] = composite(frames[c], masks[c], backdrop, feather=2)
+        copies.append(stack_cameras(edited, cameras, size, uid))
+    return copies
+
+
+def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variants: int, seed: int,
+                          indices: list[int] | None = None) -> list[IdmEpisode]:
+    from augment.source import LeRobotSource
+
+    source = LeRobotSource(root, cameras)
+    if "action" not in source.features:
+        raise ValueError(f"{root}: the dataset has no 'action' feature; the IDM learns from recorded actions")
+    out = []
+    for index in source.select(indices):
+        ep = source.read_episode(index)
+        out.append(IdmEpisode(
+            uid=ep.uid, index=index, videos=stack_cameras(ep.frames, cameras, size, ep.uid),
+            action=ep.action, state=ep.state,
+            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid),
+        ))
+    return out
+
+
+def split_episodes(indices: list[int], val_fraction: float, select_fraction: float, seed: int
+                   ) -> tuple[list[int], list[int], list[int]]:
+    """Split by episode (windows of one episode are near duplicates): train, select (early stopping),
+    val (the report; never trained on, never used for a decision)."""
+    if len(indices) < 3:
+        raise ValueError(f"the dataset has {len(indices)} episode(s); the IDM needs at least 3 "
+                         "(train, early stopping, validation)")
+    order = list(np.random.default_rng(seed).permutation(indices))
+    n_val = max(1, round(len(order) * val_fraction))
+    n_select = max(1, round(len(order) * select_fraction)) if select_fraction > 0 else 0
+    n_select = min(n_select, len(order) - n_val - 1)
+    val, select, train = order[:n_val], order[n_val:n_val + n_select], order[n_val + n_select:]
+    return sorted(map(int, train)), sorted(map(int, select)), sorted(map(int, val))
+
+
+def gather_windows(video: np.ndarray, ts, offsets: list[int]) -> np.ndarray:
+    """video: uint8 (cameras, T, S, S, 3), steps ts -> uint8 (B, cameras, len(offsets), S, S, 3);
+    offsets past an episode's ends repeat its first or last frame."""
+    idx = np.clip(np.asarray(ts)[:, None] + np.asarray(offsets)[None, :], 0, video.shape[1] - 1)
+    return video[:, idx].swapaxes(0, 1)
+
+
+class PixelNormalizer:
+    """uint8 windows -> float tensors normalised per camera and channel with the dataset's image stats."""
+
+    def __init__(self, means, stds):
+        import torch
+
+        self.mean = torch.as_tensor(np.asarray(means, np.float32)).view(1, -1, 1, 3, 1, 1)
+        self.std = torch.as_tensor(np.maximum(np.asarray(stds, np.float32), 1e-3)).view(1, -1, 1, 3, 1, 1)
+
+    def __call__(self, windows: np.ndarray, device: str = "cpu"):
+        """uint8 (B, cameras, W, S, S, 3) -> float (B, cameras, 3 * W, S, S) on `device`."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(windows)).to(device)
+        x = x.permute(0, 1, 2, 5, 3, 4).float().div_(255.0)  # (B, C, W, 3, S, S)
+        x = (x - self.mean.to(device)) / self.std.to(device)
+        b, c, w, _, s, _ = x.shape
+        return x.reshape(b, c, w * 3, s, s)

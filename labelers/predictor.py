@@ -1,0 +1,65 @@
+"""Running a trained IDM over whole episodes: labels in the source dataset's units, and an
+uncertainty from MC dropout (the spread of several stochastic passes, in normalised units, so one
+number compares across dimensions and datasets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from labelers.config import IdmConfig
+from labelers.data import PixelNormalizer, gather_windows, stack_cameras
+from labelers.network import InverseDynamicsNet, load_checkpoint, resolve_device
+from labelers.normalize import Normalizer
+
+
+class IdmPredictor:
+    def __init__(self, net: InverseDynamicsNet, checkpoint_config: dict, device: str = "cpu", batch_size: int = 256):
+        self.net, self.checkpoint_config, self.device = net, checkpoint_config, device
+        self.config = IdmConfig(**checkpoint_config["train"])
+        self.cameras: list[str] = checkpoint_config["cameras"]
+        image = checkpoint_config["image"]
+        self.pixels = PixelNormalizer([image[c]["mean"] for c in self.cameras], [image[c]["std"] for c in self.cameras])
+        self.action_norm = Normalizer.from_dict(checkpoint_config["action"])
+        self.state_norm = Normalizer.from_dict(checkpoint_config["state"])
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str, device: str = "auto", batch_size: int = 256) -> IdmPredictor:
+        device = resolve_device(device)
+        net, checkpoint_config = load_checkpoint(path, device)
+        return cls(net, checkpoint_config, device, batch_size)
+
+    def frames_to_video(self, frames: dict[str, np.ndarray], uid: str = "?") -> np.ndarray:
+        return stack_cameras(frames, self.cameras, self.config.image_size, uid)
+
+    @torch.no_grad()
+    def _passes(self, video: np.ndarray, stochastic: bool) -> tuple[np.ndarray, np.ndarray]:
+        self.net.eval()
+        if stochastic:  # MC dropout: only the dropout layers sample; GroupNorm has no batch state
+            for m in self.net.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.train()
+        actions, states = [], []
+        steps = np.arange(video.shape[1])
+        for start in range(0, len(steps), self.batch_size):
+            ts = steps[start:start + self.batch_size]
+            x = self.pixels(gather_windows(video, ts, self.config.offsets), self.device)
+            a, s = self.net(x)
+            actions.append(a.float().cpu().numpy())
+            states.append(s.float().cpu().numpy())
+        self.net.eval()
+        return np.concatenate(actions), np.concatenate(states)
+
+    def predict(self, video: np.ndarray, mc_samples: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+        """video: uint8 (cameras, T, S, S, 3) -> action (T, A) and state (T, S) in dataset units; with
+        mc_samples > 1 also action_spread / state_spread: the per-step std over MC-dropout passes."""
+        action_z, state_z = self._passes(video, stochastic=False)
+        out = {"action": self.action_norm.unnormalize(action_z), "state": self.state_norm.unnormalize(state_z)}
+        if mc_samples > 1:
+            with torch.random.fork_rng(devices=[]):  # seeded, and the caller's RNG is left as it was
+                torch.manual_seed(seed)
+                draws = [self._passes(video, stochastic=True) for _ in range(mc_samples)]
+            out["action_spread"] = np.stack([d[0] for d in draws]).std(axis=0)
+            out["state_spread"] = np.stack([d[1] for d in draws]).std(axis=0)
+        return out

@@ -1,0 +1,215 @@
+"""Training an IDM on a LeRobot dataset and measuring it on validation episodes it never saw.
+
+The split is by episode: train (fitted), select (early stopping picks the epoch), val (only
+reported). Training windows come from the real frames or, with probability `edit_prob`, from a
+background-edited copy of the same episode (the actions are the same: the robot did not move
+differently). The report measures val as recorded and val edited with unseen backgrounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labelers.config import REPORT_FILE, IdmConfig
+from labelers.data import IdmEpisode, PixelNormalizer, gather_windows, load_dataset_episodes, split_episodes
+from labelers.metrics import format_table, regression_metrics
+from labelers.network import build_network, resolve_device, save_checkpoint
+from labelers.normalize import Normalizer, load_stats
+from labelers.predictor import IdmPredictor
+
+VAL_EDIT_SEED_OFFSET = 1_000_003  # val episodes get backgrounds unlike any seen in training
+
+
+def _feature(info: dict, key: str, root) -> dict:
+    if key not in info["features"]:
+        raise ValueError(f"{root}: the dataset has no {key!r} feature; the IDM learns it from the source data")
+    feature = info["features"][key]
+    return {"dtype": feature["dtype"], "shape": list(feature["shape"]), "names": feature.get("names")}
+
+
+def checkpoint_config(root, config: IdmConfig, info: dict, stats: dict, split: dict) -> dict:
+    cameras = config.cameras
+    image = {}
+    for c in cameras:
+        if c not in stats:
+            raise ValueError(f"{root}: meta/stats.json has no stats for camera {c!r}")
+        image[c] = {"mean": np.asarray(stats[c]["mean"]).reshape(-1).tolist(),
+                    "std": np.asarray(stats[c]["std"]).reshape(-1).tolist()}
+    return {
+        "train": config.model_dump(mode="json"),
+        "cameras": cameras,
+        "image": image,
+        "action": Normalizer.from_stats(stats, "action").to_dict(),
+        "state": Normalizer.from_stats(stats, "observation.state").to_dict(),
+        # The features the labels are written as: a labelled dataset looks like the source to a trainer.
+        "features": {"action": _feature(info, "action", root),
+                     "observation.state": _feature(info, "observation.state", root)},
+        "source": {"root": str(Path(root).resolve()), "fps": info["fps"], "split": split},
+    }
+
+
+def _samples(episodes: list[IdmEpisode]) -> np.ndarray:
+    return np.array([(e, t) for e, ep in enumerate(episodes) for t in range(ep.length)], dtype=np.int64)
+
+
+def _targets(episodes, action_norm, state_norm):
+    return ([action_norm.normalize(ep.action) for ep in episodes], [state_norm.normalize(ep.state) for ep in episodes])
+
+
+def _batch(episodes, samples, actions, states, offsets, edit_prob, rng):
+    windows, a, s = [], [], []
+    for e, t in samples:
+        ep = episodes[e]
+        video = ep.videos
+        if ep.edited and rng.random() < edit_prob:
+            video = ep.edited[rng.integers(len(ep.edited))]
+        windows.append(gather_windows(video, [t], offsets)[0])
+        a.append(actions[e][t])
+        s.append(states[e][t])
+    return np.stack(windows), torch.from_numpy(np.stack(a)), torch.from_numpy(np.stack(s))
+
+
+def evaluate(predictor: IdmPredictor, episodes: list[IdmEpisode], edited: bool = False) -> dict:
+    """Metrics in dataset units over all steps of `episodes` (their edited copies when `edited`)."""
+    preds, truths = {"action": [], "state": []}, {"action": [], "state": []}
+    for ep in episodes:
+        for video in (ep.edited if edited else [ep.videos]):
+            out = predictor.predict(video)
+            for key, truth in (("action", ep.action), ("state", ep.state)):
+                preds[key].append(out[key])
+                truths[key].append(truth)
+    return {k: regression_metrics(np.concatenate(preds[k]), np.concatenate(truths[k])) for k in preds}
+
+
+def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
+    from augment.source import load_info
+
+    started = time.perf_counter()
+    torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
+    info, stats = load_info(Path(root)), load_stats(root)
+    visual = [k for k, f in info["features"].items() if f["dtype"] in ("video", "image")]
+    config = config.model_copy(update={"cameras": config.cameras or visual})
+
+    from augment.source import LeRobotSource
+
+    indices = LeRobotSource(root, config.cameras).select(None)
+    train_ids, select_ids, val_ids = split_episodes(indices, config.val_fraction, config.select_fraction, config.seed)
+    split = {"train": train_ids, "select": select_ids, "val": val_ids}
+    ckpt = checkpoint_config(root, config, info, stats, split)
+    log(f"loading {len(indices)} episodes from {root} (cameras {config.cameras}, {config.image_size}px, "
+        f"{config.edit_variants} edited copies each)")
+    fitted = {ep.index: ep for ep in load_dataset_episodes(root, config.cameras, config.image_size,
+                                                           config.edit_variants, config.seed, train_ids + select_ids)}
+    # The reported edits use backgrounds drawn apart from the training ones.
+    val_eps = load_dataset_episodes(root, config.cameras, config.image_size, max(config.edit_variants, 1),
+                                    config.seed + VAL_EDIT_SEED_OFFSET, val_ids)
+    train_eps = [fitted[i] for i in train_ids]
+    select_eps = [fitted[i] for i in select_ids]  # empty: early stopping watches the training loss
+    action_norm, state_norm = Normalizer.from_dict(ckpt["action"]), Normalizer.from_dict(ckpt["state"])
+    train_a, train_s = _targets(train_eps, action_norm, state_norm)
+
+    net = build_network(config, len(config.cameras), len(action_norm.mean), len(state_norm.mean)).to(device)
+    pixels = PixelNormalizer([ckpt["image"][c]["mean"] for c in config.cameras],
+                             [ckpt["image"][c]["std"] for c in config.cameras])
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    predictor = IdmPredictor(net, ckpt, device)
+    samples = _samples(train_eps)
+    steps_per_epoch = max(1, len(samples) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch,
+                                                    pct_start=0.15)
+    best, best_loss, best_epoch, history, stale = None, float("inf"), 0, [], 0
+    deadline = started + config.max_minutes * 60
+    log(f"training on {device}: {len(train_eps)} train / {len(select_ids)} select / {len(val_ids)} val episodes, "
+        f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters")
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        order = rng.permutation(len(samples))
+        total = 0.0
+        for b in range(steps_per_epoch):
+            batch = samples[order[b * config.batch_size:(b + 1) * config.batch_size]]
+            windows, a, s = _batch(train_eps, batch, train_a, train_s, config.offsets, config.edit_prob, rng)
+            pred_a, pred_s = net(pixels(windows, device))
+            loss = torch.nn.functional.mse_loss(pred_a, a.to(device))
+            loss = loss + config.state_weight * torch.nn.functional.mse_loss(pred_s, s.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item()
+        if select_eps:
+            select_loss = _selection_loss(predictor, select_eps, action_norm, config.edit_prob > 0)
+        else:
+            select_loss = total / steps_per_epoch
+        history.append({"epoch": epoch, "train_loss": round(total / steps_per_epoch, 5),
+                        "select_action_mse": round(select_loss, 5),
+                        "seconds": round(time.perf_counter() - started, 1)})
+        log(f"epoch {epoch:3d}  train loss {total / steps_per_epoch:.4f}  select action MSE (normalised) "
+            f"{select_loss:.4f}  {time.perf_counter() - started:6.0f}s")
+        if select_loss < best_loss:
+            best, best_loss, best_epoch, stale = copy.deepcopy(net.state_dict()), select_loss, epoch, 0
+        else:
+            stale += 1
+        if stale >= config.patience:
+            log(f"early stop: no better selection loss for {config.patience} epochs")
+            break
+        if time.perf_counter() > deadline:
+            log(f"time limit: stopping after {config.max_minutes} minutes")
+            break
+    net.load_state_dict(best)
+    train_seconds = time.perf_counter() - started
+    save_checkpoint(out, net, ckpt)
+
+    report = evaluate(predictor, val_eps)
+    report["edited"] = evaluate(predictor, val_eps, edited=True)
+    report["training"] = {"device": device, "epochs_run": len(history), "best_epoch": best_epoch,
+                          "seconds": round(train_seconds, 1), "history": history, "split": split}
+    Path(out, REPORT_FILE).write_text(json.dumps(report, indent=2))
+    names = {"action": ckpt["features"]["action"]["names"], "state": ckpt["features"]["observation.state"]["names"]}
+    log("validation episodes " + str(val_ids) + ":\n" + format_table({k: report[k] for k in ("action", "state")},
+                                                                     _flat_names(names)))
+    log("validation episodes, background edited:\n" + format_table(report["edited"], _flat_names(names)))
+    _plots(out, predictor, val_eps[: config.plot_episodes], _flat_names(names))
+    return report
+
+
+def _selection_loss(predictor: IdmPredictor, episodes: list[IdmEpisode], action_norm: Normalizer,
+                    with_edits: bool) -> float:
+    errors = []
+    for ep in episodes:
+        truth = action_norm.normalize(ep.action)
+        for video in [ep.videos] + (ep.edited[:1] if with_edits else []):
+            pred = action_norm.normalize(predictor.predict(video)["action"])
+            errors.append(((pred - truth) ** 2).mean())
+    return float(np.mean(errors))
+
+
+def _flat_names(names: dict) -> dict[str, list[str]]:
+    """lerobot stores names as a list, or as {"motors": [...]} in older datasets."""
+    out = {}
+    for key, value in names.items():
+        if isinstance(value, dict):
+            value = next(iter(value.values()), None)
+        out[key] = list(value) if value else None
+    return out
+
+
+def _plots(out: str, predictor: IdmPredictor, episodes: list[IdmEpisode], names: dict) -> None:
+    from labelers.plot import plot_trajectories
+
+    if not episodes:
+        return
+    preds = [predictor.predict(ep.videos) for ep in episodes]
+    for key, file in (("action", "plot.png"), ("state", "plot_state.png")):
+        dims = preds[0][key].shape[1]
+        labels = names.get(key) or [f"{key}[{i}]" for i in range(dims)]
+        plot_trajectories(Path(out) / file, [(ep.uid, p[key], getattr(ep, key)) for ep, p in zip(episodes, preds)],
+                          labels)
