@@ -1,3 +1,6 @@
 """verifiers stages: see TYPES for the YAML type names they provide."""
 
-TYPES: dict[str, str] = {}
+TYPES: dict[str, str] = {
+    "consistency": "verifiers.consistency:ConsistencySpec",
+    "vlm": "verifiers.vlm:VLMSpec",
+}

@@ -1,0 +1,169 @@
+"""Weight-free consistency checks on one camera's frames, for the hallucinations video models make.
+
+Each check returns a raw statistic and where it happened; `score()` maps a statistic to [0, 1] so
+that a statistic equal to its limit scores 0.5 (the default pass mark): score = clip(1 - stat/(2*limit)).
+
+    frozen      longest run of (near) identical consecutive frames, as a fraction of the episode
+    static      mean per-step change over the whole video (a video that barely moves at all)
+    jump        the largest single-step change relative to the steps around it (cuts, teleports)
+    event       pixels that change in one step and in neither neighbouring step: a thing that appears,
+                vanishes, duplicates or jumps within one frame. Smooth motion changes the same place
+                in consecutive steps (a moving edge), so it is not counted.
+    new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
+                into another colour, or something of a new colour appearing)
+    colour_mass how far the amount of each strong colour drifts from the first frames (an object that
+                duplicates, vanishes or grows/shrinks while keeping its colour)
+    objects     change in the number of foreground blobs (editors/segment.py) that persists
+    action      fraction of action values outside the source's [q01, q99] range (widened by a margin)
+All run on a downscaled copy (longer side `work_size`), so a 100-frame episode takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from editors.segment import foreground_masks
+
+
+def score(stat: float, limit: float) -> float:
+    return float(np.clip(1.0 - stat / (2.0 * limit), 0.0, 1.0))
+
+
+def downscale(frames: np.ndarray, work_size: int) -> np.ndarray:
+    h, w = frames.shape[1:3]
+    if max(h, w) <= work_size:
+        return frames
+    s = work_size / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def step_differences(frames: np.ndarray) -> np.ndarray:
+    """(T-1, H, W) max-over-channels absolute change between consecutive frames, lightly blurred so
+    that codec noise does not count as change."""
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    return np.abs(np.diff(blurred, axis=0)).max(axis=-1)
+
+
+def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
+    """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps."""
+    means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    best = run = 0
+    start = best_start = 0
+    for t, m in enumerate(means):
+        if m < still:
+            if run == 0:
+                start = t
+            run += 1
+            if run > best:
+                best, best_start = run, start
+        else:
+            run = 0
+    return best / max(len(means), 1), best_start
+
+
+def static(diffs: np.ndarray) -> float:
+    """Mean per-step change in grey levels."""
+    return float(diffs.mean()) if len(diffs) else 0.0
+
+
+def jump(diffs: np.ndarray, window: int = 4) -> tuple[float, int]:
+    """Largest step change over the median of the steps around it (excluding itself)."""
+    means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    floor = max(float(np.median(means)), 0.2) * 0.25 + 0.05
+    worst, at = 0.0, 0
+    for t, m in enumerate(means):
+        around = np.concatenate([means[max(0, t - window):t], means[t + 1:t + 1 + window]])
+        if len(around) == 0:
+            continue
+        ratio = m / (float(np.median(around)) + floor)
+        if ratio > worst:
+            worst, at = ratio, t + 1
+    return worst, at
+
+
+def event(frames: np.ndarray, diffs: np.ndarray, threshold: int = 30, reach: int = 3,
+          lasting: int = 3) -> tuple[float, int]:
+    """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
+    stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
+    noise do not last; smooth motion changes neighbouring steps too."""
+    changed = (diffs > threshold).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    worst, at = 0.0, 0
+    for t in range(1, len(changed) - 1):
+        alone = changed[t].astype(bool) & ~near[t - 1] & ~near[t + 1]
+        if not alone.any():
+            continue
+        # diffs[t] is the step from frame t to t+1; the change must still be there at t+1+lasting
+        # and afterwards stay still: a thing that appeared or vanished stays put, the robot moves on
+        after = blurred[t + 1:t + 2 + lasting]
+        alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
+        alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold // 2
+        alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        area = float(alone.mean())
+        if area > worst:
+            worst, at = area, t + 1
+    return worst, at
+
+
+def _colour_histograms(frames: np.ndarray, bins: int = 18, min_saturation: int = 90, min_value: int = 50) -> np.ndarray:
+    """(T, bins) fraction of each frame's pixels that are strongly coloured, per hue bin."""
+    out = np.zeros((len(frames), bins))
+    for t, frame in enumerate(frames):
+        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+        strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
+        hue = (hsv[..., 0][strong].astype(int) * bins) // 180
+        out[t] = np.bincount(hue, minlength=bins)[:bins] / hsv[..., 0].size
+    return out
+
+
+def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3) -> tuple[float, float, int]:
+    """(new_colour, colour_mass, frame): fraction of pixels in hue bins that were (almost) absent from
+    the first `reference` frames, and the largest change of one hue's amount relative to the first
+    frames (as a fraction of the frame); both taken as the smallest over `persist` consecutive frames,
+    so that only a lasting change counts."""
+    hist = _colour_histograms(frames)
+    ref = hist[:reference].mean(axis=0)
+    # a bin or its neighbours present at the start makes that colour known (lighting shifts hue a bit)
+    known = np.maximum.reduce([ref, np.roll(ref, 1), np.roll(ref, -1)]) > 0.002
+    new = np.clip(hist[:, ~known] - ref[~known], 0, None).sum(axis=1)
+    mass = np.abs(hist - ref).max(axis=1)
+
+    def lasting(series: np.ndarray) -> tuple[float, int]:
+        if len(series) < persist:
+            return 0.0, 0
+        floor = np.array([series[t:t + persist].min() for t in range(len(series) - persist + 1)])
+        return float(floor.max()), int(floor.argmax())
+
+    new_stat, new_at = lasting(new)
+    mass_stat, mass_at = lasting(mass)
+    return new_stat, mass_stat, (new_at if new_stat else mass_at)
+
+
+def blob_counts(frames: np.ndarray, min_area: int = 6) -> np.ndarray:
+    """Number of foreground blobs per frame (weight-free segmenter: difference to the median plate)."""
+    masks = foreground_masks(frames, saturation_threshold=None, min_area=min_area)
+    return np.array([cv2.connectedComponents(m.astype(np.uint8), connectivity=8)[0] - 1 for m in masks])
+
+
+def objects(frames: np.ndarray, reference: int = 3, persist: int = 5) -> tuple[float, int]:
+    """Lasting change in the foreground blob count from the first frames: the smallest absolute
+    change over `persist` consecutive frames, maximised over time."""
+    counts = blob_counts(frames)
+    ref = float(np.median(counts[:reference]))
+    delta = np.abs(counts - ref)
+    if len(delta) < persist:
+        return 0.0, 0
+    floor = np.array([delta[t:t + persist].min() for t in range(len(delta) - persist + 1)])
+    return float(floor.max()), int(floor.argmax())
+
+
+def action_outside(action: np.ndarray, q01: np.ndarray, q99: np.ndarray, margin: float = 0.1) -> float:
+    """Fraction of action values outside [q01, q99] widened by `margin` of that range on each side."""
+    span = np.maximum(q99 - q01, 1e-6)
+    lo, hi = q01 - margin * span, q99 + margin * span
+    outside = (action < lo) | (action > hi)
+    return float(outside.mean()) if outside.size else 0.0
