@@ -207,3 +207,27 @@ def test_replay_applies_the_background_edit_to_every_frame():
     assert ReplaySpec().output_features({"a": {"dtype": "video"}}) == {"a": {"dtype": "video"}}
     with pytest.raises(ValidationError, match="use samples_per_edit"):
         ReplaySpec(edit={"variants": 2})
+
+
+@pytest.mark.parametrize("name", ["rollout_wan", "rollout_cosmos", "rollout_replay"])
+def test_pipeline_specs_validate(name):
+    # Only the generator block: the other stages check files (IDM checkpoint) that exist only after training.
+    from pathlib import Path
+
+    import yaml
+
+    from augment.registry import spec_class
+
+    data = yaml.safe_load((Path(__file__).parent.parent / "pipelines" / f"{name}.yaml").read_text())
+    block = next(s for s in data["stages"] if s["type"] in ("wan-i2v", "cosmos-predict2", "replay"))
+    generator = spec_class(block["type"]).model_validate(block)
+    assert generator.samples_per_edit >= 2
+
+
+def test_unknown_generator_field_names_the_line(tmp_path):
+    from augment.spec import SpecError, load_spec
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("source: {root: x}\nsink: {root: y}\nstages:\n  - type: wan-i2v\n    model: m\n    frames: 9\n")
+    with pytest.raises(SpecError, match=r"bad.yaml:6: stages\[0\].frames: unknown key; valid keys: .*num_frames"):
+        load_spec(path)
