@@ -138,10 +138,10 @@ def asset_sprite(asset: np.ndarray, box: tuple[int, int, int, int], height: int,
     rgb[top:top + h, left:left + w] = resized[..., :3]
     obj_alpha[top:top + h, left:left + w] = resized[..., 3] / 255.0
 
-    shadow = np.zeros_like(obj_alpha)
+    # shift without wrapping round the frame edge (np.roll would cast the shadow on the far side)
     dx, dy = shadow_offset
-    shifted = np.roll(np.roll(obj_alpha, dy, axis=0), dx, axis=1)
-    shadow[:] = shifted
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    shadow = cv2.warpAffine(obj_alpha, shift, (width, height), flags=cv2.INTER_NEAREST, borderValue=0)
     if shadow_blur:
         k = 2 * shadow_blur + 1
         shadow = cv2.GaussianBlur(shadow, (k, k), 0)

@@ -84,6 +84,8 @@ def test_sprite_has_a_soft_shadow_and_stays_inside_its_reach():
     assert tuple(out[25, 25]) == (255, 0, 0)  # the opaque object
     assert out[31, 31].max() < 128  # the shadow darkens below-right of it
     assert np.array_equal(out[~sprite.mask], frame[~sprite.mask])
+    edge = asset_sprite(asset, (54, 20, 64, 30), 64, 64, shadow_offset=(3, 3), shadow_blur=0)
+    assert not edge.mask[:, :10].any()  # a shadow past the right edge does not wrap to the left
     assert ellipse_mask((0, 0, 10, 10), 20, 20)[5, 5] and not ellipse_mask((0, 0, 10, 10), 20, 20)[0, 0]
 
 
