@@ -1,0 +1,354 @@
+#!/usr/bin/env python
+"""Build a small SOURCE dataset of real simulator robot episodes, in LeRobot v3.0 format.
+
+The episodes are produced by actually running a simulator (MetaWorld with its scripted
+expert, or gym-pusht with a small scripted pusher) and are written with lerobot's own
+writer (`LeRobotDataset.create` / `add_frame` / `save_episode` / `finalize`), so anything
+downstream can treat the result exactly like a dataset recorded by lerobot itself.
+
+    python scripts/make_sim_dataset.py --sim metaworld --out /tmp/mw --episodes 6
+    python scripts/make_sim_dataset.py --sim pusht --out /tmp/pusht --episodes 4
+
+Load it back with `LeRobotDataset(repo_id="local/sim", root=OUT)`.
+"""
+
+from __future__ import annotations
+
+import os
+
+# MuJoCo picks its GL backend at import time: force headless EGL before anything imports it.
+os.environ.setdefault("MUJOCO_GL", "egl")
+# SVT-AV1 (lerobot's default encoder) prints its whole config for every video unless told not to.
+os.environ.setdefault("SVT_LOG", "1")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import argparse
+import json
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+# MetaWorld: env.dt = frame_skip (5) * timestep (0.0025 s) = 0.0125 s, i.e. exactly 80 Hz.
+# We record one frame per control step, so fps=80 makes timestamps equal simulated time;
+# it is also the value of metaworld's metadata["render_fps"] and of lerobot's MetaworldEnv config.
+METAWORLD_FPS = 80
+# gym-pusht steps its PD controller at control_hz = 10 (also the fps of lerobot/pusht).
+PUSHT_FPS = 10
+STEPS_AFTER_SUCCESS = 10  # keep a few frames after success so episodes don't end on the contact frame
+
+
+class SetupError(ValueError):
+    """An unusable argument (task, camera, codec), detected before anything is written."""
+
+
+@dataclass
+class Episode:
+    """What was recorded for one episode (exactly what was passed to add_frame)."""
+
+    frames: dict[str, np.ndarray]  # image key ("corner2") -> (T, H, W, 3) uint8; {} unless kept
+    state: np.ndarray  # (T, D) float32
+    action: np.ndarray  # (T, A) float32, the action actually applied to the env
+    task: str
+    success: bool
+    seed: int
+
+
+@dataclass
+class BuildResult:
+    root: Path
+    fps: int
+    features: dict
+    episodes: list[Episode] = field(default_factory=list)
+
+
+class Sim:
+    """A simulator plus the scripted agent that drives it. Subclasses set fps, robot_type, task,
+    image_keys, state_names, action_names, env, and implement the four hooks below."""
+
+    def reset(self, seed: int): ...  # -> obs
+    def observe(self, obs) -> tuple[dict[str, np.ndarray], np.ndarray]: ...  # -> (images, state)
+    def act(self, obs) -> np.ndarray: ...  # -> the action that will be applied, exactly
+    def step(self, action) -> tuple: ...  # -> (obs, success, done)
+
+    def rollout(self, seed: int, max_steps: int) -> Episode:
+        # Frame t pairs the observation *before* step t with the action applied at step t.
+        obs = self.reset(seed)
+        frames, states, actions, success_at = [], [], [], None
+        for t in range(max_steps):
+            images, state = self.observe(obs)
+            action = self.act(obs)
+            frames.append(images)
+            states.append(state)
+            actions.append(action)
+            obs, success, done = self.step(action)
+            if success and success_at is None:
+                success_at = t
+            if done or (success_at is not None and t - success_at >= STEPS_AFTER_SUCCESS):
+                break
+        stacked = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
+        return Episode(stacked, np.stack(states), np.stack(actions), self.task, success_at is not None, seed)
+
+    def close(self):
+        # For MuJoCo this frees the EGL context now, while EGL is still alive (no errors at exit).
+        self.env.close()
+
+
+class MetaWorldSim(Sim):
+    """MetaWorld MT1 task driven by its scripted expert policy, rendered from several cameras."""
+
+    robot_type = "sawyer"
+    fps = METAWORLD_FPS
+    state_names = ["hand_x", "hand_y", "hand_z", "gripper_distance"]  # obs[:4], the proprio part
+    action_names = ["delta_x", "delta_y", "delta_z", "gripper_effort"]
+
+    def __init__(self, task: str, size: int, cameras: list[tuple[str, str]], seed: int):
+        import gymnasium as gym
+        import metaworld  # noqa: F401  (registers the Meta-World/* envs)
+        import mujoco
+        from metaworld.policies import ENV_POLICY_MAP
+
+        self.env = gym.make(
+            "Meta-World/MT1", env_name=task, seed=seed, render_mode="rgb_array",
+            width=size, height=size, camera_name=cameras[0][0], disable_env_checker=True,
+        )
+        self.policy = ENV_POLICY_MAP[task]()
+        self.task = _metaworld_description(task)
+        model = self.env.unwrapped.model
+        # Rendering is CPU-bound here (Mesa llvmpipe) and the 4096^2 shadow map costs ~1/3 of
+        # every frame; a map 8x the image size looks identical at these resolutions.
+        model.vis.quality.shadowsize = min(4096, max(512, 8 * size))
+        self.cam_ids = {}
+        for cam, key in cameras:
+            self.cam_ids[key] = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, cam)
+            if self.cam_ids[key] < 0:
+                raise ValueError(f"unknown metaworld camera {cam!r}")
+        self.image_keys = list(self.cam_ids)
+
+    def reset(self, seed):
+        obs, _ = self.env.reset(seed=seed)
+        # The corner* cameras are defined with their "up" axis pointing down (their images show
+        # the table at the top): a 180 degree roll of the camera, so we rotate those images by
+        # 180 degrees (not a mirror). Detected from the camera frame rather than hard-coded.
+        xmat = self.env.unwrapped.data.cam_xmat
+        self.upside_down = {k: xmat[c].reshape(3, 3)[2, 1] < -0.1 for k, c in self.cam_ids.items()}
+        return obs
+
+    def observe(self, obs):
+        # The gymnasium MujocoRenderer reads `camera_id` on every render(), so one offscreen
+        # GL context serves all cameras: we just point it at each camera in turn.
+        renderer = self.env.unwrapped.mujoco_renderer
+        images = {}
+        for key, cid in self.cam_ids.items():
+            renderer.camera_id = cid
+            img = self.env.render()
+            images[key] = np.ascontiguousarray(img[::-1, ::-1]) if self.upside_down[key] else img
+        return images, obs[:4].astype(np.float32)
+
+    def act(self, obs):
+        # The expert may exceed the action space; the env would clip it, we record what it gets.
+        return np.clip(self.policy.get_action(obs), -1.0, 1.0).astype(np.float32)
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, bool(info["success"]), terminated or truncated
+
+
+class PushTSim(Sim):
+    """gym-pusht with a scripted pusher: go behind the T (w.r.t. the goal), then push it there."""
+
+    robot_type = "pusht_agent"
+    fps = PUSHT_FPS
+    state_names = ["agent_x", "agent_y"]
+    action_names = ["target_x", "target_y"]  # PD set-point of the agent, in the 512x512 frame
+    image_keys = ["top"]
+    task = "push the T-shaped block onto the target"
+
+    def __init__(self, size: int, seed: int):
+        import gymnasium as gym
+        import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+
+        self.env = gym.make(
+            "gym_pusht/PushT-v0", obs_type="pixels_agent_pos", render_mode="rgb_array",
+            observation_width=size, observation_height=size, disable_env_checker=True,
+        )
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed):
+        obs, _ = self.env.reset(seed=seed)
+        # Per-episode variation of the pusher, so episodes are not all alike.
+        self.ctl = {"pushing": False, "standoff": self.rng.uniform(65, 85), "bias": self.rng.uniform(-6, 6)}
+        return obs
+
+    def observe(self, obs):
+        return {"top": obs["pixels"]}, np.asarray(obs["agent_pos"], dtype=np.float32)
+
+    def act(self, obs):
+        agent, ctl = np.asarray(obs["agent_pos"], dtype=np.float64), self.ctl
+        block = self.env.unwrapped.block
+        com = np.array(block.local_to_world(block.center_of_gravity))
+        gx, gy, gth = self.env.unwrapped.goal_pose
+        goal_com = np.array([gx, gy]) + _rot(gth) @ np.array(block.center_of_gravity)
+        u = (goal_com - com) / (np.linalg.norm(goal_com - com) + 1e-6)  # push direction
+        perp = np.array([-u[1], u[0]])
+        along, lateral = (agent - com) @ u, (agent - com) @ perp
+        behind = com - u * ctl["standoff"]
+        if ctl["pushing"] and (abs(lateral) > 35 or along > -20):
+            ctl["pushing"] = False  # lost the block: go around again
+        if ctl["pushing"]:
+            target = agent + u * 40 + perp * ctl["bias"]
+        elif along > -ctl["standoff"] + 25:  # beside / in front of the block: detour around its side,
+            side = np.sign(lateral) or 1.0  # first sideways out of its way, then back behind it
+            target = com + perp * side * 100 + u * (along if abs(lateral) < 85 else -ctl["standoff"])
+        else:
+            target = behind
+            ctl["pushing"] = np.linalg.norm(agent - behind) < 15
+        step = target - agent  # limit the per-step motion so the PD set-point moves smoothly
+        step *= min(1.0, 30.0 / (np.linalg.norm(step) + 1e-6))
+        return np.clip(agent + step, 15, 497).astype(np.float32)  # stay inside the walls
+
+    def step(self, action):
+        # On success the env reports terminated but keeps simulating; we record a few more frames.
+        obs, _, _, truncated, info = self.env.step(action)
+        return obs, bool(info["is_success"]), truncated
+
+
+def _rot(theta: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+def _metaworld_description(task: str) -> str:
+    """Natural-language instruction: lerobot's own MetaWorld descriptions, else derived from the name."""
+    try:
+        text = resources.files("lerobot.envs").joinpath("metaworld_config.json").read_text()
+        return json.loads(text)["TASK_DESCRIPTIONS"][task]
+    except (FileNotFoundError, KeyError, ModuleNotFoundError):
+        return task.removesuffix("-v3").replace("-", " ")
+
+
+def _parse_cameras(spec: str) -> list[tuple[str, str]]:
+    """'corner2,gripperPOV=gripper' -> [('corner2', 'corner2'), ('gripperPOV', 'gripper')]."""
+    pairs = [c.strip().split("=", 1) for c in spec.split(",") if c.strip()]
+    return [(p[0], p[-1]) for p in pairs]
+
+
+def _prepare_out_dir(out: Path, overwrite: bool) -> None:
+    # LeRobotDatasetMetadata.create() insists on creating the root itself.
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty (use --overwrite to replace it)")
+        if not (out / "meta" / "info.json").exists():  # guard against `--overwrite --out ~`
+            raise FileExistsError(f"{out} does not look like a LeRobot dataset; refusing to delete it")
+        shutil.rmtree(out)
+    elif out.exists():
+        out.rmdir()
+
+
+def build_dataset(
+    out: str | Path, sim: str = "metaworld", task: str = "pick-place-v3", episodes: int = 6,
+    size: int = 128, cameras: str = "corner2,gripperPOV", seed: int = 0, max_steps: int = 150,
+    codec: str | None = None, fps: int | None = None, overwrite: bool = False,
+    keep_frames: bool = False, repo_id: str = "local/sim", log=print,
+) -> BuildResult:
+    """Roll out `episodes` simulator episodes and write them to `out` as a LeRobot v3.0 dataset.
+
+    Returns a BuildResult whose `episodes` hold the state/action arrays passed to add_frame
+    (and the frames too if `keep_frames`), for checking what lerobot reads back.
+    """
+    from lerobot.configs.video import RGBEncoderConfig
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    # Check the arguments (codec, task, cameras) before touching the output dir.
+    try:
+        # rgb_encoder=None means lerobot's own default encoder (libsvtav1 in lerobot 0.6.1).
+        encoder = RGBEncoderConfig(vcodec=codec) if codec else None
+        if sim not in ("metaworld", "pusht"):
+            raise ValueError(f"unknown sim {sim!r}")
+        env = MetaWorldSim(task, size, _parse_cameras(cameras), seed) if sim == "metaworld" else PushTSim(size, seed)
+    except (ValueError, KeyError) as e:
+        raise SetupError(f"bad argument: {e}") from e
+    out = Path(out)
+    try:
+        _prepare_out_dir(out, overwrite)
+    except FileExistsError:
+        env.close()
+        raise
+
+    img = {"dtype": "video", "shape": (size, size, 3), "names": ["height", "width", "channels"]}
+    features = {f"observation.images.{k}": dict(img) for k in env.image_keys}
+    features["observation.state"] = {"dtype": "float32", "shape": (len(env.state_names),), "names": env.state_names}
+    features["action"] = {"dtype": "float32", "shape": (len(env.action_names),), "names": env.action_names}
+    fps = fps or env.fps
+    ds = LeRobotDataset.create(repo_id, fps=fps, features=features, root=out,
+                               robot_type=env.robot_type, use_videos=True, rgb_encoder=encoder)
+    result = BuildResult(root=out, fps=fps, features=ds.meta.features)
+    try:
+        for i in range(episodes):
+            t0 = time.perf_counter()
+            ep = env.rollout(seed + i, max_steps)
+            for t in range(len(ep.action)):
+                frame = {f"observation.images.{k}": v[t] for k, v in ep.frames.items()}
+                frame.update({"observation.state": ep.state[t], "action": ep.action[t], "task": ep.task})
+                ds.add_frame(frame)
+            # Sequential encoding: a process pool per episode costs more than it saves on 2 cores,
+            # and we don't want to fork a process that holds a live GL context.
+            ds.save_episode(parallel_encoding=False)
+            if not keep_frames:
+                ep.frames = {}
+            result.episodes.append(ep)
+            log(f"episode {i + 1}/{episodes}: seed={ep.seed} frames={len(ep.action)} "
+                f"success={ep.success} ({time.perf_counter() - t0:.1f}s)")
+    finally:
+        ds.finalize()  # writes parquet footers; the dataset is unreadable without it
+        env.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    head, body = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(description=head, epilog=body, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sim", choices=["metaworld", "pusht"], required=True, help="simulator to record")
+    p.add_argument("--out", required=True, type=Path, help="output dataset root (must be empty or absent)")
+    p.add_argument("--task", default="pick-place-v3", help="metaworld task (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=6, help="number of episodes (default: %(default)s)")
+    p.add_argument("--size", type=int, default=128, help="square image size in pixels (default: %(default)s)")
+    p.add_argument("--cameras", default="corner2,gripperPOV",
+                   help="metaworld cameras, comma-separated; CAM=KEY stores CAM as observation.images.KEY "
+                        "(cameras: corner, corner2, corner3, corner4, topview, behindGripper, gripperPOV; "
+                        "default: %(default)s). pusht always records one view: observation.images.top")
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed+i (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, default=150, help="max control steps per episode (default: %(default)s)")
+    p.add_argument("--codec", help="video codec: libsvtav1, h264, hevc, libaom-av1, auto "
+                                   "(default: lerobot's default, libsvtav1 in lerobot 0.6.1)")
+    p.add_argument("--fps", type=int, help=f"override the recorded fps (default: the control rate, "
+                                           f"metaworld {METAWORLD_FPS}, pusht {PUSHT_FPS})")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    args = p.parse_args(argv)
+
+    warnings.filterwarnings("ignore", module="metaworld")  # "Constant(s) may be too high" spam
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # from pygame (pusht)
+    import datasets
+
+    datasets.disable_progress_bars()  # one "Map" bar per saved episode otherwise
+    t0 = time.perf_counter()
+    try:
+        res = build_dataset(args.out, sim=args.sim, task=args.task, episodes=args.episodes, size=args.size,
+                            cameras=args.cameras, seed=args.seed, max_steps=args.max_steps, codec=args.codec,
+                            fps=args.fps, overwrite=args.overwrite)
+    except (FileExistsError, SetupError) as e:  # bad --out, --cameras, --codec, --task
+        p.error(str(e))
+    n_frames = sum(len(e.action) for e in res.episodes)
+    n_success = sum(e.success for e in res.episodes)
+    print(f"\nwrote {res.root}: {len(res.episodes)} episodes ({n_success} successful), {n_frames} frames, "
+          f"fps={res.fps}, {time.perf_counter() - t0:.1f}s")
+    for name, ft in res.features.items():
+        print(f"  {name:32s} {ft['dtype']:8s} {tuple(ft['shape'])}")
+
+
+if __name__ == "__main__":
+    main()
