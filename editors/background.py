@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
 from editors.segment import foreground_masks
+from editors.segmenter import SegmenterSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -32,6 +33,9 @@ class BackgroundSpec(StageSpec):
         0.45, description="keep strongly coloured still pixels (objects) as foreground; null disables"
     )
     feather: int = Field(2, ge=0, description="soften the mask edge outward by this many pixels")
+    segmenter: SegmenterSpec | None = Field(
+        None, description="a model-backed segmenter (kind sam or text); default: the weight-free thresholds above"
+    )
 
     stage_class = "editors.background:BackgroundStage"
 
@@ -71,6 +75,11 @@ class BackgroundStage(Stage):
     spec: BackgroundSpec
 
     def setup(self) -> None:
+        self.segmenter = None
+        if self.spec.segmenter is not None:
+            from editors.segmenter import Segmenter
+
+            self.segmenter = Segmenter(self.spec.segmenter)
         self.images: list[Path] = []
         if self.spec.backgrounds != "procedural":
             folder = Path(self.spec.backgrounds)
@@ -83,12 +92,17 @@ class BackgroundStage(Stage):
         image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), str(path)
 
+    def foreground(self, video: np.ndarray) -> np.ndarray:
+        if self.segmenter is None:
+            return foreground_masks(video, self.spec.diff_threshold, self.spec.saturation_threshold)
+        # the robot mask is part of the foreground, which composite() keeps pixel for pixel
+        return self.segmenter(video, list(range(len(video)))).foreground
+
     def __call__(self, episodes: list[Episode]) -> list[Episode]:
         out = []
         for episode in episodes:
             cameras = self.spec.cameras or list(episode.frames)
-            masks = {k: foreground_masks(episode.frames[k], self.spec.diff_threshold, self.spec.saturation_threshold)
-                     for k in cameras}
+            masks = {k: self.foreground(episode.frames[k]) for k in cameras}
             for variant in range(self.spec.variants):
                 seed = derive_seed(self.spec.seed, episode.uid, variant)
                 frames = dict(episode.frames)

@@ -138,3 +138,31 @@ def test_add_object_with_sam_segmenter_never_touches_the_robot(sam_checkpoint, t
     changed = (before[:2] != after[:2]).any(-1)
     assert changed.any() and not (changed & seg.foreground).any()
     assert out.provenance["stages"][-1]["segmenter"] == f"sam:{sam_checkpoint}"
+
+
+def test_bf16_autocast_gives_the_same_kind_of_masks(sam_checkpoint):
+    video = make_episode().frames[CAM]
+    common = dict(kind="sam", checkpoint=sam_checkpoint, model_type="custom", architecture=TINY_SAM,
+                  boxes=[[0.1, 0.65, 0.3, 0.85]], grow=0, protect_motion=False)
+    fp32 = Segmenter(SegmenterSpec(**common))(video, [0]).foreground
+    bf16 = Segmenter(SegmenterSpec(**common, dtype="bfloat16"))(video, [0]).foreground
+    assert bf16.shape == fp32.shape and bf16.dtype == bool
+    assert (bf16 != fp32).mean() < 0.05  # rounding flips only a few near-threshold pixels
+
+
+def test_folder_background_with_a_sam_segmenter_keeps_the_robot(sam_checkpoint, tmp_path):
+    import cv2
+
+    from editors.background import BackgroundSpec
+
+    cv2.imwrite(str(tmp_path / "bg.png"), np.full((32, 32, 3), (10, 200, 10), np.uint8))
+    segmenter = {"kind": "sam", "checkpoint": sam_checkpoint, "model_type": "custom",
+                 "architecture": TINY_SAM.model_dump(), "boxes": [[0.1, 0.65, 0.3, 0.85]]}
+    stage = BackgroundSpec(backgrounds=str(tmp_path), feather=0, segmenter=segmenter).build()
+    stage.setup()
+    episode = make_episode()
+    [out] = stage([episode])
+    before, after = episode.frames[CAM], out.frames[CAM]
+    seg = stage.segmenter(before, list(range(len(before))))
+    assert np.array_equal(after[seg.foreground], before[seg.foreground])
+    assert (after[~seg.foreground] == (10, 200, 10)).all()
