@@ -49,6 +49,7 @@ class EditSpec(StageSpec):
     variants: int = Field(1, ge=1, description="new episodes per input, each with its own seed")
     seed: int = 0
     review_dir: str | None = Field(None, description="write one review PNG per output episode into this folder")
+    review_max: int = Field(50, ge=0, description="review PNGs per worker at most, so a big job writes a sample")
 
 
 class EditSkipped(Exception):
@@ -67,6 +68,7 @@ class EditStage(Stage):
     spec: EditSpec
 
     def setup(self) -> None:
+        self.reviews_written = 0
         self.segmenter = Segmenter(self.spec.segmenter)
         self.load_models()
 
@@ -104,9 +106,9 @@ class EditStage(Stage):
         uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-{self.spec.label}{variant}"
         frames, per_camera, objects, results = dict(episode.frames), {}, [], {}
         for key in cameras:
-            video, seg = episode.frames[key], segs[key]
+            video, seg, camera_seed = episode.frames[key], segs[key], derive_seed(seed, key)
             try:
-                result = self.edit(video[indices], seg, derive_seed(seed, key), episode)
+                result = self.edit(video[indices], seg, camera_seed, episode)
             except EditSkipped as e:
                 dropped = episode.replace(uid=uid)
                 self.record(dropped, variant=variant, seed=seed, camera=key, skipped=str(e))
@@ -118,14 +120,15 @@ class EditStage(Stage):
             objects = objects or result.objects
             results[key] = result
             per_camera[key] = {
-                "foreground_area": mask_fraction(seg.foreground), "robot_area": mask_fraction(seg.robot),
+                "seed": camera_seed, "foreground_area": mask_fraction(seg.foreground), "robot_area": mask_fraction(seg.robot),
                 "edit_area": mask_fraction(result.edit_mask), **result.details,
             }
         new = episode.replace(frames=frames, uid=uid, task=self.new_task(episode, objects))
         self.record(new, variant=variant, seed=seed, frames_edited=len(indices), apply_to=self.spec.apply_to,
                     segmenter=self.spec.segmenter.model_name, cameras=per_camera, task_before=episode.task)
-        if self.spec.review_dir:
+        if self.spec.review_dir and self.reviews_written < self.spec.review_max:
             self._review(episode, new, segs, results)
+            self.reviews_written += 1
         return new
 
     def _review(self, before: Episode, after: Episode, segs: dict[str, Segmentation], results: dict) -> None:

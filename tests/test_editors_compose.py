@@ -120,7 +120,9 @@ def test_add_object_paste_places_clear_of_foreground_and_rewrites_the_task(tmp_p
     for x0, y0, x1, y1 in boxes:
         assert not occupied[y0:y1, x0:x1].any()
     assert out.task == "pick up the green ball"
-    assert isinstance(record["seed"], int) and record["cameras"]["observation.images.top"]["edit_area"] > 0
+    camera = record["cameras"]["observation.images.top"]
+    assert isinstance(record["seed"], int) and isinstance(camera["seed"], int) and camera["edit_area"] > 0
+    assert camera["model"] == str(assets) and camera["objects"] == ["green ball", "green ball"]
     assert (tmp_path / "review" / "ep000000.png").is_file()
     assert np.array_equal(out.state, episode.state) and np.array_equal(out.action, episode.action)
     stage2 = spec.build()
@@ -166,3 +168,13 @@ def test_bad_specs_name_the_field(tmp_path):
         SegmenterSpec(kind="text", checkpoint="x.pth")
     with pytest.raises(ValidationError, match=r"boxes: \[0.5, 0.0, 0.2, 1.0\]"):
         SegmenterSpec(kind="sam", checkpoint="x.pth", boxes=[[0.5, 0, 0.2, 1]])
+
+
+def test_spec_modules_import_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, editors.add_object, editors.backdrop, editors.inpaint_background, editors.background; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'segment_anything') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
