@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="summarise a LeRobot dataset: episodes, frames, fps, features, cameras, tasks")
     ins.add_argument("root", type=Path, help="dataset root (the folder holding meta/info.json)")
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from verifiers.cli import add_parser as add_check  # `augment check`: verifiers/cli.py
+
+    add_check(sub)
     return p
 
 
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     from augment.video import VideoError
 
     try:
+        if args.command == "check":
+            from verifiers.cli import run as cmd_check
+
+            return cmd_check(args)
         return {"run": cmd_run, "validate": cmd_validate, "inspect": cmd_inspect}[args.command](args)
     except (SpecError, DatasetError, JobError, VideoError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -93,7 +93,7 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: int = 30, reach: int
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
     worst, at = 0.0, 0
-    for t in range(1, len(changed) - 1):
+    for t in range(1, len(changed) - 1 - lasting):  # only where the `lasting` frames after exist
         alone = changed[t].astype(bool) & ~near[t - 1] & ~near[t + 1]
         if not alone.any():
             continue

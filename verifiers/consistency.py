@@ -40,7 +40,7 @@ class Limits(BaseModel):
     new_colour: float = Field(0.0015, gt=0, description="lasting fraction of the frame in colours not seen at first")
     colour_mass: float = Field(0.004, gt=0, description="lasting change of one colour's amount, fraction of the frame")
     objects: float = Field(2.5, gt=0, description="lasting change in the number of foreground blobs")
-    action: float = Field(0.05, gt=0, description="fraction of action values outside the source's q01..q99")
+    action: float = Field(0.1, gt=0, description="fraction of action values outside the source's q01..q99")
 
 
 def default_thresholds() -> Thresholds:
@@ -58,7 +58,7 @@ class ConsistencySpec(StageSpec):
         None, description="meta/stats.json with action q01/q99; default the episode's source dataset's"
     )
     event_strides: list[int] = Field([1, 4], description="frame strides the event check runs at")
-    action_margin: float = Field(0.1, ge=0, description="widen q01..q99 by this fraction of the range")
+    action_margin: float = Field(0.25, ge=0, description="widen q01..q99 by this fraction of the range")
     weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
     thresholds: Thresholds = Field(default_factory=default_thresholds)
 
@@ -90,9 +90,12 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
     if "event" in wanted:
         # at stride s, a change spread over s frames (a morph) becomes a one-step change
-        stat, at = max((C.event(small[::s], C.step_differences(small[::s]) if s > 1 else diffs)[0], s)
-                       for s in spec.event_strides)
-        at = int(C.event(small[::at], C.step_differences(small[::at]))[1] * at)
+        # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
+        def strided(s: int) -> tuple[float, int]:
+            stat, at = C.event(small[::s], C.step_differences(small[::s]) if s > 1 else diffs, reach=3 * s)
+            return stat, at * s
+
+        stat, at = max(strided(s) for s in spec.event_strides)
         scores["event"], details["event"] = C.score(stat, lim.event), {"stat": stat, "frame": at}
     if wanted & {"new_colour", "colour_mass"}:
         new, mass, at = C.colour_drift(small)
