@@ -105,14 +105,15 @@ class SamSegmenter:
         return out
 
     @torch.inference_mode()
-    def automatic_objects(self, frame: np.ndarray, points_per_side: int, max_area: float) -> np.ndarray:
+    def automatic_objects(self, frame: np.ndarray) -> np.ndarray:
         """Automatic masks small enough to be objects (not the table or the wall), united."""
-        generator = SamAutomaticMaskGenerator(self.sam, points_per_side=points_per_side,
-                                              pred_iou_thresh=0.5, stability_score_thresh=0.5)
+        s = self.spec
+        generator = SamAutomaticMaskGenerator(self.sam, points_per_side=s.points_per_side, pred_iou_thresh=s.pred_iou_thresh,
+                                              stability_score_thresh=s.stability_score_thresh)
         with self._autocast():
             found = generator.generate(frame)
         out = np.zeros(frame.shape[:2], bool)
-        limit = max_area * frame.shape[0] * frame.shape[1]
+        limit = s.max_area * frame.shape[0] * frame.shape[1]
         for item in found:
             if item["area"] <= limit:
                 out |= item["segmentation"]

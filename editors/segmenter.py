@@ -65,6 +65,8 @@ class SegmenterSpec(BaseModel):
     automatic: bool = Field(False, description="kind sam without prompts: keep automatic masks under max_area")
     points_per_side: int = Field(16, ge=2)
     max_area: float = Field(0.15, gt=0, le=1, description="automatic masks larger than this (table, wall) are background")
+    pred_iou_thresh: float = Field(0.88, ge=0, le=1, description="automatic: SAM's own quality score a mask needs")
+    stability_score_thresh: float = Field(0.95, ge=0, le=1, description="automatic: mask stability a mask needs")
     # text
     detector: str | None = Field(None, description="OWLv2 model id or local path, for kind text")
     keep: list[str] = Field(default_factory=list, description='things to keep, in words: ["red cube"]')
@@ -158,6 +160,6 @@ class Segmenter:
             if s.points:
                 foreground[i] |= self.sam.mask_from_points(np.array(s.points) * scale[:2])
             if s.automatic and not (s.boxes or s.points):
-                foreground[i] |= self.sam.automatic_objects(frame, s.points_per_side, s.max_area)
+                foreground[i] |= self.sam.automatic_objects(frame)
             boxes.append(keep_boxes + robot_boxes)
         return foreground, robot, boxes

@@ -82,16 +82,17 @@ def test_sam_points_and_automatic_masks(sam_checkpoint):
 
     frame = make_episode().frames[CAM][0]
     spec = SegmenterSpec(kind="sam", checkpoint=sam_checkpoint, model_type="custom", architecture=TINY_SAM,
-                         automatic=True, points_per_side=4, max_area=1.0)
+                         automatic=True, points_per_side=4, max_area=1.0, pred_iou_thresh=0.0,
+                         stability_score_thresh=0.0)
     sam = SamSegmenter(spec)
     assert next(sam.sam.parameters()).dtype == torch.float32
     sam.set_image(frame)
     points = sam.mask_from_points(np.array([[12.0, 48.0]]))
-    assert points.shape == (64, 64) and points.dtype == bool
-    auto = sam.automatic_objects(frame, points_per_side=4, max_area=1.0)
-    assert auto.shape == (64, 64)
-    assert not sam.automatic_objects(frame, points_per_side=4, max_area=1e-9).any()  # nothing that small
-
+    assert points.shape == (64, 64) and points.dtype == bool and points.any()
+    auto = sam.automatic_objects(frame)
+    assert auto.shape == (64, 64) and auto.any()
+    sam.spec = spec.model_copy(update={"max_area": 1e-9})
+    assert not sam.automatic_objects(frame).any()  # nothing is that small
 
 def test_missing_checkpoint_names_the_field(tmp_path):
     spec = SegmenterSpec(kind="sam", checkpoint=str(tmp_path / "nope.pth"), automatic=True)
