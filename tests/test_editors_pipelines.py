@@ -85,3 +85,20 @@ def test_inpaint_object_rollout_spec_runs_end_to_end(source_dataset, folders, sa
                        for i in range(3)]).astype(np.int16)
     assert np.abs(edited[1:] - source[1:3]).mean() < 6
     assert (folders / "review" / "ep000000.png").is_file()
+
+
+def test_spec_errors_point_at_the_segmenter_line(tmp_path):
+    from augment.spec import SpecError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"source:\n  root: {tmp_path}\nsink:\n  root: {tmp_path / 'out'}\nstages:\n"
+                    "  - type: backdrop\n    prompts: [a kitchen]\n    diffusion: {model: m}\n"
+                    "    segmenter:\n      kind: sam\n      automatic: true\n      treshold: 3\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert f"{path}:12: stages[0].segmenter.treshold: unknown key; valid keys: kind," in message
+
+    path.write_text(path.read_text().replace("      treshold: 3\n", ""))
+    with pytest.raises(SpecError, match=r"bad.yaml:9: stages\[0\].segmenter: .*kind 'sam' needs `checkpoint`"):
+        load_spec(path)
