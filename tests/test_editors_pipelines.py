@@ -52,7 +52,8 @@ def test_paste_objects_spec_runs_end_to_end(source_dataset, folders):
         f"source.root={source_dataset['root']}", "source.episodes=[0, 1]", f"sink.root={out}",
         f"stages.0.assets={folders / 'assets'}", f"stages.0.review_dir={review}", "stages.0.count=1",
         # this source's backdrop is a saturated colour gradient: only motion marks the foreground
-        "stages.0.segmenter.saturation_threshold=null"])
+        "stages.0.segmenter.saturation_threshold=null",
+        "stages.0.cameras=[observation.images.front]", "stages.0.surface_box=[0, 0.4, 1, 1]"])
     report = run_local(spec, progress=False)
     assert report["episodes_out"] + len(report["dropped"]) == 4  # 2 episodes x 2 variants
     assert report["episodes_out"] >= 2, report["dropped"]
