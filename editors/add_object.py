@@ -37,6 +37,7 @@ class AddObjectSpec(EditSpec):
     size: tuple[float, float] = Field((0.12, 0.2), description="box side range, fraction of the shorter image side")
     boxes: list[Box] = Field(default_factory=list, description="fixed boxes instead of free placement")
     surface_box: Box = Field([0.0, 0.4, 1.0, 1.0], description="where the support surface is, [x0, y0, x1, y1] fractions")
+    surface_prompt: str | None = Field(None, description='find the support surface in words ("table top"); needs segmenter kind text')
     margin: int = Field(3, ge=0, description="px kept between an object and any foreground")
     shadow: bool = True
     shadow_strength: float = Field(0.5, ge=0, le=1)
@@ -55,6 +56,8 @@ class AddObjectSpec(EditSpec):
                 raise ValueError(f"mode 'paste' needs `assets`: an existing folder of RGBA images or a file, got {self.assets!r}")
             if not asset_files(self.assets):
                 raise ValueError(f"assets {self.assets!r} holds no {'/'.join(sorted(ASSET_SUFFIXES))} images")
+        if self.surface_prompt and self.segmenter.kind != "text":
+            raise ValueError("surface_prompt needs `segmenter.kind: text` (a detector and SAM)")
         low, high = self.size
         if not 0 < low <= high <= 1:
             raise ValueError(f"size: expected 0 < min <= max <= 1, got {list(self.size)}")
@@ -94,13 +97,15 @@ class AddObjectStage(EditStage):
             return episode.task
         return self.spec.task_template.format(object=objects[0], objects=" and ".join(objects), task=episode.task)
 
-    def placements(self, seg: Segmentation, rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    def placements(self, frames: np.ndarray, seg: Segmentation, rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
         height, width = seg.foreground.shape[1:]
         if self.spec.boxes:
             return [fraction_box_to_pixels(b, height, width) for b in self.spec.boxes]
         x0, y0, x1, y1 = fraction_box_to_pixels(self.spec.surface_box, height, width)
         free = np.zeros((height, width), bool)
         free[y0:y1, x0:x1] = True
+        if self.spec.surface_prompt:
+            free &= self.segmenter.phrase_mask(frames[0], [self.spec.surface_prompt])
         free &= ~dilate(seg.foreground.any(axis=0), self.spec.margin)
         side = min(height, width)
         sizes = []
@@ -115,7 +120,7 @@ class AddObjectStage(EditStage):
 
     def edit(self, frames: np.ndarray, seg: Segmentation, seed: int, episode: Episode) -> EditResult:
         rng = np.random.default_rng(seed)
-        boxes = self.placements(seg, rng)
+        boxes = self.placements(frames, seg, rng)
         if self.spec.mode == "paste":
             out, names, mask = self._paste(frames, seg, boxes, rng)
             model = self.spec.assets

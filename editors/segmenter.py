@@ -140,6 +140,14 @@ class Segmenter:
         foreground = np.stack([dilate(m, s.grow) for m in foreground]) | robot
         return Segmentation(foreground=foreground, robot=robot, boxes=boxes)
 
+    def phrase_mask(self, frame: np.ndarray, phrases: list[str]) -> np.ndarray:
+        """Union of SAM masks of what the detector finds for `phrases` ("table top"); kind text only."""
+        if self.detector is None:
+            raise ValueError("a mask from words needs `segmenter.kind: text` (a detector and SAM)")
+        found = self.detector.detect(frame, phrases, self.spec.box_threshold, self.spec.max_boxes)
+        self.sam.set_image(frame)
+        return self.sam.masks_from_boxes([d[1:5] for d in found])
+
     def _model_masks(self, frames: np.ndarray):
         s = self.spec
         n, height, width = frames.shape[:3]

@@ -167,3 +167,30 @@ def test_folder_background_with_a_sam_segmenter_keeps_the_robot(sam_checkpoint, 
     seg = stage.segmenter(before, list(range(len(before))))
     assert np.array_equal(after[seg.foreground], before[seg.foreground])
     assert (after[~seg.foreground] == (10, 200, 10)).all()
+
+
+def test_surface_prompt_confines_placement_to_the_detected_surface(sam_checkpoint, owlv2, tmp_path):
+    from pydantic import ValidationError
+
+    from editors.add_object import AddObjectSpec
+    from test_editors_compose import write_asset
+
+    asset = write_asset(tmp_path / "ball.png")
+    with pytest.raises(ValidationError, match="surface_prompt needs `segmenter.kind: text`"):
+        AddObjectSpec(assets=asset, surface_prompt="table top")
+    segmenter = {"kind": "text", "checkpoint": sam_checkpoint, "model_type": "custom",
+                 "architecture": TINY_SAM.model_dump(), "detector": owlv2, "keep": [], "robot": ["robot arm"],
+                 "box_threshold": 0.0, "grow": 0}
+    stage = AddObjectSpec(assets=asset, surface_prompt="table top", segmenter=segmenter, margin=0,
+                          size=(0.1, 0.1)).build()
+    stage.setup()
+    frame = make_episode().frames[CAM][0]
+    surface = stage.segmenter.phrase_mask(frame, ["table top"])
+    assert surface.shape == (64, 64) and surface.dtype == bool
+    # the random tiny detector finds arbitrary boxes; pin the surface to a known region to check the wiring
+    known = np.zeros((64, 64), bool)
+    known[50:64, 30:64] = True
+    stage.segmenter.phrase_mask = lambda frame, phrases: known
+    [out] = stage([make_episode()])
+    [(x0, y0, x1, y1)] = out.provenance["stages"][-1]["cameras"][CAM]["boxes"]
+    assert known[y0:y1, x0:x1].all()
