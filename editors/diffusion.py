@@ -26,7 +26,7 @@ def load_pipeline(spec: DiffusionSpec, task: str):
     from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
 
     loader = {"inpaint": AutoPipelineForInpainting, "text2image": AutoPipelineForText2Image}[task]
-    pipe = loader.from_pretrained(spec.model, torch_dtype=DTYPES[spec.dtype])
+    pipe = loader.from_pretrained(spec.model, dtype=DTYPES[spec.dtype])  # torch_dtype is deprecated in diffusers 0.42
     if spec.enable_model_cpu_offload:
         # Moves each sub-model to the GPU only while it runs: fits a large model in a small GPU.
         pipe.enable_model_cpu_offload(device=resolve_device(spec.device))
