@@ -56,8 +56,8 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=True)
+        # address="local": always a fresh in-process instance, never a cluster someone left running.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
 
 
 def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
@@ -79,7 +79,7 @@ def _execute(job: Job) -> None:
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     ds = ds.map_batches(
         ReadEpisodes, fn_constructor_args=(str(spec.source.root), spec.source.cameras), batch_size=1,
-        compute=ActorPoolStrategy(min_size=1, max_size=2), num_cpus=0.5, batch_format="numpy",
+        compute=ActorPoolStrategy(min_size=1, max_size=2), num_cpus=0.25, batch_format="numpy",
     )
     for stage in spec.stages:
         r = stage.resources
