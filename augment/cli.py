@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="summarise a LeRobot dataset: episodes, frames, fps, features, cameras, tasks")
     ins.add_argument("root", type=Path, help="dataset root (the folder holding meta/info.json)")
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    # Subcommands owned by a stage package (their code lives there, not in the spine).
+    from labelers.cli import add_parser as add_train_idm
+
+    add_train_idm(sub)
     from verifiers.cli import add_parser as add_check  # `augment check`: verifiers/cli.py
 
     add_check(sub)
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from augment.video import VideoError
 
     try:
+        if args.command == "train-idm":
+            from labelers.cli import run as cmd_train_idm
+
+            return cmd_train_idm(args)
         if args.command == "check":
             from verifiers.cli import run as cmd_check
 

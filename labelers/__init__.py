@@ -1,3 +1,10 @@
-"""labelers stages: see TYPES for the YAML type names they provide."""
+"""Labelling stages: actions (and state) for episodes. TYPES maps YAML type names to spec classes.
 
-TYPES: dict[str, str] = {}
+    idm     an inverse-dynamics model trained with `augment train-idm` labels generated video
+    source  keeps the recorded actions (structure-preserving edits of real episodes)
+"""
+
+TYPES: dict[str, str] = {
+    "idm": "labelers.idm:IdmLabelSpec",
+    "source": "labelers.source:SourceLabelSpec",
+}

@@ -1,0 +1,170 @@
+"""Labelers, fast parts: normalisation, metrics, windows, the network and its checkpoint, config
+parsing, the split, the plots, the `source` labeller and the `idm` spec's checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from augment.episode import Episode
+from labelers.config import IdmConfig, config_from_overrides, parse_overrides
+from labelers.data import PixelNormalizer, gather_windows, split_episodes
+from labelers.metrics import format_table, regression_metrics
+from labelers.network import build_network, load_checkpoint, save_checkpoint
+from labelers.normalize import Normalizer
+from labelers.plot import _plot_pil
+from labelers.source import SourceLabelSpec
+
+
+def test_normalizer_round_trip_and_zero_std():
+    stats = {"action": {"mean": [1.0, -2.0, 0.5], "std": [2.0, 0.5, 0.0]}}
+    norm = Normalizer.from_stats(stats, "action")
+    x = np.array([[3.0, -2.5, 0.5], [1.0, -2.0, 0.5]], dtype=np.float32)
+    z = norm.normalize(x)
+    np.testing.assert_allclose(z[0, :2], [1.0, -1.0])
+    assert np.isfinite(z).all()  # a constant dimension does not divide by zero
+    np.testing.assert_allclose(norm.unnormalize(z), x, atol=1e-6)
+    again = Normalizer.from_dict(json.loads(json.dumps(norm.to_dict())))
+    np.testing.assert_allclose(again.unnormalize(z), x, atol=1e-6)
+    with pytest.raises(ValueError, match="no entry for 'observation.state'"):
+        Normalizer.from_stats(stats, "observation.state")
+
+
+def test_regression_metrics_values():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(500, 3))
+    perfect = regression_metrics(truth, truth)
+    np.testing.assert_allclose(perfect["r2"], 1.0)
+    np.testing.assert_allclose(perfect["scale"], 1.0)
+    np.testing.assert_allclose(perfect["bias"], 0.0, atol=1e-12)
+    doubled = regression_metrics(2 * truth, truth)
+    np.testing.assert_allclose(doubled["scale"], 2.0)
+    shifted = regression_metrics(truth + 1.0, truth)
+    np.testing.assert_allclose(shifted["bias"], 1.0)
+    np.testing.assert_allclose(shifted["mse"], 1.0)
+    assert all(r < 0.1 for r in regression_metrics(rng.normal(size=(500, 3)), truth)["r2"])
+    table = format_table({"action": doubled}, {"action": ["dx", "dy", "dz"]})
+    assert "dy" in table and "2.000" in table
+    with pytest.raises(ValueError, match="differ in shape"):
+        regression_metrics(truth[:, :2], truth)
+
+
+def test_windows_repeat_border_frames_and_normalise():
+    video = np.zeros((2, 5, 16, 16, 3), dtype=np.uint8)
+    for t in range(5):
+        video[:, t] = t * 10
+    video[1] += 100  # second camera
+    windows = gather_windows(video, [0, 4], [-1, 0, 1])
+    assert windows.shape == (2, 2, 3, 16, 16, 3)
+    assert [int(windows[0, 0, k, 0, 0, 0]) for k in range(3)] == [0, 0, 10]
+    assert [int(windows[1, 0, k, 0, 0, 0]) for k in range(3)] == [30, 40, 40]
+    pixels = PixelNormalizer([[0.0] * 3, [0.5] * 3], [[1.0] * 3, [0.25] * 3])
+    x = pixels(windows)
+    assert x.shape == (2, 2, 9, 16, 16) and x.dtype == torch.float32
+    assert x[1, 0, 3, 0, 0].item() == pytest.approx(40 / 255)            # camera 0, frame t, red
+    assert x[1, 1, 3, 0, 0].item() == pytest.approx((140 / 255 - 0.5) / 0.25)
+
+
+def test_network_shapes_and_checkpoint_round_trip(tmp_path):
+    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16)
+    torch.manual_seed(0)
+    net = build_network(config, num_cameras=2, action_dim=4, state_dim=3).eval()
+    x = torch.randn(5, 2, 6, 32, 32)
+    action, state = net(x)
+    assert action.shape == (5, 4) and state.shape == (5, 3)
+    ckpt = {"train": config.model_dump(mode="json"), "cameras": ["a", "b"],
+            "action": {"mean": [0.0] * 4, "std": [1.0] * 4}, "state": {"mean": [0.0] * 3, "std": [1.0] * 3}}
+    save_checkpoint(tmp_path, net, ckpt)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded, loaded_config = load_checkpoint(tmp_path)
+    assert loaded_config["cameras"] == ["a", "b"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)[0], action)
+    torch.manual_seed(0)
+    same = build_network(config, 2, 4, 3).eval()  # the same seed builds the same weights
+    with torch.no_grad():
+        torch.testing.assert_close(same(x)[0], action)
+    with pytest.raises(ValueError, match="not an IDM checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_config_overrides_parse_and_explain_errors():
+    assert parse_overrides(["epochs=5", "offsets=[0, 1]", "device=cpu"]) == {
+        "epochs": 5, "offsets": [0, 1], "device": "cpu"}
+    config = config_from_overrides(["offsets=[2,0]", "image_size=96"])
+    assert config.offsets == [0, 2] and config.image_size == 96
+    with pytest.raises(ValueError, match="image_size.*multiple of 16"):
+        config_from_overrides(["image_size=50"])
+    with pytest.raises(ValueError, match="epoch.*valid keys: cameras"):
+        config_from_overrides(["epoch=5"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["epochs"])
+
+
+def test_split_is_by_episode_disjoint_and_seeded():
+    train, select, val = split_episodes(list(range(20)), 0.2, 0.1, seed=3)
+    assert len(val) == 4 and len(select) == 2 and len(train) == 14
+    assert sorted(train + select + val) == list(range(20))
+    assert split_episodes(list(range(20)), 0.2, 0.1, seed=3) == (train, select, val)
+    assert split_episodes(list(range(20)), 0.2, 0.1, seed=4) != (train, select, val)
+    with pytest.raises(ValueError, match="at least 3"):
+        split_episodes([0, 1], 0.2, 0.1, 0)
+
+
+def test_pil_plot_fallback_draws_both_series(tmp_path):
+    from PIL import Image
+
+    t = np.linspace(0, 1, 30)[:, None]
+    path = _plot_pil(tmp_path / "p.png", [("ep0", np.hstack([t, -t]) + 0.1, np.hstack([t, -t]))], ["a", "b"])
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert pixels.shape == (120, 480, 3)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80)
+    black = pixels.max(axis=-1) < 60
+    assert red.sum() > 50 and black.sum() > 50
+
+
+def _episode(action=True, state=True, uid="ep000001"):
+    n = 6
+    return Episode(frames={"observation.images.top": np.zeros((n, 8, 8, 3), np.uint8)}, task="t", fps=10, uid=uid,
+                   action=np.ones((n, 2), np.float32) if action else None,
+                   state=np.zeros((n, 3), np.float32) if state else None)
+
+
+def test_source_labeller_keeps_and_records_recorded_actions():
+    stage = SourceLabelSpec().build()
+    episode = _episode()
+    (out,) = stage([episode])
+    np.testing.assert_array_equal(out.action, episode.action)
+    assert out.provenance["labels"] == {"actions": "recorded", "action_dims": 2, "state": "recorded", "state_dims": 3}
+    assert out.provenance["stages"][-1]["stage"] == "source"
+
+
+def test_source_labeller_refuses_or_drops_missing_actions():
+    with pytest.raises(ValueError, match="ep000002: has no recorded action.*type: idm"):
+        SourceLabelSpec().build()([_episode(action=False, uid="ep000002")])
+    (dropped,) = SourceLabelSpec(on_missing="drop").build()([_episode(state=False)])
+    assert dropped.provenance["dropped"]["reason"] == "has no recorded observation.state"
+    (kept,) = SourceLabelSpec(require_state=False).build()([_episode(state=False)])
+    assert "dropped" not in kept.provenance and "state" not in kept.provenance["labels"]
+
+
+def test_idm_spec_names_a_missing_checkpoint(tmp_path):
+    from pydantic import ValidationError
+
+    from labelers.idm import IdmLabelSpec
+
+    with pytest.raises(ValidationError, match="not an IDM checkpoint.*config.json is missing"):
+        IdmLabelSpec(checkpoint=str(tmp_path))
+
+
+def test_stage_types_are_registered_and_spec_modules_stay_light():
+    import subprocess
+    import sys
+
+    code = ("import sys; from augment.registry import spec_class; spec_class('idm'); spec_class('source'); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
