@@ -1,0 +1,168 @@
+"""Labelers, end to end on a tiny dataset written by lerobot: a blob moves by the recorded action each
+step, so the action at t is what the frames t and t+1 show, and the state is where the blob is.
+A model that learns nothing fails the R² bounds; a model with the wrong scale fails the scale bounds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from augment.source import LeRobotSource
+from labelers.config import IdmConfig
+
+SIZE = 32
+TINY = dict(image_size=32, offsets=[0, 1], width=16, hidden=128, dropout=0.2, weight_decay=0.01, epochs=60,
+            patience=60, batch_size=32, lr=3e-3, edit_variants=0, edit_prob=0.0, val_fraction=0.25, select_fraction=0.1,
+            device="cpu", plot_episodes=1)
+
+
+def make_blob_dataset(root, episodes=40, steps=16, seed=0):
+    """A 10 px bright square on a dark gradient; action = (dx, dy) to the next frame, state = position."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    features = {
+        "observation.images.top": {"dtype": "video", "shape": (SIZE, SIZE, 3), "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": (2,), "names": ["x", "y"]},
+        "action": {"dtype": "float32", "shape": (2,), "names": ["dx", "dy"]},
+    }
+    ds = LeRobotDataset.create("test/blob", fps=10, features=features, root=root, robot_type="blob")
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    backdrop = np.stack([xx * 3, yy * 3, np.full_like(xx, 40)], -1).astype(np.uint8)
+    for _ in range(episodes):
+        pos = rng.integers(8, SIZE - 8, size=2).astype(np.float32)
+        for _ in range(steps):
+            step = rng.integers(-3, 4, size=2).astype(np.float32)
+            step = np.where((pos + step < 5) | (pos + step > SIZE - 6), -step, step)
+            image = backdrop.copy()
+            x, y = int(pos[0]), int(pos[1])
+            image[y - 5:y + 5, x - 5:x + 5] = (250, 250, 250)
+            ds.add_frame({"observation.images.top": image, "observation.state": pos.copy(), "action": step,
+                          "task": "move the blob"})
+            pos = pos + step
+        ds.save_episode()
+    ds.finalize()
+    return root
+
+
+@pytest.fixture(scope="module")
+def blob_dataset(tmp_path_factory):
+    return make_blob_dataset(tmp_path_factory.mktemp("blob") / "ds")
+
+
+@pytest.fixture(scope="module")
+def trained(blob_dataset, tmp_path_factory):
+    from labelers.train import train_idm
+
+    out = tmp_path_factory.mktemp("idm") / "ckpt"
+    report = train_idm(str(blob_dataset), str(out), IdmConfig(**TINY), log=lambda *_: None)
+    return out, report
+
+
+def test_learnable_mapping_reaches_high_r2_with_the_right_scale(trained):
+    out, report = trained
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["action"] == report["action"]
+    for group in ("action", "state"):
+        assert set(report[group]) == {"r2", "mse", "scale", "bias"}
+        assert all(len(v) == 2 for v in report[group].values())
+    assert min(report["action"]["r2"]) > 0.85, report["action"]
+    assert all(0.85 < s < 1.15 for s in report["action"]["scale"]), report["action"]
+    assert min(report["state"]["r2"]) > 0.95, report["state"]
+    assert (out / "model.safetensors").is_file() and (out / "plot.png").is_file()
+    assert "edited" in report and report["training"]["best_epoch"] >= 1
+
+
+def test_checkpoint_config_holds_features_stats_and_split(trained, blob_dataset):
+    out, report = trained
+    config = json.loads((out / "config.json").read_text())
+    assert config["features"]["action"] == {"dtype": "float32", "shape": [2], "names": ["dx", "dy"]}
+    assert config["features"]["observation.state"]["names"] == ["x", "y"]
+    stats = json.loads((blob_dataset / "meta" / "stats.json").read_text())
+    np.testing.assert_allclose(config["action"]["mean"], stats["action"]["mean"], rtol=1e-6)
+    split = config["source"]["split"]
+    assert not set(split["val"]) & set(split["train"] + split["select"])
+    assert report["training"]["split"] == split
+
+
+def test_idm_stage_labels_in_dataset_units_with_uncertainty(trained, blob_dataset):
+    from labelers.idm import IdmLabelSpec
+
+    out, report = trained
+    source = LeRobotSource(blob_dataset)
+    val = report["training"]["split"]["val"][0]
+    episode = source.read_episode(val)
+    unlabelled = episode.replace(action=None, state=None, uid="gen-0")
+    spec = IdmLabelSpec(checkpoint=str(out), device="cpu", mc_samples=4, seed=1)
+    stage = spec.build()
+    stage.setup()
+    (labelled,) = stage([unlabelled])
+    assert labelled.action.shape == episode.action.shape and labelled.action.dtype == np.float32
+    assert np.abs(labelled.action - episode.action).mean() < 1.0  # steps are -3..3 px
+    assert np.abs(labelled.state - episode.state).mean() < 2.0
+    labels = labelled.provenance["labels"]
+    assert labels["actions"] == "idm" and labels["uncertainty"]["method"] == "mc-dropout"
+    assert 0 < labels["uncertainty"]["action"] < 1 and len(labels["uncertainty"]["action_per_dim"]) == 2
+    (again,) = stage([unlabelled])  # the same seed and uid give the same labels and spread
+    np.testing.assert_array_equal(again.action, labelled.action)
+    assert again.provenance["labels"]["uncertainty"] == labels["uncertainty"]
+    features = spec.output_features({"observation.images.top": source.features["observation.images.top"]})
+    assert features["action"]["shape"] == [2] and features["observation.state"]["names"] == ["x", "y"]
+    with pytest.raises(ValueError, match="needs camera.*observation.images.top"):
+        stage([unlabelled.replace(frames={"observation.images.side": unlabelled.frames["observation.images.top"]})])
+
+
+def test_idm_stage_drops_uncertain_episodes(trained, blob_dataset):
+    from labelers.idm import IdmLabelSpec
+
+    out, _ = trained
+    episode = LeRobotSource(blob_dataset).read_episode(0)
+    stage = IdmLabelSpec(checkpoint=str(out), device="cpu", mc_samples=3, max_uncertainty=1e-6).build()
+    stage.setup()
+    (dropped,) = stage([episode])
+    assert "IDM action uncertainty" in dropped.provenance["dropped"]["reason"]
+
+
+def test_idm_stage_in_a_pipeline_writes_a_labelled_dataset(trained, blob_dataset, tmp_path):
+    from augment.local import run_local
+    from augment.spec import load_spec
+
+    out, _ = trained
+    spec_path = tmp_path / "label.yaml"
+    spec_path.write_text(f"name: label\nsource:\n  root: {blob_dataset}\n  episodes: [0, 1]\n"
+                         f"stages:\n  - type: idm\n    checkpoint: {out}\n    device: cpu\n    mc_samples: 2\n"
+                         f"sink:\n  root: {tmp_path / 'out'}\n")
+    report = run_local(load_spec(spec_path), progress=False)
+    assert report["episodes_out"] == 2
+    info = json.loads((tmp_path / "out" / "meta" / "info.json").read_text())
+    assert info["features"]["action"]["names"] == ["dx", "dy"]
+    labelled = LeRobotSource(tmp_path / "out").read_episode(0)
+    truth = LeRobotSource(blob_dataset).read_episode(0)
+    assert labelled.action.shape == truth.action.shape
+    assert not np.array_equal(labelled.action, truth.action)  # written by the IDM, not copied
+
+
+def test_training_is_deterministic(blob_dataset, tmp_path):
+    from safetensors.numpy import load_file
+
+    from labelers.train import train_idm
+
+    quick = IdmConfig(**{**TINY, "epochs": 2, "edit_variants": 1, "edit_prob": 0.5})
+    a = train_idm(str(blob_dataset), str(tmp_path / "a"), quick, log=lambda *_: None)
+    b = train_idm(str(blob_dataset), str(tmp_path / "b"), quick, log=lambda *_: None)
+    assert a["action"] == b["action"] and a["edited"] == b["edited"]
+    wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_train_idm_reports_bad_settings(blob_dataset, tmp_path, capsys):
+    from augment.cli import main
+
+    assert main(["train-idm", "--dataset", str(blob_dataset), "--out", str(tmp_path / "x"),
+                 "--set", "image_size=20"]) == 2
+    assert "image_size" in capsys.readouterr().err
+    assert main(["train-idm", "--dataset", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "not a LeRobot dataset" in capsys.readouterr().err
