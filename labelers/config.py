@@ -39,6 +39,8 @@ class IdmConfig(BaseModel):
     select_fraction: float = Field(0.1, ge=0, lt=1, description="training episodes held out for early stopping")
     edit_prob: float = Field(0.5, ge=0, le=1, description="chance a training window comes from a background-edited copy")
     edit_variants: int = Field(2, ge=0, description="background-edited copies per episode (0: no edit augmentation)")
+    edit_cameras: list[str] | None = Field(
+        None, description="cameras the background edit applies to; default all (leave out moving cameras)")
     seed: int = 0
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
     num_threads: int = Field(2, ge=1, description="torch CPU threads")

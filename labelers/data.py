@@ -44,19 +44,20 @@ def stack_cameras(frames: dict[str, np.ndarray], cameras: list[str], size: int, 
 
 
 def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, count: int, seed: int,
-                  uid: str) -> list[np.ndarray]:
-    """`count` copies with a new procedural background per camera (editors/background.py's recipe),
-    edited at full resolution, then resized like the originals."""
+                  uid: str, edit_cameras: list[str] | None = None) -> list[np.ndarray]:
+    """`count` copies with a new procedural background per camera in `edit_cameras` (default all;
+    editors/background.py's recipe), edited at full resolution, then resized like the originals."""
     from editors.background import composite, procedural_texture
     from editors.segment import foreground_masks
 
     if count == 0:
         return []
-    masks = {c: foreground_masks(frames[c]) for c in cameras}
+    edit_cameras = [c for c in cameras if edit_cameras is None or c in edit_cameras]
+    masks = {c: foreground_masks(frames[c]) for c in edit_cameras}
     copies = []
     for variant in range(count):
-        edited = {}
-        for c in cameras:
+        edited = dict(frames)
+        for c in edit_cameras:
             h, w = frames[c].shape[1:3]
             backdrop = procedural_texture(h, w, derive_seed(seed, uid, variant, c))
             edited[c] = composite(frames[c], masks[c], backdrop, feather=2)
@@ -65,7 +66,8 @@ def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, 
 
 
 def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variants: int, seed: int,
-                          indices: list[int] | None = None) -> list[IdmEpisode]:
+                          indices: list[int] | None = None, edit_cameras: list[str] | None = None
+                          ) -> list[IdmEpisode]:
     from augment.source import LeRobotSource
 
     source = LeRobotSource(root, cameras)
@@ -77,7 +79,7 @@ def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variant
         out.append(IdmEpisode(
             uid=ep.uid, index=index, videos=stack_cameras(ep.frames, cameras, size, ep.uid),
             action=ep.action, state=ep.state,
-            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid),
+            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid, edit_cameras),
         ))
     return out
 

@@ -98,6 +98,10 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     info, stats = load_info(Path(root)), load_stats(root)
     visual = [k for k, f in info["features"].items() if f["dtype"] in ("video", "image")]
     config = config.model_copy(update={"cameras": config.cameras or visual})
+    unknown = sorted(set(config.cameras) - set(visual)) + sorted(set(config.edit_cameras or []) - set(config.cameras))
+    if unknown:
+        raise ValueError(f"camera(s) {unknown} in cameras/edit_cameras are not among the dataset's video keys "
+                         f"{visual} (edit_cameras must also be in cameras)")
 
     from augment.source import LeRobotSource
 
@@ -108,10 +112,11 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     log(f"loading {len(indices)} episodes from {root} (cameras {config.cameras}, {config.image_size}px, "
         f"{config.edit_variants} edited copies each)")
     fitted = {ep.index: ep for ep in load_dataset_episodes(root, config.cameras, config.image_size,
-                                                           config.edit_variants, config.seed, train_ids + select_ids)}
+                                                           config.edit_variants, config.seed, train_ids + select_ids,
+                                                           config.edit_cameras)}
     # The reported edits use backgrounds drawn apart from the training ones.
     val_eps = load_dataset_episodes(root, config.cameras, config.image_size, max(config.edit_variants, 1),
-                                    config.seed + VAL_EDIT_SEED_OFFSET, val_ids)
+                                    config.seed + VAL_EDIT_SEED_OFFSET, val_ids, config.edit_cameras)
     train_eps = [fitted[i] for i in train_ids]
     select_eps = [fitted[i] for i in select_ids]  # empty: early stopping watches the training loss
     action_norm, state_norm = Normalizer.from_dict(ckpt["action"]), Normalizer.from_dict(ckpt["state"])

@@ -168,3 +168,18 @@ def test_stage_types_are_registered_and_spec_modules_stay_light():
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_example_pipelines_validate(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from augment.registry import spec_class
+
+    pipelines = Path(__file__).resolve().parents[1] / "pipelines"
+    source = yaml.safe_load((pipelines / "label_source.yaml").read_text())
+    assert [spec_class(s["type"]).model_validate(s).type for s in source["stages"]] == ["background", "source"]
+    idm = yaml.safe_load((pipelines / "label_idm.yaml").read_text())["stages"][0]
+    with pytest.raises(Exception, match="checkpoints/idm is not an IDM checkpoint"):
+        spec_class("idm").model_validate(idm)  # the checkpoint exists only after `augment train-idm`
