@@ -166,3 +166,18 @@ def test_cli_train_idm_reports_bad_settings(blob_dataset, tmp_path, capsys):
     assert "image_size" in capsys.readouterr().err
     assert main(["train-idm", "--dataset", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not a LeRobot dataset" in capsys.readouterr().err
+
+
+def test_cli_train_idm_writes_checkpoint_report_and_table(blob_dataset, tmp_path, capsys):
+    from augment.cli import main
+
+    out = tmp_path / "ckpt"
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**TINY, "epochs": 2, "edit_variants": 1}.items()]
+    assert main(["train-idm", "--dataset", str(blob_dataset), "--out", str(out),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    printed = capsys.readouterr().out
+    assert "R2" in printed and "dx" in printed and "background edited" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["action"]["scale"]) == 2 and len(report["edited"]["state"]["bias"]) == 2
+    assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "report.json", "plot.png",
+                                                "plot_state.png"}
