@@ -172,6 +172,7 @@ def build_report(job: Job, summary: dict) -> dict:
             stage_time[stage] = stage_time.get(stage, 0.0) + seconds
     return {
         "name": job.spec.name,
+        "repo_id": job.spec.sink.repo_id,
         "output": str(job.out_root.resolve()),
         "episodes_in": len(job.selected),
         "episodes_done_before": len(job.selected) - len(job.todo),

@@ -49,6 +49,7 @@ def _datasink_class():
 
 def init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # the C++ core's warnings would drown the progress bars
     import ray
 
     if ray.is_initialized():
