@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 
-from augment.pipeline import Job, ReadEpisodes, RunStage, batch_to_rows, finish, plan
+from augment.pipeline import ROW_COLUMNS, Job, ReadEpisodes, RunStage, finish, plan
 from augment.spec import PipelineSpec
 from augment.writer import Layout, PartWriter
 
 
 def _datasink_class():
+    import pyarrow as pa
     from ray.data import Datasink
 
     class LeRobotDatasink(Datasink):
@@ -30,15 +31,14 @@ def _datasink_class():
             return self.rows_per_write
 
         def write(self, blocks, ctx):
-            import pyarrow as pa
+            # Rows are decoded and encoded one at a time: a part may hold many large episodes.
+            def rows():
+                for block in blocks:
+                    table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
+                    for i in range(table.num_rows):
+                        yield {c: table.column(c)[i].as_py() for c in ROW_COLUMNS}
 
-            rows = []
-            for block in blocks:
-                table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
-                rows.extend(batch_to_rows({c: table.column(c).to_pylist() for c in table.column_names}))
-            if not rows:
-                return None
-            return PartWriter(self.root, Layout.from_json(self.layout), self.run_id).write(rows)["part"]
+            return PartWriter(self.root, Layout.from_json(self.layout), self.run_id).write(rows())["part"]
 
         def on_write_failed(self, error: Exception) -> None:
             # Finished parts stay under .augment/parts; a rerun of the same spec reuses them.

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -138,7 +139,8 @@ class PartWriter:
         self.layout = layout
         self.run_id = run_id
 
-    def write(self, rows: list[dict]) -> dict:
+    def write(self, rows: Iterable[dict]) -> dict:
+        """Encode the rows (an iterable, consumed one at a time) into a new part; return its manifest."""
         part = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}"
         part_dir = self.root / STAGING / "parts" / part
         part_dir.mkdir(parents=True)
