@@ -1,7 +1,9 @@
 # augment: the two commands a new user needs are `make demo` and `make test`.
 # Everything installs into .venv/ in this checkout, pinned by constraints.txt.
 
-PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo /root/.pyenv/versions/3.12.1/bin/python3.12)
+# The first Python 3.12 that actually runs (a pyenv shim may exist without a version selected).
+PYTHON ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/python3.12 $$HOME/.pyenv/versions/3.12.*/bin/python3.12; do \
+            $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
@@ -26,6 +28,7 @@ system-deps:
 	  else echo "please install ffmpeg, libegl1, libgl1-mesa-dri and libosmesa6"; fi; fi
 
 $(BIN)/.installed: pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found; install it (pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[sim,test]"
