@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
+from editors.compose import replace_background
 from editors.segment import foreground_masks
 from editors.segmenter import SegmenterSpec
 
@@ -32,7 +33,7 @@ class BackgroundSpec(StageSpec):
     saturation_threshold: float | None = Field(
         0.45, description="keep strongly coloured still pixels (objects) as foreground; null disables"
     )
-    feather: int = Field(2, ge=0, description="soften the mask edge outward by this many pixels")
+    feather: int = Field(2, ge=0, description="soften the seam over this many pixels of background")
     segmenter: SegmenterSpec | None = Field(
         None, description="a model-backed segmenter (kind sam or text); default: the weight-free thresholds above"
     )
@@ -120,14 +121,6 @@ class BackgroundStage(Stage):
 
 
 def composite(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int) -> np.ndarray:
-    """Foreground pixels are kept exactly; the backdrop fills the rest, blended over `feather` px outward."""
-    out = np.empty_like(frames)
-    for t, (frame, mask) in enumerate(zip(frames, masks)):
-        alpha = mask.astype(np.float32)
-        if feather:
-            k = 2 * feather + 1
-            alpha = np.maximum(alpha, cv2.GaussianBlur(alpha, (k, k), 0))
-        a = alpha[..., None]
-        blended = (frame * a + backdrop * (1 - a)).round().astype(np.uint8)
-        out[t] = np.where(mask[..., None], frame, blended)
-    return out
+    """Foreground pixels are kept exactly; the backdrop fills the rest, its seam softened over
+    `feather` px inside the background (editors/compose.py owns the compositing rule)."""
+    return replace_background(frames, masks, np.zeros_like(masks), backdrop, feather)[0]
