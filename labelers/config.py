@@ -30,7 +30,7 @@ class IdmConfig(BaseModel):
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")
     state_weight: float = Field(0.5, ge=0, description="weight of the state loss next to the action loss")
     epochs: int = Field(30, ge=1, description="most epochs")
-    patience: int = Field(4, ge=1, description="stop after this many epochs without a better selection loss")
+    patience: int = Field(6, ge=1, description="stop after this many epochs without a better selection loss")
     max_minutes: float = Field(8.0, gt=0, description="stop training after this wall time")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)

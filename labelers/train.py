@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 
@@ -129,13 +130,13 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     predictor = IdmPredictor(net, ckpt, device)
     samples = _samples(train_eps)
     steps_per_epoch = max(1, len(samples) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch,
-                                                    pct_start=0.15)
     best, best_loss, best_epoch, history, stale = None, float("inf"), 0, [], 0
     deadline = started + config.max_minutes * 60
+    planned = config.epochs  # epochs the learning-rate schedule spans
     log(f"training on {device}: {len(train_eps)} train / {len(select_ids)} select / {len(val_ids)} val episodes, "
         f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters")
     for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
         net.train()
         order = rng.permutation(len(samples))
         total = 0.0
@@ -147,8 +148,10 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             loss = loss + config.state_weight * torch.nn.functional.mse_loss(pred_s, s.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            progress = ((epoch - 1) * steps_per_epoch + b) / (planned * steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config.lr, progress)
             optimizer.step()
-            scheduler.step()
             total += loss.item()
         if select_eps:
             select_loss = _selection_loss(predictor, select_eps, action_norm, config.edit_prob > 0)
@@ -166,8 +169,11 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
         if stale >= config.patience:
             log(f"early stop: no better selection loss for {config.patience} epochs")
             break
-        if time.perf_counter() > deadline:
-            log(f"time limit: stopping after {config.max_minutes} minutes")
+        # Fewer epochs fit in the time budget than asked for: the schedule is shortened to end annealed.
+        now = time.perf_counter()
+        planned = min(planned, epoch + int((deadline - now) // (now - epoch_started)))
+        if epoch >= planned and epoch < config.epochs:
+            log(f"time limit: {epoch} epochs fit in max_minutes={config.max_minutes}")
             break
     net.load_state_dict(best)
     train_seconds = time.perf_counter() - started
@@ -184,6 +190,16 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     log("validation episodes, background edited:\n" + format_table(report["edited"], _flat_names(names)))
     _plots(out, predictor, val_eps[: config.plot_episodes], _flat_names(names))
     return report
+
+
+def learning_rate(peak: float, progress: float) -> float:
+    """Short warm-up, then cosine decay to 2% of the peak over the planned epochs. When the time budget
+    shortens the plan, training still ends annealed (and is then no longer bit-reproducible, as the plan
+    follows the clock)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < 0.05:
+        return peak * (0.1 + 0.9 * progress / 0.05)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95)))
 
 
 def _selection_loss(predictor: IdmPredictor, episodes: list[IdmEpisode], action_norm: Normalizer,

@@ -183,3 +183,14 @@ def test_example_pipelines_validate(tmp_path):
     idm = yaml.safe_load((pipelines / "label_idm.yaml").read_text())["stages"][0]
     with pytest.raises(Exception, match="checkpoints/idm is not an IDM checkpoint"):
         spec_class("idm").model_validate(idm)  # the checkpoint exists only after `augment train-idm`
+
+
+def test_learning_rate_warms_up_then_anneals():
+    from labelers.train import learning_rate
+
+    assert learning_rate(1.0, 0.0) == pytest.approx(0.1)
+    assert learning_rate(1.0, 0.05) == pytest.approx(1.0)
+    assert learning_rate(1.0, 1.0) == pytest.approx(0.02)
+    assert learning_rate(1.0, 2.0) == pytest.approx(0.02)  # past the time budget: stays annealed
+    values = [learning_rate(1.0, p / 100) for p in range(5, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
