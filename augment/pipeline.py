@@ -157,6 +157,10 @@ def finish(job: Job) -> dict:
     spec_text = job.spec.resolved_yaml()
     summary = commit(job.out_root, job.layout, job.spec.sink.top_k, extra_meta={"augment_spec.yaml": spec_text})
     report = build_report(job, summary)
+    for stage in job.spec.stages:
+        extra = stage.finish_job(job.out_root)
+        if extra:
+            report.setdefault("stages", {})[stage.label] = extra
     (job.out_root / "meta" / "augment_report.json").write_text(json.dumps(report, indent=2))
     return report
 

@@ -8,6 +8,7 @@ the same objects in-process for tests. A stage never imports ray.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,11 @@ class StageSpec(BaseModel):
         """The dataset features after this stage, from those before it (lerobot's feature dicts).
         Override when a stage adds, removes or reshapes a camera or a numeric feature."""
         return features
+
+    def finish_job(self, out_root: Path) -> dict[str, Any]:
+        """Called once on the driver after the dataset is committed (e.g. to assemble a job-level
+        review image from what the workers wrote). Returns entries for the job report."""
+        return {}
 
     def build(self) -> Stage:
         from augment.registry import import_object

@@ -51,6 +51,15 @@ class EditSpec(StageSpec):
     review_dir: str | None = Field(None, description="write one review PNG per output episode into this folder")
     review_max: int = Field(50, ge=0, description="review PNGs per worker at most, so a big job writes a sample")
 
+    def finish_job(self, out_root: Path) -> dict:
+        """Stack the per-episode review PNGs the workers wrote into one review.png for the job."""
+        if not self.review_dir:
+            return {}
+        from editors.review import write_job_grid
+
+        grid = write_job_grid(Path(self.review_dir))
+        return {"review": str(grid)} if grid else {}
+
 
 class EditSkipped(Exception):
     """An edit that cannot be made for this episode (no free place for an object): the variant is dropped."""

@@ -52,3 +52,13 @@ def write_review(path: Path, rows: list[np.ndarray]) -> Path:
     if not cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(padded), cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write review image {path}")
     return path
+
+
+def write_job_grid(review_dir: Path, max_rows: int = 24) -> Path | None:
+    """One image per job: the per-episode review rows (up to max_rows, by name) stacked into
+    review_dir/review.png, so a person can look at one file."""
+    panels = sorted(p for p in Path(review_dir).glob("*.png") if p.name != "review.png")[:max_rows]
+    rows = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in panels]
+    if not rows:
+        return None
+    return write_review(Path(review_dir) / "review.png", rows)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import cv2
 import pytest
 
 from augment.local import run_local
@@ -59,8 +60,14 @@ def test_paste_objects_spec_runs_end_to_end(source_dataset, folders):
     assert report["episodes_out"] >= 2, report["dropped"]
     dataset = read_output(out)
     assert dataset.meta.total_episodes == report["episodes_out"]
-    pngs = sorted(p.name for p in review.glob("*.png"))
+    pngs = sorted(p.name for p in review.glob("ep*.png"))
     assert len(pngs) == report["episodes_out"] and pngs[0].startswith("ep000000-add_object")
+    # one image per job stacks every episode's row, and the report says where it is
+    grid = cv2.imread(str(review / "review.png"))
+    first = cv2.imread(str(review / pngs[0]))
+    assert report["stages"]["add_object"]["review"] == str(review / "review.png")
+    assert grid.shape[0] == sum(cv2.imread(str(review / p)).shape[0] + 4 for p in pngs)
+    assert grid.shape[1] == first.shape[1]
 
 
 def test_inpaint_object_rollout_spec_runs_end_to_end(source_dataset, folders, sam_checkpoint, owlv2):  # noqa: F811
