@@ -9,6 +9,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     event       pixels that change in one step and in neither neighbouring step: a thing that appears,
                 vanishes, duplicates or jumps within one frame. Smooth motion changes the same place
                 in consecutive steps (a moving edge), so it is not counted.
+    settle      pixels that change within a few frames while they and their surroundings are still
+                before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
                 into another colour, or something of a new colour appearing)
     colour_mass how far the amount of each strong colour drifts from the first frames (an object that
@@ -16,6 +18,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     objects     change in the number of foreground blobs (editors/segment.py) that persists
     action      fraction of action values outside the source's [q01, q99] range (widened by a margin)
 All run on a downscaled copy (longer side `work_size`), so a 100-frame episode takes milliseconds.
+jump and event skip repeated frames (distinct_frames) and take their change threshold from the
+episode's own noise (change_threshold), so they hold on other footage and codecs than MetaWorld's.
 """
 
 from __future__ import annotations
@@ -83,7 +87,24 @@ def jump(diffs: np.ndarray, window: int = 4) -> tuple[float, int]:
     return worst, at
 
 
-def event(frames: np.ndarray, diffs: np.ndarray, threshold: int = 30, reach: int = 3,
+def distinct_frames(frames: np.ndarray, diffs: np.ndarray, same: float = 0.02) -> np.ndarray:
+    """Indices of the frames that differ from the one before. Codecs and frame-rate conversion repeat
+    frames (SVT-AV1 skips whole inter frames of a slow, flat scene): a repeat carries no motion, and
+    left in, it makes smooth motion look like one-step jumps. Freezes are the `frozen` check's job."""
+    means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    return np.concatenate([[0], 1 + np.nonzero(means >= same)[0]]).astype(int)
+
+
+def change_threshold(diffs: np.ndarray, floor: int = 30, k: float = 8.0) -> float:
+    """Grey-level change that counts as real: `floor`, or higher on noisy footage, from the episode's
+    own noise (median + k * MAD of the per-pixel step changes; most pixels are still in any step)."""
+    sample = diffs[:, ::2, ::2].ravel()
+    median = float(np.median(sample))
+    mad = float(np.median(np.abs(sample - median))) * 1.4826
+    return max(float(floor), median + k * mad)
+
+
+def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
           lasting: int = 3) -> tuple[float, int]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
@@ -101,11 +122,43 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: int = 30, reach: int
         # and afterwards stay still: a thing that appeared or vanished stays put, the robot moves on
         after = blurred[t + 1:t + 2 + lasting]
         alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
-        alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold // 2
+        alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold / 2
         alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
+    return worst, at
+
+
+def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,
+           quiet: int = 4, still_fraction: float = 0.25) -> tuple[float, int]:
+    """Largest area (fraction of the frame) that changes by more than `threshold` within at most
+    `span` frames while it and everything within `reach` pixels is still for `quiet` steps before
+    and after: a thing that vanished, grew or changed on its own, gradually (a morph) or at once.
+    "Still" is strict (under threshold * still_fraction per step): a soft shadow or a slow arm moves
+    a few grey levels per step, which adds up over the span without any one step passing `threshold`."""
+    t_len = len(frames)
+    if t_len < 2 * quiet + 2:
+        return 0.0, 0
+    moving = (diffs > threshold * still_fraction).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    near = np.stack([cv2.dilate(c, kernel) for c in moving]).astype(np.int32)
+    busy = np.concatenate([np.zeros((1, *near.shape[1:]), np.int32), np.cumsum(near, axis=0)])  # busy[b]-busy[a]: steps a..b-1
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    worst, at = 0.0, 0
+    for start in range(quiet, t_len - 1 - quiet):
+        still_before = (busy[start] - busy[start - quiet]) == 0
+        if not (moving[start].astype(bool) & still_before).any():
+            continue  # the change must begin with step start -> start+1, somewhere that was still
+        for end in range(start + 1, min(start + span, t_len - 1 - quiet) + 1):
+            alone = still_before & ((busy[end + quiet] - busy[end]) == 0)
+            alone &= np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold
+            if not alone.any():
+                continue
+            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+            area = float(alone.mean())
+            if area > worst:
+                worst, at = area, start + 1
     return worst, at
 
 

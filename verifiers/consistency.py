@@ -21,10 +21,10 @@ from augment.stage import Stage, StageSpec
 from verifiers import checks as C
 from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
 
-CHECKS = ("frozen", "static", "jump", "event", "new_colour", "colour_mass", "objects", "action")
+CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "colour_mass", "objects", "action")
 # colour_mass and objects are off by default: on MetaWorld they fire on clean videos (a red arm changes
 # the amount of red as it moves; its blobs split and merge), see benchmarks/bench_consistency.py.
-DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "new_colour", "action")
+DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "action")
 
 
 class Limits(BaseModel):
@@ -37,7 +37,8 @@ class Limits(BaseModel):
                           "the whole video counts as static")
     jump: float = Field(14.0, gt=0, description="one step's change over the median of its neighbours")
     event: float = Field(0.0005, gt=0, description="area changing in one step only, fraction of the frame")
-    new_colour: float = Field(0.0015, gt=0, description="lasting fraction of the frame in colours not seen at first")
+    settle: float = Field(0.0003, gt=0, description="area changing on its own amid stillness, fraction of the frame")
+    new_colour: float = Field(0.002, gt=0, description="lasting fraction of the frame in colours not seen at first")
     colour_mass: float = Field(0.004, gt=0, description="lasting change of one colour's amount, fraction of the frame")
     objects: float = Field(2.5, gt=0, description="lasting change in the number of foreground blobs")
     action: float = Field(0.1, gt=0, description="fraction of action values outside the source's q01..q99")
@@ -58,6 +59,7 @@ class ConsistencySpec(StageSpec):
         None, description="meta/stats.json with action q01/q99; default the episode's source dataset's"
     )
     event_strides: list[int] = Field([1, 4], description="frame strides the event check runs at")
+    settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
     action_margin: float = Field(0.25, ge=0, description="widen q01..q99 by this fraction of the range")
     weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
     thresholds: Thresholds = Field(default_factory=default_thresholds)
@@ -85,18 +87,30 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
+    if wanted & {"jump", "event"}:
+        keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
+        moving = small[keep]
+        moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
     if "jump" in wanted:
-        stat, at = C.jump(diffs)
+        stat, at = C.jump(moving_diffs)
+        at = int(keep[min(at, len(keep) - 1)])
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
+    if wanted & {"event", "settle"}:
+        threshold = C.change_threshold(moving_diffs)
     if "event" in wanted:
-        # at stride s, a change spread over s frames (a morph) becomes a one-step change
+        # at stride s, a change spread over s frames becomes a one-step change
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
         def strided(s: int) -> tuple[float, int]:
-            stat, at = C.event(small[::s], C.step_differences(small[::s]) if s > 1 else diffs, reach=3 * s)
-            return stat, at * s
+            clip = moving[::s]
+            stat, at = C.event(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s)
+            return stat, int(keep[min(at * s, len(keep) - 1)])
 
         stat, at = max(strided(s) for s in spec.event_strides)
         scores["event"], details["event"] = C.score(stat, lim.event), {"stat": stat, "frame": at}
+    if "settle" in wanted:
+        stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span)
+        at = int(keep[min(at, len(keep) - 1)])
+        scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
     if wanted & {"new_colour", "colour_mass"}:
         new, mass, at = C.colour_drift(small)
         if "new_colour" in wanted:
