@@ -18,8 +18,12 @@ import yaml
 
 from augment.source import LeRobotSource
 
-STYLE = """body{font-family:sans-serif;margin:16px;background:#fafafa}
+STYLE = """body{font-family:sans-serif;margin:16px;background:#fafafa;font-size:14px}
+h3{margin:0 0 4px 0;font-size:15px}p{margin:2px 0 6px 0}
 .sample{background:#fff;border:1px solid #ccc;border-radius:6px;padding:8px;margin:10px 0}
+.row{display:flex;flex-wrap:wrap;align-items:flex-start;gap:12px}
+figure{margin:0;display:inline-block;text-align:center}figcaption{font-size:11px;color:#555}
+.strip{display:flex;flex-wrap:wrap;gap:2px}
 .sample.dropped{border-color:#c33;background:#fff4f4}
 .reason{color:#a00;font-weight:bold}
 img{image-rendering:pixelated;margin:2px;border:1px solid #ddd}
@@ -39,9 +43,11 @@ def png_data_uri(image: np.ndarray, height: int = 128) -> str:
 
 
 def _img(image: np.ndarray | None, title: str, height: int = 128) -> str:
+    """A captioned image (or a note that it is missing)."""
     if image is None:
-        return f'<span title="{html.escape(title)}">({html.escape(title)}: not available)</span>'
-    return f'<img src="{png_data_uri(image, height)}" title="{html.escape(title)}" alt="{html.escape(title)}">'
+        return f'<figure><figcaption>{html.escape(title)}: not available</figcaption></figure>'
+    return (f'<figure><img src="{png_data_uri(image, height)}" title="{html.escape(title)}" '
+            f'alt="{html.escape(title)}"><figcaption>{html.escape(title)}</figcaption></figure>')
 
 
 def _scores_table(scores: dict) -> str:
@@ -103,8 +109,9 @@ def build_review(root: str | Path, out: str | Path, strip: int = 8, camera: str 
             f'<div class="sample kept" id="{html.escape(row.get("augment/uid") or episode.uid)}">'
             f'<h3>episode {row["episode_index"]} ({html.escape(row.get("augment/uid") or "")}): kept</h3>'
             f'<p>{html.escape(episode.task)}</p>'
-            f'{_img(src_frame, "source first frame")}{_img(frames[0] if frames is not None else None, "edited first frame")}'
-            f'<div class="strip">{strip_imgs}</div>{_scores_table(prov.get("scores", {}))}</div>'
+            f'<div class="row">{_img(src_frame, "source first frame")}'
+            f'{_img(frames[0] if frames is not None else None, "edited first frame")}'
+            f'{_scores_table(prov.get("scores", {}))}</div><div class="strip">{strip_imgs}</div></div>'
         )
 
     for dropped in report.get("dropped", []):
@@ -115,7 +122,7 @@ def build_review(root: str | Path, out: str | Path, strip: int = 8, camera: str 
             f'<div class="sample dropped" id="{html.escape(dropped.get("uid", ""))}">'
             f'<h3>{html.escape(dropped.get("uid", ""))}: dropped by {html.escape(str(dropped.get("stage", "?")))}</h3>'
             f'<p class="reason">{html.escape(str(dropped.get("reason", "")))}</p>'
-            f'{_img(src_frame, "source first frame")}{_scores_table(dropped.get("scores", {}))}</div>'
+            f'<div class="row">{_img(src_frame, "source first frame")}{_scores_table(dropped.get("scores", {}))}</div></div>'
         )
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>augment review</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
