@@ -84,19 +84,48 @@ def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variant
     return out
 
 
-def split_episodes(indices: list[int], val_fraction: float, select_fraction: float, seed: int
-                   ) -> tuple[list[int], list[int], list[int]]:
+def duplicate_groups(root: str) -> dict[int, str]:
+    """episode index -> fingerprint of its recorded actions and state. Simulators reseeded per episode
+    can replay the same initial configuration (MetaWorld MT1 draws from a finite set of tasks); identical
+    episodes on both sides of a split would let validation measure memory instead of generalisation."""
+    import hashlib
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    columns = {}
+    for path in sorted((Path(root) / "data").glob("chunk-*/file-*.parquet")):
+        names = [c for c in ("episode_index", "action", "observation.state") if c in pq.read_schema(path).names]
+        table = pq.read_table(path, columns=names).to_pydict()
+        for i, episode in enumerate(table["episode_index"]):
+            row = [table[c][i] for c in names[1:]]
+            columns.setdefault(int(episode), []).append(row)
+    out = {}
+    for episode, rows in columns.items():
+        values = np.round(np.asarray(rows, dtype=np.float64), 5)
+        out[episode] = hashlib.sha256(values.tobytes()).hexdigest()[:16]
+    return out
+
+
+def split_episodes(indices: list[int], val_fraction: float, select_fraction: float, seed: int,
+                   groups: dict[int, str] | None = None) -> tuple[list[int], list[int], list[int]]:
     """Split by episode (windows of one episode are near duplicates): train, select (early stopping),
-    val (the report; never trained on, never used for a decision)."""
-    if len(indices) < 3:
-        raise ValueError(f"the dataset has {len(indices)} episode(s); the IDM needs at least 3 "
+    val (the report; never trained on, never used for a decision). Episodes with the same `groups`
+    value (identical recordings) always land in the same part."""
+    groups = groups or {}
+    keys = list(dict.fromkeys(groups.get(i, f"episode-{i}") for i in indices))
+    if len(keys) < 3:
+        raise ValueError(f"the dataset has {len(keys)} distinct episode(s); the IDM needs at least 3 "
                          "(train, early stopping, validation)")
-    order = list(np.random.default_rng(seed).permutation(indices))
+    order = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
     n_val = max(1, round(len(order) * val_fraction))
     n_select = max(1, round(len(order) * select_fraction)) if select_fraction > 0 else 0
     n_select = min(n_select, len(order) - n_val - 1)
-    val, select, train = order[:n_val], order[n_val:n_val + n_select], order[n_val + n_select:]
-    return sorted(map(int, train)), sorted(map(int, select)), sorted(map(int, val))
+    part = {k: ("val" if r < n_val else "select" if r < n_val + n_select else "train") for r, k in enumerate(order)}
+    split = {"train": [], "select": [], "val": []}
+    for i in indices:
+        split[part[groups.get(i, f"episode-{i}")]].append(int(i))
+    return split["train"], split["select"], split["val"]
 
 
 def gather_windows(video: np.ndarray, ts, offsets: list[int]) -> np.ndarray:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from labelers.config import REPORT_FILE, IdmConfig
-from labelers.data import IdmEpisode, PixelNormalizer, gather_windows, load_dataset_episodes, split_episodes
+from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
+                           split_episodes)
 from labelers.metrics import format_table, regression_metrics
 from labelers.network import build_network, resolve_device, save_checkpoint
 from labelers.normalize import Normalizer, load_stats
@@ -107,7 +108,12 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     from augment.source import LeRobotSource
 
     indices = LeRobotSource(root, config.cameras).select(None)
-    train_ids, select_ids, val_ids = split_episodes(indices, config.val_fraction, config.select_fraction, config.seed)
+    groups = duplicate_groups(root)
+    train_ids, select_ids, val_ids = split_episodes(indices, config.val_fraction, config.select_fraction, config.seed,
+                                                    groups)
+    if len(set(groups.values())) < len(indices):
+        log(f"{len(indices)} episodes, {len(set(groups.values()))} distinct: identical episodes (same start, same "
+            "actions) are kept on one side of the split")
     split = {"train": train_ids, "select": select_ids, "val": val_ids}
     ckpt = checkpoint_config(root, config, info, stats, split)
     log(f"loading {len(indices)} episodes from {root} (cameras {config.cameras}, {config.image_size}px, "
@@ -133,10 +139,10 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     best, best_loss, best_epoch, history, stale = None, float("inf"), 0, [], 0
     deadline = started + config.max_minutes * 60
     planned = config.epochs  # epochs the learning-rate schedule spans
+    fit_started = time.perf_counter()
     log(f"training on {device}: {len(train_eps)} train / {len(select_ids)} select / {len(val_ids)} val episodes, "
         f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters")
     for epoch in range(1, config.epochs + 1):
-        epoch_started = time.perf_counter()
         net.train()
         order = rng.permutation(len(samples))
         total = 0.0
@@ -171,7 +177,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             break
         # Fewer epochs fit in the time budget than asked for: the schedule is shortened to end annealed.
         now = time.perf_counter()
-        planned = min(planned, epoch + int((deadline - now) // (now - epoch_started)))
+        planned = min(planned, epoch + int((deadline - now) // ((now - fit_started) / epoch)))
         if epoch >= planned and epoch < config.epochs:
             log(f"time limit: {epoch} epochs fit in max_minutes={config.max_minutes}")
             break

@@ -194,3 +194,13 @@ def test_learning_rate_warms_up_then_anneals():
     assert learning_rate(1.0, 2.0) == pytest.approx(0.02)  # past the time budget: stays annealed
     values = [learning_rate(1.0, p / 100) for p in range(5, 101)]
     assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_split_keeps_identical_episodes_together():
+    groups = {i: f"config{i % 5}" for i in range(20)}  # 20 recordings of 5 distinct configurations
+    train, select, val = split_episodes(list(range(20)), 0.2, 0.2, seed=0, groups=groups)
+    parts = [{groups[i] for i in part} for part in (train, select, val)]
+    assert all(p for p in parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sorted(train + select + val) == list(range(20))
+    with pytest.raises(ValueError, match="2 distinct"):
+        split_episodes(list(range(6)), 0.2, 0.1, 0, {i: str(i % 2) for i in range(6)})
