@@ -98,7 +98,7 @@ def duplicate_groups(root: str) -> dict[int, str]:
         names = [c for c in ("episode_index", "action", "observation.state") if c in pq.read_schema(path).names]
         table = pq.read_table(path, columns=names).to_pydict()
         for i, episode in enumerate(table["episode_index"]):
-            row = [table[c][i] for c in names[1:]]
+            row = np.concatenate([np.ravel(table[c][i]) for c in names[1:]])  # action and state differ in size
             columns.setdefault(int(episode), []).append(row)
     out = {}
     for episode, rows in columns.items():
