@@ -204,3 +204,10 @@ def test_split_keeps_identical_episodes_together():
     assert sorted(train + select + val) == list(range(20))
     with pytest.raises(ValueError, match="2 distinct"):
         split_episodes(list(range(6)), 0.2, 0.1, 0, {i: str(i % 2) for i in range(6)})
+
+
+def test_duplicate_groups_with_action_and_state_of_different_sizes(source_dataset):
+    from labelers.data import duplicate_groups
+
+    groups = duplicate_groups(str(source_dataset["root"]))  # state (3,), action (2,)
+    assert sorted(groups) == [0, 1, 2, 3] and len(set(groups.values())) == 4  # random actions: all distinct
