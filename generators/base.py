@@ -19,6 +19,7 @@ sink. This module imports no torch at import time: a spec is validated without l
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -241,7 +242,16 @@ class VideoGeneratorStage(Stage):
         for i, adapter in enumerate(self.spec.lora):
             name = adapter.name or f"lora{i}"
             kwargs = {"weight_name": adapter.weight_name} if adapter.weight_name else {}
-            pipe.load_lora_weights(adapter.path, adapter_name=name, **kwargs)
+            try:
+                pipe.load_lora_weights(adapter.path, adapter_name=name, **kwargs)
+            except (OSError, ValueError) as e:
+                # diffusers' own messages name neither the spec field nor the real cause of a missing
+                # local path ("in offline mode, you must specify a weight_name"); peft's mismatch error
+                # lists module names only.
+                missing = "" if Path(adapter.path).exists() else (
+                    " (no such local file or folder; as a model id it is not in the Hugging Face cache)")
+                raise ValueError(f"{self.spec.label}.lora[{i}]: cannot load {adapter.path!r} into "
+                                 f"{type(pipe).__name__}{missing}: {e}") from e
             names.append(name)
         pipe.set_adapters(names, [a.scale for a in self.spec.lora])
 
