@@ -49,7 +49,11 @@ def write_asset(folder: Path) -> Path:
 
 
 def rollout_spec(path: Path, source: Path, sink: Path, models: dict) -> Path:
-    """The shape of pipelines/rollout_dreamgen.yaml, pointed at the tiny models."""
+    """The shape of pipelines/rollout_dreamgen.yaml, pointed at the tiny models.
+
+    Each stage's actor pool holds its num_cpus for the whole job, and Ray Data starts every pool at once:
+    with four 1-CPU stages on a 2-CPU machine the idm and consistency actors can take both CPUs before the
+    generator's starts, and the job waits forever. So the stages ask for 0.25 CPU, the sink for 0.5."""
     spec = {
         "name": "rollout-dreamgen-test",
         "seed": 0,
