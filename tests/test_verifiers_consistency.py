@@ -200,3 +200,50 @@ def test_verify_pipeline_specs_validate(path, tiny_dataset):
 
 def test_there_is_a_verify_pipeline_spec():
     assert "verify_consistency.yaml" in [p.name for p in VERIFY_SPECS]
+
+
+def gripper_scene(carry: bool, length: int = 40) -> np.ndarray:
+    """A red "gripper" blob and a small green object on a grey table. carry=True: the gripper comes
+    down onto the object at frame 12 and takes it along to the right. carry=False: the gripper only
+    moves about far from the object, which vanishes at frame 20."""
+    rng = np.random.default_rng(1)
+    frames = np.full((length, 64, 64, 3), 120, np.uint8)
+    frames += rng.integers(0, 3, frames.shape, dtype=np.uint8)
+    for t in range(length):
+        if carry:
+            top, left = (min(2 + 2 * t, 26), 14 + max(0, t - 12))  # descends, then moves right
+            obj_y, obj_x = 44, 16 + max(0, t - 12)
+        else:
+            top, left = 2, 30 + (t % 10)
+            obj_y, obj_x = 44, 16
+        frames[t, top:top + 18, left:left + 14] = (200, 40, 40)
+        if carry or t < 20:
+            frames[t, obj_y:obj_y + 5, obj_x:obj_x + 5] = (30, 200, 30)
+    return frames
+
+
+def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
+    from verifiers import checks as C
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    spec = ConsistencySpec()
+    assert "objects_persist" in spec.checks
+    vanished = gripper_scene(carry=False)
+    stat, at = C.objects_persist(vanished)
+    assert stat == 4.0 and 19 <= at <= 20, (stat, at)  # gone: the clip of |log2(area ratio)|
+    scores, details = video_checks(vanished, spec)
+    assert scores["objects_persist"] == 0.0 and details["objects_persist"]["frame"] == at
+
+    carried = gripper_scene(carry=True)
+    stat, _ = C.objects_persist(carried)
+    assert stat < 0.5, stat  # the gripper touched it: moving it on is no hallucination
+    scores, _ = video_checks(carried, spec)
+    assert scores["objects_persist"] >= 0.5
+
+    # the object growing from 5x5 to 8x8 pixels late in the episode, with nothing touching it, is caught too
+    grown = gripper_scene(carry=True)
+    grown[:] = grown[0]
+    grown[:, 2:20, 30:44] = vanished[:, 2:20, 30:44]  # the gripper moves about far away, as before
+    grown[28:, 44:52, 16:24] = (30, 200, 30)
+    stat, at = C.objects_persist(grown)
+    assert abs(stat - np.log2(64 / 25)) < 0.05 and at == 28, (stat, at)

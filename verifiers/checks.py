@@ -16,6 +16,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     colour_mass how far the amount of each strong colour drifts from the first frames (an object that
                 duplicates, vanishes or grows/shrinks while keeping its colour)
     objects     change in the number of foreground blobs (editors/segment.py) that persists
+    objects_persist  how far a small coloured object of the first frame grows, shrinks or vanishes while
+                nothing large that moves (the robot) touches it: |log2(area now / area at first)|
     action      fraction of action values outside the source's [q01, q99] range (widened by a margin)
 All run on a downscaled copy (longer side `work_size`), so a 100-frame episode takes milliseconds.
 jump and event skip repeated frames (distinct_frames) and take their change threshold from the
@@ -212,6 +214,68 @@ def objects(frames: np.ndarray, reference: int = 3, persist: int = 5) -> tuple[f
         return 0.0, 0
     floor = np.array([delta[t:t + persist].min() for t in range(len(delta) - persist + 1)])
     return float(floor.max()), int(floor.argmax())
+
+
+def large_blobs(mask: np.ndarray, min_area: float) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    return keep[labels]
+
+
+def first_frame_objects(hsv0: np.ndarray, min_saturation: int, max_fraction: float) -> list[np.ndarray]:
+    """Masks of the small strongly coloured blobs of the first frame, less the largest one (the robot)."""
+    strong = ((hsv0[..., 1] >= min_saturation) & (hsv0[..., 2] >= 40)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if len(areas) == 0:
+        return []
+    largest = int(np.argmax(areas)) + 1
+    return [labels == i for i in range(1, n)
+            if i != largest and 3 <= areas[i - 1] <= max_fraction * strong.size]
+
+
+def objects_persist(frames: np.ndarray, min_saturation: int = 150, reach: int = 1, persist: int = 2,
+                    max_fraction: float = 0.02, search: int = 6, min_mover: float = 0.01) -> tuple[float, int]:
+    """Largest lasting |log2(area / first area)| of a first-frame object (clipped at 4: gone), counted
+    only until a mover (a foreground blob of at least `min_mover` of the frame: the robot) first comes
+    within `reach` pixels of where the object lay: after a touch the object may rightly be carried,
+    pushed or hidden. Its area is the blob of its colour (hue
+    within 10, value within 50) that overlaps where it lay, within `search` pixels of it; the change must
+    hold for `persist` frames. A morph grows it, a vanish takes it away, both with the robot near."""
+    hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames]).astype(np.int16)
+    strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= 40)
+    objects = first_frame_objects(hsv[0], min_saturation, max_fraction)
+    # what differs from the episode's median plate (editors/segment.py), undilated: touching is touching
+    foreground = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if objects else None
+    worst, at = 0.0, 0
+    for footprint in objects:
+        reached, near = _widened(footprint, reach), _widened(footprint, search)
+        hue = int(np.median(hsv[0][footprint][:, 0]))
+        value = float(np.median(hsv[0][footprint][:, 2]))
+        hue_off = np.abs((hsv[..., 0] - hue + 90) % 180 - 90)
+        same = strong & (hue_off <= 10) & (np.abs(hsv[..., 2] - value) < 50)
+        first = max(int((same[0] & footprint).sum()), 1)
+        change = []
+        for t in range(len(frames)):
+            # a mover is a large foreground blob (the robot, a door it swings) not in the object's own
+            # colour: an object that grows must not count as something touching it
+            other = foreground[t] & ~same[t]
+            if (other & reached).any() and (large_blobs(other, min_mover * other.size) & reached).any():
+                break
+            _, labels = cv2.connectedComponents((same[t] & near).astype(np.uint8), connectivity=8)
+            ids = np.unique(labels[footprint & same[t]])
+            area = int(np.isin(labels, ids[ids > 0]).sum())
+            change.append(min(abs(float(np.log2(max(area, 1e-3) / first))), 4.0))
+        for t in range(len(change) - persist + 1):
+            lasting = min(change[t:t + persist])
+            if lasting > worst:
+                worst, at = lasting, t
+    return worst, at
+
+
+def _widened(mask: np.ndarray, pixels: int) -> np.ndarray:
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)).astype(bool)
 
 
 def action_outside(action: np.ndarray, q01: np.ndarray, q99: np.ndarray, margin: float = 0.1) -> float:

@@ -21,10 +21,11 @@ from augment.stage import Stage, StageSpec
 from verifiers import checks as C
 from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
 
-CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "colour_mass", "objects", "action")
+CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
+          "action")
 # colour_mass and objects are off by default: on MetaWorld they fire on clean videos (a red arm changes
 # the amount of red as it moves; its blobs split and merge), see benchmarks/bench_consistency.py.
-DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "action")
+DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "objects_persist", "action")
 
 
 class Limits(BaseModel):
@@ -41,6 +42,8 @@ class Limits(BaseModel):
     new_colour: float = Field(0.002, gt=0, description="lasting fraction of the frame in colours not seen at first")
     colour_mass: float = Field(0.004, gt=0, description="lasting change of one colour's amount, fraction of the frame")
     objects: float = Field(2.5, gt=0, description="lasting change in the number of foreground blobs")
+    objects_persist: float = Field(1.1, gt=0, description="lasting |log2| area change of an untouched object "
+                                   "(1.1: 2.1x larger or smaller; 4: gone)")
     action: float = Field(0.1, gt=0, description="fraction of action values outside the source's q01..q99")
 
 
@@ -120,6 +123,10 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
     if "objects" in wanted:
         stat, at = C.objects(small)
         scores["objects"], details["objects"] = C.score(stat, lim.objects), {"stat": stat, "frame": at}
+    if "objects_persist" in wanted:
+        stat, at = C.objects_persist(small)
+        scores["objects_persist"] = C.score(stat, lim.objects_persist)
+        details["objects_persist"] = {"stat": stat, "frame": at}
     return scores, details
 
 
