@@ -9,9 +9,10 @@ once. Only this module imports ray.
 from __future__ import annotations
 
 import logging
+import math
 import os
 
-from augment.pipeline import ROW_COLUMNS, Job, ReadEpisodes, RunStage, finish, plan
+from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, finish, plan
 from augment.spec import PipelineSpec
 from augment.writer import Layout, PartWriter
 
@@ -47,7 +48,39 @@ def _datasink_class():
     return LeRobotDatasink
 
 
-def init_ray(address: str | None) -> None:
+READ_CPUS = 0.25  # per reader actor: decoding is light next to the stages
+
+
+def resource_demand(spec: PipelineSpec) -> dict[str, float]:
+    """What the job holds at once: Ray Data starts every stage's actor pool at launch and each actor
+    keeps its CPUs and GPUs until the end, plus a reader and at least one write task."""
+    cpus = READ_CPUS + spec.sink.num_cpus
+    gpus = 0.0
+    for stage in spec.stages:
+        cpus += stage.resources.num_cpus * stage.resources.concurrency
+        gpus += stage.resources.num_gpus * stage.resources.concurrency
+    return {"CPU": cpus, "GPU": gpus}
+
+
+def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
+    """Refuse a job whose actor pools cannot all start: Ray Data would otherwise wait forever for
+    the last pool while the others sit idle on the resources it needs."""
+    demand = resource_demand(spec)
+    for kind in ("CPU", "GPU"):
+        have = float(available.get(kind, 0.0))
+        if demand[kind] > have + 1e-9:
+            per_stage = ", ".join(
+                f"{s.label}: {getattr(s.resources, 'num_' + kind.lower() + 's')} x {s.resources.concurrency}"
+                for s in spec.stages
+            )
+            raise JobError(
+                f"the stages ask for {demand[kind]:g} {kind}s at once ({per_stage}; reader {READ_CPUS:g} CPU, "
+                f"writer {spec.sink.num_cpus:g} CPU) but the cluster has {have:g}; lower resources.num_"
+                f"{kind.lower()}s (fractions are fine) or resources.concurrency"
+            )
+
+
+def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # the C++ core's warnings would drown the progress bars
     import ray
@@ -56,15 +89,24 @@ def init_ray(address: str | None) -> None:
         return
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        # address="local": always a fresh in-process instance, never a cluster someone left running.
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        return
+    # An embedded Ray on this machine: give it at least as many logical CPUs as the stages hold at
+    # once, so every actor pool starts (the OS shares the cores); GPUs are what the machine has.
+    cpus = os.cpu_count() or 1
+    if spec is not None:
+        cpus = max(cpus, math.ceil(resource_demand(spec)["CPU"]))
+    # address="local": always a fresh in-process instance, never a cluster someone left running.
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
 
 
 def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
     job = plan(spec)
     if job.todo:
-        init_ray(address)
+        import ray
+
+        init_ray(address, spec)
+        check_fits(spec, ray.cluster_resources())
         _execute(job)
     return finish(job)
 
@@ -80,7 +122,7 @@ def _execute(job: Job) -> None:
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     ds = ds.map_batches(
         ReadEpisodes, fn_constructor_args=(str(spec.source.root), spec.source.cameras), batch_size=1,
-        compute=ActorPoolStrategy(min_size=1, max_size=2), num_cpus=0.25, batch_format="numpy",
+        compute=ActorPoolStrategy(min_size=1, max_size=2), num_cpus=READ_CPUS, batch_format="numpy",
     )
     for stage in spec.stages:
         r = stage.resources

@@ -14,13 +14,12 @@ from augment.spec import load_spec
 from conftest import write_spec
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_session():
+    """A fresh embedded Ray per test: run_ray sizes it to the spec it runs."""
     import ray
 
-    from augment.runner import init_ray
-
-    init_ray(None)
+    ray.shutdown()
     yield
     ray.shutdown()
 
@@ -54,6 +53,36 @@ def test_ray_run_matches_the_in_process_run(source_dataset, tmp_path, ray_sessio
                                       b[ub[uid] + 3]["observation.images.front"].numpy())
         np.testing.assert_array_equal(a[ua[uid] + 3]["action"].numpy(), b[ub[uid] + 3]["action"].numpy())
     assert ray.data.read_lerobot(str(tmp_path / "ray")).count() == 94
+
+
+def test_stages_that_hold_more_cpus_than_the_machine_still_run(source_dataset, tmp_path, ray_session):
+    """Each actor pool holds its CPUs for the whole job; an embedded Ray gets enough logical CPUs for
+    all of them (here 1 + 4 x 1 + 0.25 on a 2-core machine) instead of waiting forever."""
+    import ray
+
+    stages = "".join("  - type: background\n    resources: {num_cpus: 1}\n" for _ in range(2))
+    stages += "".join("  - type: source\n    resources: {num_cpus: 1}\n" for _ in range(2))
+    spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages,
+                                extra="  episodes: [0, 1]\n"))
+    report = run_ray(spec)
+    assert report["episodes_out"] == 2 and ray.cluster_resources()["CPU"] >= 5.25
+
+
+def test_a_job_that_cannot_fit_a_cluster_is_refused_with_the_numbers(tmp_path):
+    from augment.pipeline import JobError
+    from augment.runner import check_fits, resource_demand
+
+    text = ("source: {root: /x}\nsink: {root: /y, num_cpus: 0.5}\nstages:\n"
+            "  - {type: background, resources: {num_cpus: 2, concurrency: 2}}\n"
+            "  - {type: source, resources: {num_cpus: 0.25, num_gpus: 0.5, concurrency: 2}}\n")
+    (tmp_path / "s.yaml").write_text(text)
+    spec = load_spec(tmp_path / "s.yaml")
+    assert resource_demand(spec) == {"CPU": 0.25 + 0.5 + 4 + 0.5, "GPU": 1.0}
+    check_fits(spec, {"CPU": 8, "GPU": 1})
+    with pytest.raises(JobError, match=r"ask for 5.25 CPUs at once \(background: 2.0 x 2, source: 0.25 x 2.*has 4"):
+        check_fits(spec, {"CPU": 4, "GPU": 1})
+    with pytest.raises(JobError, match=r"ask for 1 GPUs at once .* has 0; lower resources.num_gpus"):
+        check_fits(spec, {"CPU": 8})
 
 
 @pytest.mark.slow
