@@ -236,13 +236,14 @@ def first_frame_objects(hsv0: np.ndarray, min_saturation: int, max_fraction: flo
 
 
 def objects_persist(frames: np.ndarray, min_saturation: int = 150, reach: int = 1, persist: int = 2,
-                    max_fraction: float = 0.02, search: int = 6, min_mover: float = 0.01) -> tuple[float, int]:
+                    max_fraction: float = 0.02, search: int = 6, min_mover: float = 0.01,
+                    min_pixels: int = 3) -> tuple[float, int]:
     """Largest lasting |log2(area / first area)| of a first-frame object (clipped at 4: gone), counted
     only until a mover (a foreground blob of at least `min_mover` of the frame: the robot) first comes
     within `reach` pixels of where the object lay: after a touch the object may rightly be carried,
     pushed or hidden. Its area is the blob of its colour (hue
     within 10, value within 50) that overlaps where it lay, within `search` pixels of it; the change must
-    hold for `persist` frames. A morph grows it, a vanish takes it away, both with the robot near."""
+    hold for `persist` frames and be at least `min_pixels`. A morph grows it, a vanish takes it away, both with the robot near."""
     hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames]).astype(np.int16)
     strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= 40)
     objects = first_frame_objects(hsv[0], min_saturation, max_fraction)
@@ -266,7 +267,8 @@ def objects_persist(frames: np.ndarray, min_saturation: int = 150, reach: int = 
             _, labels = cv2.connectedComponents((same[t] & near).astype(np.uint8), connectivity=8)
             ids = np.unique(labels[footprint & same[t]])
             area = int(np.isin(labels, ids[ids > 0]).sum())
-            change.append(min(abs(float(np.log2(max(area, 1e-3) / first))), 4.0))
+            # a blob of a few pixels gains or loses one or two to shading: that is not a change of size
+            change.append(min(abs(float(np.log2(max(area, 1e-3) / first))), 4.0) if abs(area - first) >= min_pixels else 0.0)
         for t in range(len(change) - persist + 1):
             lasting = min(change[t:t + persist])
             if lasting > worst:
