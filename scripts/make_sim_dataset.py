@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     import datasets
 
     datasets.disable_progress_bars()  # one "Map" bar per saved episode otherwise
+    import av
+
+    av.logging.set_level(av.logging.ERROR)  # the mp4 muxer's "Starting second pass" line per video
     t0 = time.perf_counter()
     try:
         res = build_dataset(args.out, sim=args.sim, task=args.task, episodes=args.episodes, size=args.size,
