@@ -42,6 +42,9 @@ class LoraAdapter(BaseModel):
     weight_name: str | None = Field(None, description="file inside `path` when it holds several")
     scale: float = Field(1.0, description="adapter weight")
     name: str | None = Field(None, description="adapter name; default lora0, lora1, ...")
+    target: Literal["transformer", "transformer_2", "both"] = Field(
+        "transformer", description="the denoiser it adapts; Wan 2.2 A14B has two experts: transformer "
+                                   "(high noise) and transformer_2 (low noise)")
 
 
 class GeneratorSpec(StageSpec):
@@ -242,18 +245,28 @@ class VideoGeneratorStage(Stage):
         for i, adapter in enumerate(self.spec.lora):
             name = adapter.name or f"lora{i}"
             kwargs = {"weight_name": adapter.weight_name} if adapter.weight_name else {}
-            try:
-                pipe.load_lora_weights(adapter.path, adapter_name=name, **kwargs)
-            except (OSError, ValueError) as e:
-                # diffusers' own messages name neither the spec field nor the real cause of a missing
-                # local path ("in offline mode, you must specify a weight_name"); peft's mismatch error
-                # lists module names only.
-                missing = "" if Path(adapter.path).exists() else (
-                    " (no such local file or folder; as a model id it is not in the Hugging Face cache)")
-                raise ValueError(f"{self.spec.label}.lora[{i}]: cannot load {adapter.path!r} into "
-                                 f"{type(pipe).__name__}{missing}: {e}") from e
+            components = ["transformer", "transformer_2"] if adapter.target == "both" else [adapter.target]
+            for component in components:
+                if getattr(pipe, component, None) is None:
+                    raise ValueError(f"{self.spec.label}.lora[{i}].target: {type(pipe).__name__} from "
+                                     f"{self.spec.model!r} has no {component} (two experts: Wan 2.2 A14B)")
+                # one name in both experts: set_adapters then scales the adapter in each
+                into = {"load_into_transformer_2": True} if component == "transformer_2" else {}
+                self.load_one_lora(pipe, i, adapter.path, name, component, **kwargs, **into)
             names.append(name)
         pipe.set_adapters(names, [a.scale for a in self.spec.lora])
+
+    def load_one_lora(self, pipe: Any, i: int, path: str, name: str, component: str, **kwargs) -> None:
+        try:
+            pipe.load_lora_weights(path, adapter_name=name, **kwargs)
+        except (OSError, ValueError) as e:
+            # diffusers' own messages name neither the spec field nor the real cause of a missing
+            # local path ("in offline mode, you must specify a weight_name"); peft's mismatch error
+            # lists module names only.
+            missing = "" if Path(path).exists() else (
+                " (no such local file or folder; as a model id it is not in the Hugging Face cache)")
+            into = type(pipe).__name__ + ("" if component == "transformer" else f".{component}")
+            raise ValueError(f"{self.spec.label}.lora[{i}]: cannot load {path!r} into {into}{missing}: {e}") from e
 
     # ---- the rollout -------------------------------------------------------------------------------
     def model_size(self, camera_h: int, camera_w: int) -> tuple[int, int]:

@@ -36,21 +36,51 @@ def tiny_t5():
     return T5EncoderModel(config)
 
 
-def tiny_wan():
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+def tiny_wan_transformer(image_dim: int | None = None):
+    from diffusers import WanTransformer3DModel
 
+    # Wan 2.1 I2V attends to the CLIP image tokens through added K/V projections (image_dim set);
+    # Wan 2.2 has neither.
+    image = {"image_dim": image_dim, "added_kv_proj_dim": 2 * 12} if image_dim else {}
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                 in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+                                 num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                 rope_max_seq_len=32, **image)
+
+
+def tiny_wan(layout: str = "2.2"):
+    """layout "2.2": one expert, no image encoder; "2.1": plus a CLIP vision encoder whose penultimate
+    hidden states the transformer cross-attends to; "2.2-a14b": a high-noise expert (transformer) and a
+    low-noise one (transformer_2), switched at boundary_ratio * 1000 of the schedule."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
+
+    if layout not in WAN_LAYOUTS:
+        raise ValueError(f"tiny_wan: layout {layout!r} is not one of {WAN_LAYOUTS}")
     torch.manual_seed(0)
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])
-    torch.manual_seed(0)
-    # Wan 2.2 A14B layout without the high-noise expert and without a CLIP image encoder
-    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                        in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
-                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                                        rope_max_seq_len=32)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    parts = {}
+    if layout == "2.1":
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+        torch.manual_seed(0)
+        # 32x32 images in 8x8 patches: 17 image tokens of width 16 (the real encoder: ViT-H/14 at 224, 1280)
+        parts["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(
+            hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+            image_size=32, patch_size=8))
+        parts["image_processor"] = CLIPImageProcessor(crop_size=32, size=32)
+    torch.manual_seed(0)
+    transformer = tiny_wan_transformer(image_dim=16 if layout == "2.1" else None)
+    if layout == "2.2-a14b":
+        torch.manual_seed(1)  # another expert: other weights
+        parts["transformer_2"] = tiny_wan_transformer()
+        parts["boundary_ratio"] = 0.875  # the A14B I2V value: with 2 tiny steps, one step each
     return WanImageToVideoPipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=vae,
-                                   scheduler=scheduler, transformer=transformer)
+                                   scheduler=scheduler, transformer=transformer, **parts)
+
+
+WAN_LAYOUTS = ("2.2", "2.1", "2.2-a14b")
 
 
 class PassThroughSafetyChecker(torch.nn.Module):
@@ -172,10 +202,11 @@ BUILDERS = {"wan-i2v": tiny_wan, "cosmos-predict2": tiny_cosmos, "ltx-i2v": tiny
             "cogvideox-i2v": tiny_cogvideox, "svd": tiny_svd}
 
 
-def save_tiny_pipeline(kind: str, folder: str | Path) -> Path:
-    """Build the tiny pipeline for a generator type and save_pretrained it to folder."""
+def save_tiny_pipeline(kind: str, folder: str | Path, **options) -> Path:
+    """Build the tiny pipeline for a generator type (options: the builder's, e.g. Wan's layout) and
+    save_pretrained it to folder."""
     folder = Path(folder)
-    BUILDERS[kind]().save_pretrained(folder)
+    BUILDERS[kind](**options).save_pretrained(folder)
     return folder
 
 
