@@ -104,7 +104,8 @@ class RunStage:
                 parent = passing[i]
                 share = Fraction(parent["share"]) / children[i]
                 timings = episode.provenance.setdefault("timings", {})
-                timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed
+                # split among siblings, so a family's times add up to its input's
+                timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed / children[i]
                 episode.validate()
                 out.append(episode_row(episode, parent["source_uid"], str(share)))
         return rows_to_batch(out)
