@@ -103,9 +103,10 @@ class RunStage:
                 i = episode.provenance.pop(PARENT_KEY)
                 parent = passing[i]
                 share = Fraction(parent["share"]) / children[i]
-                timings = episode.provenance.setdefault("timings", {})
-                # split among siblings, so a family's times add up to its input's
+                # Times (inherited ones too) are split among siblings, so a family's add up to its input's.
+                timings = {k: v / children[i] for k, v in episode.provenance.get("timings", {}).items()}
                 timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed / children[i]
+                episode.provenance["timings"] = timings
                 episode.validate()
                 out.append(episode_row(episode, parent["source_uid"], str(share)))
         return rows_to_batch(out)

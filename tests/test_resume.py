@@ -76,3 +76,15 @@ def test_top_k_keeps_the_best_per_group(source_dataset, tmp_path):
     assert all(d["stage"] == "rank" and "of 3" in d["reason"] for d in report["dropped"])
     saved = json.loads((out / "meta" / "augment_report.json").read_text())
     assert saved["dropped"] == report["dropped"]
+
+
+def test_report_times_are_not_multiplied_by_best_of_n(source_dataset, tmp_path):
+    one = run_local(load_spec(write_spec(tmp_path / "a.yaml", source_dataset["root"], tmp_path / "a",
+                                         stages="  - type: background\n", extra="  episodes: [0, 1]\n")),
+                    progress=False)
+    many = run_local(load_spec(write_spec(tmp_path / "b.yaml", source_dataset["root"], tmp_path / "b",
+                                          stages="  - type: background\n    variants: 4\n",
+                                          extra="  episodes: [0, 1]\n")), progress=False)
+    assert many["episodes_out"] == 4 * one["episodes_out"]
+    # reading is done once per source episode whatever the number of variants
+    assert many["seconds_per_stage"]["read"] < 2.5 * one["seconds_per_stage"]["read"] + 0.05
