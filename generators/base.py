@@ -246,10 +246,11 @@ class VideoGeneratorStage(Stage):
             name = adapter.name or f"lora{i}"
             kwargs = {"weight_name": adapter.weight_name} if adapter.weight_name else {}
             components = ["transformer", "transformer_2"] if adapter.target == "both" else [adapter.target]
+            missing = [c for c in components if getattr(pipe, c, None) is None]
+            if missing:
+                raise ValueError(f"{self.spec.label}.lora[{i}].target: {type(pipe).__name__} from "
+                                 f"{self.spec.model!r} has no {' or '.join(missing)} (two experts: Wan 2.2 A14B)")
             for component in components:
-                if getattr(pipe, component, None) is None:
-                    raise ValueError(f"{self.spec.label}.lora[{i}].target: {type(pipe).__name__} from "
-                                     f"{self.spec.model!r} has no {component} (two experts: Wan 2.2 A14B)")
                 # one name in both experts: set_adapters then scales the adapter in each
                 into = {"load_into_transformer_2": True} if component == "transformer_2" else {}
                 self.load_one_lora(pipe, i, adapter.path, name, component, **kwargs, **into)

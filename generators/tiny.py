@@ -75,7 +75,8 @@ def tiny_wan(layout: str = "2.2"):
     if layout == "2.2-a14b":
         torch.manual_seed(1)  # another expert: other weights
         parts["transformer_2"] = tiny_wan_transformer()
-        parts["boundary_ratio"] = 0.875  # the A14B I2V value: with 2 tiny steps, one step each
+        # published A14B: 0.875 (T2V), 0.9 (I2V); of 4 tiny steps (t = 999, 900, 750, 500): 2 each
+        parts["boundary_ratio"] = 0.875
     return WanImageToVideoPipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=vae,
                                    scheduler=scheduler, transformer=transformer, **parts)
 

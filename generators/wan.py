@@ -41,7 +41,8 @@ class WanStage(VideoGeneratorStage):
     def setup(self) -> None:
         super().setup()
         transformer = self.pipe.transformer
-        if transformer is not None and transformer.config.image_dim is not None and self.spec.max_sequence_length != 512:
+        takes_image_tokens = transformer is not None and transformer.config.image_dim is not None
+        if takes_image_tokens and self.spec.max_sequence_length != 512:
             # diffusers' Wan attention takes the image tokens to be whatever precedes the last 512 tokens
             # (a fixed text length): with a shorter text the CLIP tokens are read as text and the image
             # branch (add_k_proj / add_v_proj) gets nothing, silently.

@@ -17,7 +17,7 @@ pytest.importorskip("peft")
 
 from augment.episode import Episode  # noqa: E402
 from augment.registry import spec_class  # noqa: E402
-from generators.tiny import BUILDERS, TINY_SETTINGS  # noqa: E402
+from generators.tiny import BUILDERS, TINY_SETTINGS, tiny_wan  # noqa: E402
 
 CAMERA = "observation.images.top"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default name
@@ -30,8 +30,9 @@ def offline_hub(tmp_path_factory):
     os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
 
 
-def save_lora(pipe, folder, rename=None):
-    """Add a random rank-4 LoRA to pipe.transformer with peft and save it in diffusers' format."""
+def save_lora(pipe, folder, rename=None, component="transformer"):
+    """Add a random rank-4 LoRA to pipe.transformer (or another component of the same architecture, Wan
+    2.2's transformer_2) with peft and save it in diffusers' format."""
     import torch
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
@@ -41,13 +42,13 @@ def save_lora(pipe, folder, rename=None):
     config = LoraConfig(r=4, lora_alpha=4, target_modules=TARGETS, init_lora_weights=False)
     with warnings.catch_warnings():  # a second call: peft warns the model had an adapter (deleted below)
         warnings.simplefilter("ignore", UserWarning)
-        pipe.transformer.add_adapter(config)
-    layers = get_peft_model_state_dict(pipe.transformer)
+        getattr(pipe, component).add_adapter(config)
+    layers = get_peft_model_state_dict(getattr(pipe, component))
     assert layers and all(v.abs().sum() > 0 for k, v in layers.items() if "lora_B" in k)
     if rename:
         layers = {rename(k): v for k, v in layers.items()}
     type(pipe).save_lora_weights(folder, transformer_lora_layers=layers)
-    pipe.transformer.delete_adapters("default")
+    getattr(pipe, component).delete_adapters("default")
     return folder
 
 
@@ -65,6 +66,16 @@ def saved(tmp_path_factory):
                            "foreign": save_lora(pipe, base / "foreign", lambda k: k.replace("transformer_blocks", "blocks9"))}
         return cache[kind]
     return get
+
+
+@pytest.fixture(scope="module")
+def experts(tmp_path_factory):
+    """Tiny Wan 2.2 A14B (two experts) and a LoRA made on its low-noise expert, saved as Wan 2.2 LoRAs
+    are (diffusers' transformer format; the expert it goes into is chosen when loading)."""
+    base = tmp_path_factory.mktemp("wan-a14b")
+    pipe = tiny_wan("2.2-a14b")
+    pipe.save_pretrained(base / "pipeline")
+    return {"model": base / "pipeline", "lora": save_lora(pipe, base / "lora", component="transformer_2")}
 
 
 def episode() -> Episode:
@@ -114,3 +125,23 @@ def test_lora_errors_name_the_field_and_the_cause(saved, tmp_path):
         rollout("cogvideox-i2v", files["model"], lora=[{"path": str(files["lora"])}, {"path": str(files["foreign"])}])
     with pytest.raises(ValueError, match=r"lora\[0\]: cannot load .*other\.safetensors"):
         rollout("cogvideox-i2v", files["model"], lora=[{"path": str(files["lora"]), "weight_name": "other.safetensors"}])
+
+
+def test_wan22_lora_goes_into_the_expert_its_target_names(experts, saved):
+    # 4 steps (t = 999, 900 | 750, 500) and boundary_ratio 0.875: each expert denoises two of them
+    model, path, steps = experts["model"], str(experts["lora"]), {"num_inference_steps": 4}
+    base = rollout("wan-i2v", model, **steps).astype(int)
+    into = {target: rollout("wan-i2v", model, **steps, lora=[{"path": path, "target": target}]).astype(int)
+            for target in ("transformer", "transformer_2", "both")}
+    # the same file adapts the high-noise expert, the low-noise one, or both: three different videos
+    for target, video in into.items():
+        assert np.abs(video - base).mean() > 0.05, target  # tiny random experts: small, never 0
+    for a, b in [("transformer", "transformer_2"), ("both", "transformer"), ("both", "transformer_2")]:
+        assert not np.array_equal(into[a], into[b]), (a, b)
+    # one adapter name in both experts: its scale applies to each (0: the base model)
+    off = rollout("wan-i2v", model, **steps, lora=[{"path": path, "target": "both", "scale": 0.0}])
+    assert np.array_equal(off, base)
+    # a one-expert model has no transformer_2 to adapt
+    with pytest.raises(ValueError, match=r"cogvideox-i2v\.lora\[0\]\.target: CogVideoXImageToVideoPipeline from "
+                                         r".* has no transformer_2 \(two experts: Wan 2\.2 A14B\)"):
+        rollout("cogvideox-i2v", saved("cogvideox-i2v")["model"], lora=[{"path": path, "target": "both"}])

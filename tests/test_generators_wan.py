@@ -88,8 +88,8 @@ def test_wan21_batched_samples_share_the_clip_image_tokens(saved):
 
 def test_wan21_rollouts_depend_on_the_image_tokens_and_reproduce_by_seed(saved):
     source = episode()
-    one_by_one = videos(build(saved("2.1"), **WAN21, samples_per_edit=3)([source]))
-    batched = videos(build(saved("2.1"), **WAN21, samples_per_edit=3, batch_samples=True)([source]))
+    one_by_one = videos(build(saved("2.1"), **WAN21, samples_per_edit=2)([source]))
+    batched = videos(build(saved("2.1"), **WAN21, samples_per_edit=2, batch_samples=True)([source]))
     again = videos(build(saved("2.1"), **WAN21, samples_per_edit=1)([source]))[0]
     assert np.array_equal(again, one_by_one[0])  # a fresh stage, the same seed: the same video
     for a, b in zip(one_by_one, batched):
