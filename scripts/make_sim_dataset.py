@@ -106,7 +106,8 @@ class MetaWorldSim(Sim):
     state_names = ["hand_x", "hand_y", "hand_z", "gripper_distance"]  # obs[:4], the proprio part
     action_names = ["delta_x", "delta_y", "delta_z", "gripper_effort"]
 
-    def __init__(self, task: str, size: int, cameras: list[tuple[str, str]], seed: int):
+    def __init__(self, task: str, size: int, cameras: list[tuple[str, str]], seed: int,
+                 action_noise: float = 0.0, seeded_configs: bool = False):
         import gymnasium as gym
         import metaworld  # noqa: F401  (registers the Meta-World/* envs)
         import mujoco
@@ -118,6 +119,7 @@ class MetaWorldSim(Sim):
         )
         self.policy = ENV_POLICY_MAP[task]()
         self.task = _metaworld_description(task)
+        self.action_noise, self.seeded_configs = action_noise, seeded_configs
         model = self.env.unwrapped.model
         # Rendering is CPU-bound here (Mesa llvmpipe) and the 4096^2 shadow map costs ~1/3 of
         # every frame; a map 8x the image size looks identical at these resolutions.
@@ -128,8 +130,25 @@ class MetaWorldSim(Sim):
             if self.cam_ids[key] < 0:
                 raise ValueError(f"unknown metaworld camera {cam!r}")
         self.image_keys = list(self.cam_ids)
+        if seeded_configs:
+            # The task-select wrapper calls set_task (which freezes the placement) on every reset:
+            # let it do so once (the env refuses to step before), then switch that off.
+            self.env.reset(seed=seed)
+            wrapper = self.env
+            while wrapper is not self.env.unwrapped:
+                if hasattr(wrapper, "sample_tasks_on_reset"):
+                    wrapper.sample_tasks_on_reset = False
+                wrapper = wrapper.env
 
     def reset(self, seed):
+        if self.seeded_configs:
+            # MT1 freezes the object/goal placement to one of a fixed pool of ~50 configurations
+            # (set_task), so different seeds can replay the very same episode. Here the placement is
+            # drawn afresh from the task's own reset distribution with the episode's seed instead.
+            env = self.env.unwrapped
+            env._freeze_rand_vec, env.seeded_rand_vec = False, True
+            env.seed(seed)
+        self.noise_rng = np.random.default_rng([seed, 7])  # the noise of an episode depends on its seed only
         obs, _ = self.env.reset(seed=seed)
         # The corner* cameras are defined with their "up" axis pointing down (their images show
         # the table at the top): a 180 degree roll of the camera, so we rotate those images by
@@ -150,8 +169,13 @@ class MetaWorldSim(Sim):
         return images, obs[:4].astype(np.float32)
 
     def act(self, obs):
+        action = self.policy.get_action(obs)
+        if self.action_noise > 0:
+            # DART-style: perturb the expert so the data covers states (and motions) off its
+            # trajectory; the expert corrects from wherever the noise took the arm.
+            action = action + self.noise_rng.normal(0.0, self.action_noise, size=action.shape)
         # The expert may exceed the action space; the env would clip it, we record what it gets.
-        return np.clip(self.policy.get_action(obs), -1.0, 1.0).astype(np.float32)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def step(self, action):
         obs, _, terminated, truncated, info = self.env.step(action)
@@ -254,8 +278,13 @@ def build_dataset(
     size: int = 128, cameras: str = "corner2,gripperPOV", seed: int = 0, max_steps: int = 150,
     codec: str | None = None, fps: int | None = None, overwrite: bool = False,
     keep_frames: bool = False, repo_id: str = "local/sim", log=print,
+    action_noise: float = 0.0, seeded_configs: bool = False,
 ) -> BuildResult:
     """Roll out `episodes` simulator episodes and write them to `out` as a LeRobot v3.0 dataset.
+
+    metaworld only: `action_noise` adds Gaussian noise (std, in action units) to the expert's action
+    before it is applied (the recorded action is the applied one, after clipping); `seeded_configs`
+    draws each episode's object/goal placement from its seed instead of MT1's fixed task pool.
 
     Returns a BuildResult whose `episodes` hold the state/action arrays passed to add_frame
     (and the frames too if `keep_frames`), for checking what lerobot reads back.
@@ -269,7 +298,14 @@ def build_dataset(
         encoder = RGBEncoderConfig(vcodec=codec) if codec else None
         if sim not in ("metaworld", "pusht"):
             raise ValueError(f"unknown sim {sim!r}")
-        env = MetaWorldSim(task, size, _parse_cameras(cameras), seed) if sim == "metaworld" else PushTSim(size, seed)
+        if action_noise < 0:
+            raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+        if sim == "pusht" and (action_noise or seeded_configs):
+            raise ValueError("action_noise and seeded_configs are metaworld options")
+        if sim == "metaworld":
+            env = MetaWorldSim(task, size, _parse_cameras(cameras), seed, action_noise, seeded_configs)
+        else:
+            env = PushTSim(size, seed)
     except (ValueError, KeyError) as e:
         raise SetupError(f"bad argument: {e}") from e
     out = Path(out)
@@ -327,6 +363,12 @@ def main(argv: list[str] | None = None) -> None:
                                    "(default: lerobot's default, libsvtav1 in lerobot 0.6.1)")
     p.add_argument("--fps", type=int, help=f"override the recorded fps (default: the control rate, "
                                            f"metaworld {METAWORLD_FPS}, pusht {PUSHT_FPS})")
+    p.add_argument("--action-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="metaworld: std of Gaussian noise added to the expert's action before it is applied; "
+                        "the applied (clipped) action is recorded (default: %(default)s)")
+    p.add_argument("--seeded-configs", action="store_true",
+                   help="metaworld: draw each episode's object/goal placement from its seed, instead of MT1's "
+                        "fixed pool of ~50 configurations (where different seeds can repeat an episode)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     args = p.parse_args(argv)
 
@@ -342,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         res = build_dataset(args.out, sim=args.sim, task=args.task, episodes=args.episodes, size=args.size,
                             cameras=args.cameras, seed=args.seed, max_steps=args.max_steps, codec=args.codec,
-                            fps=args.fps, overwrite=args.overwrite)
+                            fps=args.fps, overwrite=args.overwrite, action_noise=args.action_noise,
+                            seeded_configs=args.seeded_configs)
     except (FileExistsError, SetupError) as e:  # bad --out, --cameras, --codec, --task
         p.error(str(e))
     n_frames = sum(len(e.action) for e in res.episodes)

@@ -101,3 +101,40 @@ def test_pusht_roundtrip(tmp_path):
     decoded = (item["observation.images.top"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert _psnr(decoded, res.episodes[1].frames["top"][5]) > 30
     assert tuple(item["observation.state"].shape) == (2,)
+
+
+def _metaworld_rollout(seed, action_noise, seeded_configs, steps=12):
+    """One short 32 px rollout; returns (recorded episode, actions the env was stepped with, placement)."""
+    sim = _load_script().MetaWorldSim("pick-place-v3", 32, [("corner2", "corner2")], seed, action_noise,
+                                      seeded_configs)
+    applied, step = [], sim.step
+    sim.step = lambda action: (applied.append(np.array(action)), step(action))[1]
+    try:
+        ep = sim.rollout(seed, steps)
+        placement = np.array(sim.env.unwrapped._last_rand_vec)
+    finally:
+        sim.close()
+    return ep, np.stack(applied), placement
+
+
+def test_metaworld_action_noise_is_recorded_as_applied():
+    pytest.importorskip("metaworld")
+    clean, _, _ = _metaworld_rollout(0, 0.0, True)
+    noisy, applied, _ = _metaworld_rollout(0, 0.3, True)
+    again, _, _ = _metaworld_rollout(0, 0.3, True)
+    # The label is exactly the action the env received (noise included, clipped to the action space).
+    np.testing.assert_array_equal(noisy.action, applied.astype(np.float32))
+    assert np.all(np.abs(noisy.action) <= 1.0)
+    diff = noisy.action - clean.action
+    assert np.abs(diff).max() > 0.1 and 0.1 < diff[:, :3].std() < 0.4  # noise of std ~0.3 (some clipped)
+    np.testing.assert_array_equal(again.action, noisy.action)  # the noise is seeded by the episode seed
+    script = _load_script()
+    with pytest.raises(script.SetupError, match="action_noise"):
+        script.build_dataset("/nonexistent", sim="pusht", action_noise=0.1)
+
+
+def test_metaworld_seeded_configs_differ_by_seed_and_repeat_by_seed():
+    pytest.importorskip("metaworld")
+    placements = [_metaworld_rollout(seed, 0.0, True, steps=2)[2] for seed in (0, 1, 0)]
+    assert not np.allclose(placements[0], placements[1])  # a new object/goal placement per seed
+    np.testing.assert_array_equal(placements[0], placements[2])  # and the same one for the same seed
