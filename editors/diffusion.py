@@ -10,15 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from augment.devices import resolve_device
 from editors.edit_base import DiffusionSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def load_pipeline(spec: DiffusionSpec, task: str):

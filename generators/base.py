@@ -216,11 +216,10 @@ class VideoGeneratorStage(Stage):
     def setup(self) -> None:
         import torch
 
+        from augment.devices import resolve_device
+
         spec = self.spec
-        device = spec.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
+        self.device = resolve_device(spec.device)
         self.torch_dtype = getattr(torch, spec.dtype)
         pipe = self.load(self.torch_dtype)
         if spec.lora:
@@ -230,11 +229,11 @@ class VideoGeneratorStage(Stage):
         if spec.vae_slicing:
             pipe.vae.enable_slicing()
         if spec.cpu_offload == "model":
-            pipe.enable_model_cpu_offload(device=device)
+            pipe.enable_model_cpu_offload(device=self.device)
         elif spec.cpu_offload == "sequential":
-            pipe.enable_sequential_cpu_offload(device=device)
+            pipe.enable_sequential_cpu_offload(device=self.device)
         else:
-            pipe.to(device)
+            pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
 

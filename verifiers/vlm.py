@@ -114,10 +114,10 @@ class VLMStage(Stage):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from augment.devices import resolve_device
+
         spec = self.spec
-        device = spec.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(spec.device)
         dtype = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
         self.processor = AutoProcessor.from_pretrained(spec.model)
         self.model = AutoModelForImageTextToText.from_pretrained(spec.model, dtype=dtype).to(device).eval()
