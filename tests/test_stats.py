@@ -31,15 +31,3 @@ def test_aggregate_pools_mean_and_variance_exactly():
     np.testing.assert_allclose(agg["min"], both.min(0))
     assert agg["count"].tolist() == [40]
 
-
-def test_device_resolution():
-    import pytest
-    import torch
-
-    from augment.devices import resolve_device
-
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
-            resolve_device("cuda:1")
