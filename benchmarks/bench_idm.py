@@ -27,19 +27,28 @@ sys.path.insert(0, str(REPO))
 R2_MIN, SCALE_RANGE, MINUTES_MAX = 0.9, (0.9, 1.1), 10.0
 
 
-def make_dataset(sim: str, root: Path, episodes: int, seed: int, task: str) -> None:
+def make_dataset(sim: str, root: Path, episodes: int, seed: int, task: str, action_noise: float = 0.0) -> None:
+    """MetaWorld placements are drawn from the seed (MT1's pool of ~50 would repeat episodes)."""
     sys.path.insert(0, str(REPO / "scripts"))
     from make_sim_dataset import build_dataset
 
-    build_dataset(root, sim=sim, task=task, episodes=episodes, size=96, seed=seed)
+    extra = {"action_noise": action_noise, "seeded_configs": True} if sim == "metaworld" else {}
+    build_dataset(root, sim=sim, task=task, episodes=episodes, size=96, seed=seed, **extra)
+
+
+def shared_episodes(train: Path, heldout: Path) -> int:
+    """Held-out episodes identical (same actions and states) to a training episode: must be 0."""
+    from labelers.data import duplicate_groups
+
+    return len(set(duplicate_groups(str(heldout)).values()) & set(duplicate_groups(str(train)).values()))
 
 
 def verdict(metrics: dict) -> tuple[bool, list[str]]:
     lines, ok = [], True
-    for i, (r2, scale) in enumerate(zip(metrics["r2"], metrics["scale"])):
+    for i, (r2, scale, bias) in enumerate(zip(metrics["r2"], metrics["scale"], metrics["bias"])):
         good = r2 >= R2_MIN and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
         ok &= good
-        lines.append(f"  action[{i}]  R2 {r2:6.3f}  scale {scale:5.3f}  {'ok' if good else 'FAIL'}")
+        lines.append(f"  action[{i}]  R2 {r2:6.3f}  scale {scale:5.3f}  bias {bias:+8.4f}  {'ok' if good else 'FAIL'}")
     return ok, lines
 
 
@@ -62,12 +71,14 @@ def main() -> int:
     p.add_argument("--make", choices=["metaworld", "pusht"], help="record the dataset first if it is missing")
     p.add_argument("--task", default="pick-place-v3", help="metaworld task for --make")
     p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="metaworld --make: expert action noise of the training dataset (the held-out has none)")
     p.add_argument("--heldout", type=Path, help="a second dataset (other seeds) to measure as well")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
 
     if args.make and not (args.dataset / "meta" / "info.json").is_file():
-        make_dataset(args.make, args.dataset, args.episodes, 0, args.task)
+        make_dataset(args.make, args.dataset, args.episodes, 0, args.task, args.action_noise)
     if args.make and args.heldout and not (args.heldout / "meta" / "info.json").is_file():
         make_dataset(args.make, args.heldout, max(4, args.episodes // 4), 1000, args.task)
 
@@ -92,6 +103,9 @@ def main() -> int:
         ok_all &= ok if "edited" not in name else True  # edited figures are reported, not gated
     if args.heldout:
         held = heldout_metrics(args.out, args.heldout)
+        held["shared_with_training"] = shared_episodes(args.dataset, args.heldout)
+        print(f"held-out episodes identical to a training episode: {held['shared_with_training']}")
+        ok_all &= held["shared_with_training"] == 0
         results["heldout"] = held
         for name, metrics in ((f"held-out dataset ({held['episodes']} episodes)", held["clean"]["action"]),
                               ("held-out dataset, background edited", held["edited"]["action"])):

@@ -25,6 +25,9 @@ class IdmConfig(BaseModel):
     cameras: list[str] | None = Field(None, description="camera keys the model sees; default all of the dataset's")
     image_size: int = Field(64, ge=16, description="frames are resized to this square size (a multiple of 16)")
     offsets: list[int] = Field([-1, 0, 1, 2], description="frames t+k the model sees to label step t")
+    action_chunk: int = Field(1, ge=1, description=(
+        "actions the model predicts per window, for the steps around t (t-c//2 .. t+c-1-c//2); a step's "
+        "label is the mean over the windows that predict it (smooths per-window noise)"))
     width: int = Field(32, ge=4, description="channels of the first conv layer (doubled twice deeper)")
     hidden: int = Field(256, ge=8, description="units of the hidden layer of the head")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")

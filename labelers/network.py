@@ -51,8 +51,15 @@ class InverseDynamicsNet(nn.Module):
 
 
 def build_network(config: IdmConfig, num_cameras: int, action_dim: int, state_dim: int) -> InverseDynamicsNet:
-    return InverseDynamicsNet(num_cameras, len(config.offsets), action_dim, state_dim, config.image_size,
+    """The action output holds `config.action_chunk` actions, step-major (see chunk_steps)."""
+    return InverseDynamicsNet(num_cameras, len(config.offsets), action_dim * config.action_chunk, state_dim,
+                              config.image_size,
                               config.width, config.hidden, config.dropout)
+
+
+def chunk_steps(chunk: int) -> list[int]:
+    """Offsets (relative to t) of the actions a window predicts: centred on t, e.g. 3 -> [-1, 0, 1]."""
+    return [j - chunk // 2 for j in range(chunk)]
 
 
 def save_checkpoint(out: str | Path, net: InverseDynamicsNet, checkpoint_config: dict) -> None:

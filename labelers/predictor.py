@@ -9,7 +9,7 @@ import torch
 
 from labelers.config import IdmConfig
 from labelers.data import PixelNormalizer, gather_windows, stack_cameras
-from labelers.network import InverseDynamicsNet, load_checkpoint, resolve_device
+from labelers.network import InverseDynamicsNet, chunk_steps, load_checkpoint, resolve_device
 from labelers.normalize import Normalizer
 
 
@@ -49,7 +49,19 @@ class IdmPredictor:
             actions.append(a.float().cpu().numpy())
             states.append(s.float().cpu().numpy())
         self.net.eval()
-        return np.concatenate(actions), np.concatenate(states)
+        return self._average_chunks(np.concatenate(actions)), np.concatenate(states)
+
+    def _average_chunks(self, chunks: np.ndarray) -> np.ndarray:
+        """(T, chunk * A) -> (T, A): step u's action is the mean of every window's guess for u."""
+        steps = chunk_steps(self.config.action_chunk)
+        length = len(chunks)
+        chunks = chunks.reshape(length, len(steps), -1)
+        total, count = np.zeros((length, chunks.shape[2])), np.zeros((length, 1))
+        for j, step in enumerate(steps):
+            src = np.arange(max(0, -step), min(length, length - step))  # windows t whose t+step is in range
+            total[src + step] += chunks[src, j]
+            count[src + step] += 1
+        return (total / count).astype(np.float32)
 
     def predict(self, video: np.ndarray, mc_samples: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
         """video: uint8 (cameras, T, S, S, 3) -> action (T, A) and state (T, S) in dataset units; with

@@ -21,7 +21,7 @@ from labelers.config import REPORT_FILE, IdmConfig
 from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
                            split_episodes)
 from labelers.metrics import format_table, regression_metrics
-from labelers.network import build_network, resolve_device, save_checkpoint
+from labelers.network import build_network, chunk_steps, resolve_device, save_checkpoint
 from labelers.normalize import Normalizer, load_stats
 from labelers.predictor import IdmPredictor
 
@@ -60,8 +60,14 @@ def _samples(episodes: list[IdmEpisode]) -> np.ndarray:
     return np.array([(e, t) for e, ep in enumerate(episodes) for t in range(ep.length)], dtype=np.int64)
 
 
-def _targets(episodes, action_norm, state_norm):
-    return ([action_norm.normalize(ep.action) for ep in episodes], [state_norm.normalize(ep.state) for ep in episodes])
+def _targets(episodes, action_norm, state_norm, chunk: int = 1):
+    """Per episode: (T, chunk * A) normalised actions at t+chunk_steps (clipped to the episode), (T, S) state."""
+    actions = []
+    for ep in episodes:
+        a = action_norm.normalize(ep.action)
+        idx = np.clip(np.arange(len(a))[:, None] + np.asarray(chunk_steps(chunk))[None, :], 0, len(a) - 1)
+        actions.append(a[idx].reshape(len(a), -1))
+    return actions, [state_norm.normalize(ep.state) for ep in episodes]
 
 
 def _batch(episodes, samples, actions, states, offsets, edit_prob, rng):
@@ -127,7 +133,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     train_eps = [fitted[i] for i in train_ids]
     select_eps = [fitted[i] for i in select_ids]  # empty: early stopping watches the training loss
     action_norm, state_norm = Normalizer.from_dict(ckpt["action"]), Normalizer.from_dict(ckpt["state"])
-    train_a, train_s = _targets(train_eps, action_norm, state_norm)
+    train_a, train_s = _targets(train_eps, action_norm, state_norm, config.action_chunk)
 
     net = build_network(config, len(config.cameras), len(action_norm.mean), len(state_norm.mean)).to(device)
     pixels = PixelNormalizer([ckpt["image"][c]["mean"] for c in config.cameras],

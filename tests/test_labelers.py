@@ -211,3 +211,34 @@ def test_duplicate_groups_with_action_and_state_of_different_sizes(source_datase
 
     groups = duplicate_groups(str(source_dataset["root"]))  # state (3,), action (2,)
     assert sorted(groups) == [0, 1, 2, 3] and len(set(groups.values())) == 4  # random actions: all distinct
+
+
+def test_action_chunks_target_neighbours_and_average_back():
+    from labelers.network import chunk_steps
+    from labelers.predictor import IdmPredictor
+    from labelers.train import _targets
+
+    assert chunk_steps(1) == [0] and chunk_steps(3) == [-1, 0, 1] and chunk_steps(4) == [-2, -1, 0, 1]
+    identity = Normalizer(np.zeros(2, np.float32), np.ones(2, np.float32))
+    action = np.arange(10, dtype=np.float32).reshape(5, 2)  # step t: [2t, 2t+1]
+
+    class Ep:
+        pass
+
+    ep = Ep()
+    ep.action, ep.state = action, np.zeros((5, 1), np.float32)
+    targets, _ = _targets([ep], identity, identity, chunk=3)
+    # window t predicts steps t-1, t, t+1 (clipped to the episode), step-major
+    np.testing.assert_array_equal(targets[0][0], [0, 1, 0, 1, 2, 3])
+    np.testing.assert_array_equal(targets[0][2], [2, 3, 4, 5, 6, 7])
+    np.testing.assert_array_equal(targets[0][4], [6, 7, 8, 9, 8, 9])
+
+    predictor = IdmPredictor.__new__(IdmPredictor)
+    predictor.config = IdmConfig(action_chunk=3)
+    # Perfect chunks average back to the truth, clipped border guesses excluded.
+    np.testing.assert_allclose(predictor._average_chunks(targets[0]), action)
+    noisy = targets[0].copy()
+    noisy[2, 2:4] += 3.0  # one window's guess for its own step is off by 3: shared among 3 guesses
+    out = predictor._average_chunks(noisy)
+    np.testing.assert_allclose(out[2], action[2] + 1.0)
+    np.testing.assert_allclose(np.delete(out, 2, axis=0), np.delete(action, 2, axis=0))
