@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -24,10 +24,14 @@ class IdmConfig(BaseModel):
 
     cameras: list[str] | None = Field(None, description="camera keys the model sees; default all of the dataset's")
     image_size: int = Field(64, ge=16, description="frames are resized to this square size (a multiple of 16)")
-    offsets: list[int] = Field([-1, 0, 1, 2], description="frames t+k the model sees to label step t")
-    action_chunk: int = Field(1, ge=1, description=(
+    # A window reaching 4 frames ahead: at MetaWorld's 80 fps a full-speed step moves the hand < 1 px
+    # at 64 px, the displacement over several frames is what carries the action (held-out delta_x R²
+    # 0.63 -> 0.89 with this window and chunk 5, benchmarks/bench_idm.py).
+    offsets: list[int] = Field([-2, -1, 0, 1, 2, 3, 4], description="frames t+k the model sees to label step t")
+    action_chunk: int | None = Field(None, ge=1, description=(
         "actions the model predicts per window, for the steps around t (t-c//2 .. t+c-1-c//2); a step's "
-        "label is the mean over the windows that predict it (smooths per-window noise)"))
+        "label is the mean over the windows that predict it. Each step s needs frames s and s+1 in the "
+        "window; default: the most steps the offsets allow (offsets -2..4: 5)"))
     width: int = Field(32, ge=4, description="channels of the first conv layer (doubled twice deeper)")
     hidden: int = Field(256, ge=8, description="units of the hidden layer of the head")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")
@@ -62,6 +66,24 @@ class IdmConfig(BaseModel):
         if not value or len(set(value)) != len(value):
             raise ValueError(f"offsets must be a non-empty list of distinct frame offsets, got {value}")
         return sorted(value)
+
+
+    @model_validator(mode="after")
+    def _chunk_within_window(self) -> IdmConfig:
+        """A window can only label the steps whose motion it sees: frames s and s+1."""
+        seen = [s for s in self.offsets if s + 1 in self.offsets]
+        if self.action_chunk is None:
+            fits = [c for c in range(1, len(self.offsets) + 1) if all(s in seen for s in chunk_steps(c))]
+            self.action_chunk = max(fits, default=1)
+        elif self.action_chunk > 1 and not all(s in seen for s in chunk_steps(self.action_chunk)):
+            raise ValueError(f"action_chunk={self.action_chunk} labels steps {chunk_steps(self.action_chunk)} "
+                             f"but offsets {self.offsets} show the motion (frames s and s+1) of steps {seen} only")
+        return self
+
+
+def chunk_steps(chunk: int) -> list[int]:
+    """Offsets (relative to t) of the actions a window predicts: centred on t, e.g. 3 -> [-1, 0, 1]."""
+    return [j - chunk // 2 for j in range(chunk)]
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from labelers.config import CONFIG_FILE, WEIGHTS_FILE, IdmConfig
+from labelers.config import CONFIG_FILE, WEIGHTS_FILE, IdmConfig, chunk_steps  # noqa: F401 (re-exported)
 
 
 def _conv(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -57,11 +57,6 @@ def build_network(config: IdmConfig, num_cameras: int, action_dim: int, state_di
                               config.width, config.hidden, config.dropout)
 
 
-def chunk_steps(chunk: int) -> list[int]:
-    """Offsets (relative to t) of the actions a window predicts: centred on t, e.g. 3 -> [-1, 0, 1]."""
-    return [j - chunk // 2 for j in range(chunk)]
-
-
 def save_checkpoint(out: str | Path, net: InverseDynamicsNet, checkpoint_config: dict) -> None:
     """Weights as safetensors (no pickle: a checkpoint from elsewhere cannot run code) + config.json."""
     from safetensors.torch import save_file
@@ -82,11 +77,16 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[InverseDynam
     weights = Path(path) / WEIGHTS_FILE
     if not weights.is_file():
         raise ValueError(f"{path} is not an IDM checkpoint: {weights} is missing")
-    config = IdmConfig(**checkpoint_config["train"])
+    config = checkpoint_train_config(checkpoint_config)
     net = build_network(config, len(checkpoint_config["cameras"]), len(checkpoint_config["action"]["mean"]),
                         len(checkpoint_config["state"]["mean"]))
     net.load_state_dict(load_file(str(weights)))
     return net.to(device).eval(), checkpoint_config
+
+
+def checkpoint_train_config(checkpoint_config: dict) -> IdmConfig:
+    """Checkpoints written before action_chunk existed predict one action per window."""
+    return IdmConfig(**{"action_chunk": 1, **checkpoint_config["train"]})
 
 
 def resolve_device(name: str) -> str:

@@ -7,16 +7,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from labelers.config import IdmConfig
 from labelers.data import PixelNormalizer, gather_windows, stack_cameras
-from labelers.network import InverseDynamicsNet, chunk_steps, load_checkpoint, resolve_device
+from labelers.network import (InverseDynamicsNet, checkpoint_train_config, chunk_steps, load_checkpoint,
+                               resolve_device)
 from labelers.normalize import Normalizer
 
 
 class IdmPredictor:
     def __init__(self, net: InverseDynamicsNet, checkpoint_config: dict, device: str = "cpu", batch_size: int = 256):
         self.net, self.checkpoint_config, self.device = net, checkpoint_config, device
-        self.config = IdmConfig(**checkpoint_config["train"])
+        self.config = checkpoint_train_config(checkpoint_config)
         self.cameras: list[str] = checkpoint_config["cameras"]
         image = checkpoint_config["image"]
         self.pixels = PixelNormalizer([image[c]["mean"] for c in self.cameras], [image[c]["std"] for c in self.cameras])

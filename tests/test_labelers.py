@@ -69,12 +69,14 @@ def test_windows_repeat_border_frames_and_normalise():
 
 
 def test_network_shapes_and_checkpoint_round_trip(tmp_path):
-    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16)
+    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16, action_chunk=1)
     torch.manual_seed(0)
     net = build_network(config, num_cameras=2, action_dim=4, state_dim=3).eval()
     x = torch.randn(5, 2, 6, 32, 32)
     action, state = net(x)
     assert action.shape == (5, 4) and state.shape == (5, 3)
+    chunked = build_network(config.model_copy(update={"action_chunk": 3}), 2, 4, 3)
+    assert chunked(x)[0].shape == (5, 12)  # three actions per window
     ckpt = {"train": config.model_dump(mode="json"), "cameras": ["a", "b"],
             "action": {"mean": [0.0] * 4, "std": [1.0] * 4}, "state": {"mean": [0.0] * 3, "std": [1.0] * 3}}
     save_checkpoint(tmp_path, net, ckpt)
@@ -242,3 +244,16 @@ def test_action_chunks_target_neighbours_and_average_back():
     out = predictor._average_chunks(noisy)
     np.testing.assert_allclose(out[2], action[2] + 1.0)
     np.testing.assert_allclose(np.delete(out, 2, axis=0), np.delete(action, 2, axis=0))
+
+
+def test_action_chunk_defaults_to_what_the_window_sees_and_old_checkpoints_load_as_one():
+    from labelers.network import checkpoint_train_config
+
+    assert IdmConfig().action_chunk == 5  # offsets -2..4 see the motion of steps -2..3: a centred chunk of 5
+    assert IdmConfig(offsets=[-1, 0, 1, 2]).action_chunk == 3
+    assert IdmConfig(offsets=[0, 1]).action_chunk == 1
+    with pytest.raises(ValueError, match=r"action_chunk=3 labels steps \[-1, 0, 1\] but offsets \[0, 1\]"):
+        IdmConfig(offsets=[0, 1], action_chunk=3)
+    old = IdmConfig(offsets=[-1, 0, 1, 2]).model_dump(mode="json")
+    del old["action_chunk"]  # written before chunks existed: one action per window
+    assert checkpoint_train_config({"train": old}).action_chunk == 1
