@@ -145,10 +145,11 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     best, best_loss, best_epoch, history, stale = None, float("inf"), 0, [], 0
     deadline = started + config.max_minutes * 60
     planned = config.epochs  # epochs the learning-rate schedule spans
-    fit_started = time.perf_counter()
     log(f"training on {device}: {len(train_eps)} train / {len(select_ids)} select / {len(val_ids)} val episodes, "
         f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters")
+    durations = []
     for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
         net.train()
         order = rng.permutation(len(samples))
         total = 0.0
@@ -182,8 +183,11 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             log(f"early stop: no better selection loss for {config.patience} epochs")
             break
         # Fewer epochs fit in the time budget than asked for: the schedule is shortened to end annealed.
+        # Re-planned each epoch from the median epoch time, so one epoch slowed by another process on a
+        # shared CPU does not cut the whole run short (a mean or a plan that only shrinks would).
         now = time.perf_counter()
-        planned = min(planned, epoch + int((deadline - now) // ((now - fit_started) / epoch)))
+        durations.append(now - epoch_started)
+        planned = min(config.epochs, epoch + int((deadline - now) // float(np.median(durations))))
         if epoch >= planned and epoch < config.epochs:
             log(f"time limit: {epoch} epochs fit in max_minutes={config.max_minutes}")
             break
