@@ -87,11 +87,3 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[InverseDynam
 def checkpoint_train_config(checkpoint_config: dict) -> IdmConfig:
     """Checkpoints written before action_chunk existed predict one action per window."""
     return IdmConfig(**{"action_chunk": 1, **checkpoint_config["train"]})
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but torch sees no CUDA GPU; use device=cpu or auto")
-    return name

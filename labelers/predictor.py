@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from labelers.data import PixelNormalizer, gather_windows, stack_cameras
-from labelers.network import (InverseDynamicsNet, checkpoint_train_config, chunk_steps, load_checkpoint,
-                               resolve_device)
+from augment.devices import resolve_device
+from labelers.network import InverseDynamicsNet, checkpoint_train_config, chunk_steps, load_checkpoint
 from labelers.normalize import Normalizer
 
 

@@ -21,7 +21,8 @@ from labelers.config import REPORT_FILE, IdmConfig
 from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
                            split_episodes)
 from labelers.metrics import format_table, regression_metrics
-from labelers.network import build_network, chunk_steps, resolve_device, save_checkpoint
+from augment.devices import resolve_device
+from labelers.network import build_network, chunk_steps, save_checkpoint
 from labelers.normalize import Normalizer, load_stats
 from labelers.predictor import IdmPredictor
 
