@@ -3,7 +3,6 @@ save_pretrained and loaded by the stage through from_pretrained, rolls out from 
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -13,12 +12,6 @@ from generators.tiny import TINY_SETTINGS, save_tiny_pipeline
 
 # Budget: SVD's UNet and Cosmos are the slowest tiny builds (several seconds per clip on 2 CPUs).
 SLOW = {"svd", "cosmos-predict2"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline_hub(tmp_path_factory):
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
 
 
 @pytest.fixture(scope="module")

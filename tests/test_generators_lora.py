@@ -7,7 +7,6 @@ save_lora_weights of get_peft_model_state_dict); the stage then loads it through
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -22,12 +21,6 @@ from generators.tiny import BUILDERS, TINY_SETTINGS, tiny_wan  # noqa: E402
 CAMERA = "observation.images.top"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default name
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline_hub(tmp_path_factory):
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
 
 
 def save_lora(pipe, folder, rename=None, component="transformer"):

@@ -5,7 +5,6 @@ save_pretrained and loaded by the wan-i2v stage through its own from_pretrained.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -17,12 +16,6 @@ from generators.tiny import TINY_SETTINGS, save_tiny_pipeline
 CAMERA = "observation.images.top"
 # Wan 2.1 needs the full 512-token text context (diffusers splits image from text tokens by it)
 WAN21 = {"max_sequence_length": 512}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline_hub(tmp_path_factory):
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
 
 
 @pytest.fixture(scope="module")
