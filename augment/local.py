@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from augment.pipeline import ReadEpisodes, RunStage, batch_to_rows, finish, plan, rows_to_batch
+from augment.pipeline import ReadEpisodes, RunStage, batch_to_rows, finish, plan
 from augment.spec import PipelineSpec
 from augment.writer import PartWriter
 
@@ -27,5 +27,3 @@ def run_local(spec: PipelineSpec, progress: bool = True) -> dict:
         writer.write(pending)
     return finish(job)
 
-
-__all__ = ["run_local", "rows_to_batch"]
