@@ -249,7 +249,7 @@ def test_action_chunks_target_neighbours_and_average_back():
 def test_action_chunk_defaults_to_what_the_window_sees_and_old_checkpoints_load_as_one():
     from labelers.network import checkpoint_train_config
 
-    assert IdmConfig().action_chunk == 5  # offsets -2..4 see the motion of steps -2..3: a centred chunk of 5
+    assert IdmConfig().action_chunk == 5  # offsets -2..7 see the motion of steps -2..6: a centred chunk of 5
     assert IdmConfig(offsets=[-1, 0, 1, 2]).action_chunk == 3
     assert IdmConfig(offsets=[0, 1]).action_chunk == 1
     with pytest.raises(ValueError, match=r"action_chunk=3 labels steps \[-1, 0, 1\] but offsets \[0, 1\]"):
