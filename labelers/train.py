@@ -27,6 +27,7 @@ from labelers.normalize import Normalizer, load_stats
 from labelers.predictor import IdmPredictor
 
 VAL_EDIT_SEED_OFFSET = 1_000_003  # val episodes get backgrounds unlike any seen in training
+MIN_TRUSTED_VAL = 5  # fewer validation episodes: the report says so
 
 
 def _feature(info: dict, key: str, root) -> dict:
@@ -122,6 +123,10 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
         log(f"{len(indices)} episodes, {len(set(groups.values()))} distinct: identical episodes (same start, same "
             "actions) are kept on one side of the split")
     split = {"train": train_ids, "select": select_ids, "val": val_ids}
+    if len(val_ids) < MIN_TRUSTED_VAL:
+        log(f"warning: {len(indices)} episodes leave {len(val_ids)} for validation; R² and scale on so few say "
+            f"little (one episode may barely move along an axis). The acceptance figures came from ~100 "
+            f"episodes (benchmarks/bench_idm.py)")
     ckpt = checkpoint_config(root, config, info, stats, split)
     log(f"loading {len(indices)} episodes from {root} (cameras {config.cameras}, {config.image_size}px, "
         f"{config.edit_variants} edited copies each)")

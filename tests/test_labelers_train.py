@@ -177,7 +177,17 @@ def test_cli_train_idm_writes_checkpoint_report_and_table(blob_dataset, tmp_path
                  *[a for s in sets for a in ("--set", s)]]) == 0
     printed = capsys.readouterr().out
     assert "R2" in printed and "dx" in printed and "background edited" in printed
+    assert "warning" not in printed  # 10 validation episodes
     report = json.loads((out / "report.json").read_text())
     assert len(report["action"]["scale"]) == 2 and len(report["edited"]["state"]["bias"]) == 2
     assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "report.json", "plot.png",
                                                 "plot_state.png"}
+
+
+def test_few_validation_episodes_are_flagged(blob_dataset, tmp_path):
+    from labelers.train import train_idm
+
+    lines = []
+    train_idm(str(blob_dataset), str(tmp_path / "ckpt"), IdmConfig(**{**TINY, "epochs": 1, "val_fraction": 0.05}),
+              log=lines.append)
+    assert any(line.startswith("warning: 40 episodes leave 2 for validation") for line in lines)
