@@ -86,3 +86,26 @@ def test_help_explains(argv, capsys):
         main(argv)
     assert e.value.code == 0
     assert "pipeline" in capsys.readouterr().out
+
+
+
+def test_inspect_into_a_closed_pipe_is_quiet(source_dataset, tmp_path, monkeypatch):
+    """`augment inspect ROOT | head -1`: the reader leaving ends the command quietly, not with a traceback."""
+    import sys
+
+    class ClosedPipe:
+        def __init__(self, fd):
+            self.fd = fd
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return self.fd
+
+    with open(tmp_path / "stdout", "w") as sink:
+        monkeypatch.setattr(sys, "stdout", ClosedPipe(sink.fileno()))
+        assert main(["inspect", str(source_dataset["root"])]) == 141
