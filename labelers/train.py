@@ -125,8 +125,8 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     split = {"train": train_ids, "select": select_ids, "val": val_ids}
     if len(val_ids) < MIN_TRUSTED_VAL:
         log(f"warning: {len(indices)} episodes leave {len(val_ids)} for validation; R² and scale on so few say "
-            f"little (one episode may barely move along an axis). The acceptance figures came from ~100 "
-            f"episodes (benchmarks/bench_idm.py)")
+            "little (one episode may barely move along an axis). The acceptance figures came from ~100 "
+            "episodes (benchmarks/bench_idm.py)")
     ckpt = checkpoint_config(root, config, info, stats, split)
     log(f"loading {len(indices)} episodes from {root} (cameras {config.cameras}, {config.image_size}px, "
         f"{config.edit_variants} edited copies each)")
