@@ -88,7 +88,6 @@ def test_help_explains(argv, capsys):
     assert "pipeline" in capsys.readouterr().out
 
 
-
 def test_inspect_into_a_closed_pipe_is_quiet(source_dataset, tmp_path, monkeypatch):
     """`augment inspect ROOT | head -1`: the reader leaving ends the command quietly, not with a traceback."""
     import sys
