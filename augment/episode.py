@@ -9,6 +9,11 @@ from typing import Any
 
 import numpy as np
 
+# Columns lerobot derives per frame; the sink writes them anew, so they are not episode data.
+INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+# Feature dtypes that are cameras: "video" (an mp4 per camera) or "image" (PNG bytes in the parquet).
+VISUAL_DTYPES = ("video", "image")
+
 
 @dataclass
 class Episode:

@@ -14,14 +14,12 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from augment.episode import Episode
+from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
 from augment.video import decode_segment
-
-# Columns lerobot derives per frame; the sink writes them anew, so they are not episode data.
-INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
 class DatasetError(ValueError):
@@ -32,7 +30,7 @@ class LeRobotSource:
     def __init__(self, root: str | Path, cameras: list[str] | None = None):
         self.root = Path(root)
         self.info = load_info(self.root)
-        visual = [k for k, f in self.info["features"].items() if f["dtype"] in ("video", "image")]
+        visual = [k for k, f in self.info["features"].items() if f["dtype"] in VISUAL_DTYPES]
         if cameras is not None:
             unknown = [c for c in cameras if c not in visual]
             if unknown:
@@ -95,7 +93,8 @@ class LeRobotSource:
                 raise DatasetError(f"{path}: cannot read parquet ({e})") from None
         return self._table_cache[1]
 
-    def read_episode(self, index: int) -> Episode:
+    def _rows(self, index: int):
+        """(meta/episodes row, data file, the episode's rows of it)."""
         meta = self.episodes[self._position(index)]
         data_path = self.root / self.info["data_path"].format(
             chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"]
@@ -105,30 +104,53 @@ class LeRobotSource:
         n = int(meta["length"])
         if rows.num_rows != n:
             raise DatasetError(f"{data_path}: episode {index} has {rows.num_rows} rows, meta/episodes says {n}")
+        return meta, data_path, rows
 
-        frames = {}
-        for key in self.cameras:
-            if self.is_video(key):
-                video_path = self.root / self.info["video_path"].format(
-                    video_key=key,
-                    chunk_index=meta[f"videos/{key}/chunk_index"],
-                    file_index=meta[f"videos/{key}/file_index"],
-                )
-                if not video_path.is_file():
-                    raise DatasetError(f"{video_path}: video file is missing (episode {index}, camera {key})")
-                start = meta[f"videos/{key}/from_timestamp"]
-                frames[key] = decode_segment(video_path, start, start + n / self.fps, self.fps, expected=n)
-            else:
-                frames[key] = _decode_images(rows[key].to_pylist(), f"{data_path}:{key}")
+    def _camera_frames(self, index: int, key: str, meta: dict, data_path: Path, rows, keep=None) -> np.ndarray:
+        n = int(meta["length"])
+        if not self.is_video(key):
+            cells = rows[key].to_pylist()
+            return _decode_images(cells if keep is None else [cells[i] for i in keep], f"{data_path}:{key}")
+        video_path = self.root / self.info["video_path"].format(
+            video_key=key,
+            chunk_index=meta[f"videos/{key}/chunk_index"],
+            file_index=meta[f"videos/{key}/file_index"],
+        )
+        if not video_path.is_file():
+            raise DatasetError(f"{video_path}: video file is missing (episode {index}, camera {key})")
+        start = meta[f"videos/{key}/from_timestamp"]
+        return decode_segment(video_path, start, start + n / self.fps, self.fps, expected=n, keep=keep)
+
+    def read_frames(self, index: int, key: str, max_frames: int) -> np.ndarray:
+        """At most max_frames frames of one camera, evenly spaced over the episode (a sample to measure)."""
+        meta, data_path, rows = self._rows(index)
+        n = int(meta["length"])
+        keep = sorted(set(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int).tolist()))
+        return self._camera_frames(index, key, meta, data_path, rows, keep)
+
+    def read_episode(self, index: int) -> Episode:
+        meta, data_path, rows = self._rows(index)
+        n = int(meta["length"])
+        frames = {key: self._camera_frames(index, key, meta, data_path, rows) for key in self.cameras}
 
         def column(name: str) -> np.ndarray:
-            values = rows[name].to_numpy(zero_copy_only=False)
-            arr = np.stack(values) if values.dtype == object else values
-            return arr.astype(self.features[name]["dtype"], copy=False)
+            feature = self.features[name]
+            shape = tuple(feature["shape"])
+            try:  # fixed-size lists flatten without a copy per row; scalars (shape [1]) stay (T,)
+                values = rows[name].combine_chunks()
+                flat = values.flatten() if pa.types.is_fixed_size_list(values.type) else values
+                arr = np.asarray(flat.to_numpy(zero_copy_only=False))
+                arr = arr.reshape(n) if shape == (1,) else arr.reshape(n, *shape)
+            except (ValueError, pa.ArrowInvalid, NotImplementedError):
+                arr = np.array(rows[name].to_pylist())
+                if arr.shape[1:] != shape and not (shape == (1,) and arr.ndim == 1):
+                    raise DatasetError(f"{data_path}: column {name!r} holds values of shape {list(arr.shape[1:])}, "
+                                       f"meta/info.json declares {list(shape)}") from None
+            return arr.astype(feature["dtype"], copy=False)
 
         numeric = [
             k for k, f in self.features.items()
-            if f["dtype"] not in ("video", "image", "string") and k not in INDEX_COLUMNS and k in rows.column_names
+            if f["dtype"] not in (*VISUAL_DTYPES, "string") and k not in INDEX_COLUMNS and k in rows.column_names
         ]
         arrays = {k: column(k) for k in numeric}
         tasks = meta.get("tasks") or [""]

@@ -13,6 +13,7 @@ This module is Ray-free: augment/runner.py wraps it in a Ray Datasink.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
-from augment.episode import Episode
+from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
 from augment.video import VideoSettings, VideoWriter
 
 STAGING = ".augment"
@@ -48,6 +49,11 @@ class Layout:
     features: dict  # lerobot feature dict, index columns included
     video: dict[str, VideoSettings] = field(default_factory=dict)
     robot_type: str | None = None
+    schema: pa.Schema | None = None  # the data files' schema; default: data_schema(features)
+
+    def __post_init__(self) -> None:
+        if self.schema is None:
+            self.schema = data_schema(self.features)
 
     @classmethod
     def from_source(cls, info: dict, features: dict, codec: str | None = None,
@@ -71,7 +77,7 @@ class Layout:
 
     @property
     def cameras(self) -> list[str]:
-        return [k for k, f in self.features.items() if f["dtype"] in ("video", "image")]
+        return [k for k, f in self.features.items() if f["dtype"] in VISUAL_DTYPES]
 
     def frame_shape(self, key: str) -> tuple[int, int]:
         feat = self.features[key]
@@ -79,17 +85,29 @@ class Layout:
         return tuple(shape[1:3]) if names and names[0] == "channels" else tuple(shape[:2])
 
     def numeric_keys(self) -> list[str]:
-        skip = {"timestamp", "frame_index", "episode_index", "index", "task_index"}
-        return [k for k, f in self.features.items() if f["dtype"] not in ("video", "image", "string") and k not in skip]
+        return [k for k, f in self.features.items() if f["dtype"] not in VISUAL_DTYPES + ("string",)
+                and k not in INDEX_COLUMNS]
 
     def to_json(self) -> dict:
+        # The schema travels as Arrow IPC bytes, so workers need not import lerobot to rebuild it.
         return {"fps": self.fps, "features": self.features, "robot_type": self.robot_type,
-                "video": {k: v.__dict__ for k, v in self.video.items()}}
+                "video": {k: v.__dict__ for k, v in self.video.items()},
+                "schema": base64.b64encode(self.schema.serialize().to_pybytes()).decode()}
 
     @classmethod
     def from_json(cls, data: dict) -> Layout:
         return cls(fps=data["fps"], features=data["features"], robot_type=data.get("robot_type"),
-                   video={k: VideoSettings(**v) for k, v in data["video"].items()})
+                   video={k: VideoSettings(**v) for k, v in data["video"].items()},
+                   schema=pa.ipc.read_schema(pa.py_buffer(base64.b64decode(data["schema"]))))
+
+
+def data_schema(features: dict) -> pa.Schema:
+    """The Arrow schema of the data files, from lerobot's own feature definitions: exactly what
+    lerobot writes (shape [1] features as scalars, images as {bytes, path}, the Hugging Face metadata)."""
+    from lerobot.datasets.feature_utils import get_hf_features_from_features
+
+    as_loaded = {k: {**f, "shape": tuple(f["shape"])} for k, f in features.items()}  # lerobot compares tuples
+    return get_hf_features_from_features(as_loaded).arrow_schema
 
 
 def _episode_arrays(episode: Episode, layout: Layout) -> dict[str, np.ndarray]:
@@ -100,16 +118,25 @@ def _episode_arrays(episode: Episode, layout: Layout) -> dict[str, np.ndarray]:
         if arr is None:
             raise ValueError(f"episode {episode.uid}: no values for feature {key!r}, which the output dataset has")
         want = tuple(layout.features[key]["shape"])
-        arr = np.asarray(arr, dtype=layout.features[key]["dtype"]).reshape(len(arr), *want)
+        try:
+            arr = np.asarray(arr, dtype=layout.features[key]["dtype"]).reshape(len(arr), *want)
+        except ValueError:
+            raise ValueError(f"episode {episode.uid}: feature {key!r} has shape {np.shape(arr)[1:]} per frame, "
+                             f"the dataset declares {list(want)}") from None
         out[key] = arr
     return out
 
 
-def _column(arr: np.ndarray) -> pa.Array:
-    if arr.ndim == 1:
-        return pa.array(arr)
-    flat = pa.array(arr.reshape(-1))
-    return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(arr.shape[1:])))
+def _column(arr: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """(T, *shape) values as a column of the schema's type (scalar, fixed-size list, or nested lists)."""
+    if pa.types.is_fixed_size_list(arrow_type):
+        flat = pa.array(arr.reshape(-1), type=arrow_type.value_type)
+        return pa.FixedSizeListArray.from_arrays(flat, type=arrow_type)
+    if isinstance(arrow_type, pa.ExtensionType):  # lerobot's 2-D..5-D features (datasets' ArrayND)
+        return pa.ExtensionArray.from_storage(arrow_type, pa.array(arr.tolist(), type=arrow_type.storage_type))
+    if pa.types.is_list(arrow_type):
+        return pa.array(arr.tolist(), type=arrow_type)
+    return pa.array(arr.reshape(len(arr)), type=arrow_type)
 
 
 def _png_cells(frames: np.ndarray) -> list[dict]:
@@ -181,15 +208,15 @@ class PartWriter:
             if key in videos:
                 spans[key] = videos[key].append(frames)
             else:
-                columns[key] = pa.array(_png_cells(frames))
+                columns[key] = pa.array(_png_cells(frames), type=layout.schema.field(key).type)
             ep_stats[key] = stats_lib.image_stats(frames)
         for key, arr in _episode_arrays(episode, layout).items():
-            columns[key] = _column(arr)
+            columns[key] = _column(arr, layout.schema.field(key).type)
             ep_stats[key] = stats_lib.vector_stats(arr)
         frame_index = np.arange(n, dtype=np.int64)
         timestamp = (frame_index / layout.fps).astype(np.float32)
-        columns["timestamp"] = pa.array(timestamp)
-        columns["frame_index"] = pa.array(frame_index)
+        columns["timestamp"] = _column(timestamp, layout.schema.field("timestamp").type)
+        columns["frame_index"] = _column(frame_index, layout.schema.field("frame_index").type)
         columns["augment_uid"] = pa.array([episode.uid] * n)
         ep_stats["timestamp"] = stats_lib.vector_stats(timestamp)
         ep_stats["frame_index"] = stats_lib.vector_stats(frame_index)
@@ -314,7 +341,9 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
             frame_offset += n
         data_path = root / DATA_PATH.format(chunk_index=chunk, file_index=file)
         data_path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(_ordered_columns(pa.concat_tables(pieces), layout), data_path)
+        table = pa.concat_tables(pieces)
+        pq.write_table(pa.Table.from_arrays([table[name] for name in layout.schema.names], schema=layout.schema),
+                       data_path)
         for key in layout.video:
             dest = root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -349,11 +378,6 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
 
 def _stats_from_json(data: dict) -> dict[str, dict[str, np.ndarray]]:
     return {k: {s: np.asarray(v) for s, v in d.items()} for k, d in data.items()}
-
-
-def _ordered_columns(table: pa.Table, layout: Layout) -> pa.Table:
-    order = [k for k in layout.features if k in table.column_names]
-    return table.select(order)
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
