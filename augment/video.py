@@ -55,6 +55,8 @@ class VideoSettings:
             opts["crf"] = str(self.crf)
         if self.preset is not None:
             opts["preset"] = str(self.preset)
+        if self.encoder() in ("libx264", "libx265"):
+            opts["forced-idr"] = "1"  # a forced key frame (each episode's first) is an IDR: nothing before it is referenced
         return opts
 
     def feature_info(self, height: int, width: int, fps: int) -> dict:
@@ -94,9 +96,13 @@ class VideoWriter:
         if self._container is None:
             self._open(frames.shape[1], frames.shape[2])
         start = self.frames_written
-        for image in frames:
+        for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = self.frames_written  # in the stream's 1/fps codec time base: frame-exact
+            if i == 0:
+                # Each episode starts on a key frame, as in lerobot's files: its first frame is not
+                # predicted from the previous episode, and the segment can be cut or remuxed on its own.
+                frame.pict_type = av.video.frame.PictureType.I
             self._container.mux(self._stream.encode(frame))
             self.frames_written += 1
         return start / self.fps, self.frames_written / self.fps
@@ -108,10 +114,14 @@ class VideoWriter:
             self._container = None
 
 
-def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected: int | None = None) -> np.ndarray:
-    """Frames with start_s <= t < stop_s as uint8 (N, H, W, 3)."""
+def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected: int | None = None,
+                   keep: list[int] | None = None) -> np.ndarray:
+    """Frames with start_s <= t < stop_s as uint8 (N, H, W, 3); with `keep`, only those positions in
+    the segment (the decoder still reads every frame, but only the kept ones are converted and held)."""
     half = 0.5 / fps
     frames = []
+    wanted = None if keep is None else set(keep)
+    position = 0
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -124,12 +134,14 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
                     continue
                 if t >= stop_s - half:
                     break
-                frames.append(frame.to_ndarray(format="rgb24"))
+                if wanted is None or position in wanted:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                position += 1
     except (av.error.FFmpegError, IndexError) as e:
         raise VideoError(f"{path}: cannot decode video ({e})") from None
-    if expected is not None and len(frames) != expected:
+    if expected is not None and position != expected:
         raise VideoError(
-            f"{path}: expected {expected} frames between {start_s:.3f}s and {stop_s:.3f}s, decoded {len(frames)}; "
+            f"{path}: expected {expected} frames between {start_s:.3f}s and {stop_s:.3f}s, decoded {position}; "
             "the file is truncated or corrupt"
         )
     if not frames:
