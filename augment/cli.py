@@ -82,15 +82,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_validate(args) -> int:
+    from augment.pipeline import resolve_stages
     from augment.source import LeRobotSource
     from augment.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
     source = LeRobotSource(spec.source.root, spec.source.cameras)
     episodes = source.select(spec.source.episodes)
+    _, notes = resolve_stages(spec, source, episodes)
     stages = ", ".join(s.label for s in spec.stages) or "(none: copy)"
     print(f"{args.spec}: ok — {len(episodes)} episodes from {spec.source.root}, stages: {stages}, "
           f"output: {spec.sink.root}")
+    for label, note in notes.items():
+        print(f"  {label}: {json.dumps(note)}")
     return 0
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from augment.episode import Episode
+from augment.cameras import measure_cameras
+from augment.episode import VISUAL_DTYPES, Episode
 from augment.source import LeRobotSource
-from augment.spec import PipelineSpec
+from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
 from augment.writer import COMPLETE_MARKER, Layout, commit, is_committed, read_manifests, select_complete
 
@@ -119,6 +120,7 @@ class Job:
     layout: Layout
     selected: list[int]
     todo: list[int]
+    notes: dict = field(default_factory=dict)  # what resolve_stages chose from the data, per stage
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
     started: float = field(default_factory=time.time)
 
@@ -127,13 +129,42 @@ class Job:
         return Path(self.spec.sink.root)
 
 
+def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int]) -> tuple[dict, dict]:
+    """Check every stage against the dataset (cameras and features it names or needs) and fill in
+    its data-dependent defaults (spec.stages is replaced by the resolved stages), before anything runs.
+    Returns (the output dataset's features, notes per stage for the job report); raises SpecError
+    listing every problem."""
+    features = {k: f for k, f in source.features.items() if f["dtype"] not in VISUAL_DTYPES or k in source.cameras}
+    measured: dict[str, dict] = {}
+
+    def measure() -> dict[str, dict]:
+        if not measured:
+            measured.update(measure_cameras(source, source.cameras, selected))
+        return measured
+
+    problems, notes, resolved = [], {}, []
+    for i, stage in enumerate(spec.stages):
+        try:
+            stage, note = stage.resolve(features, measure)
+            features = stage.output_features(features)
+        except ValueError as e:
+            problems.append(f"stages[{i}] ({stage.label}): {e}")
+            continue
+        finally:
+            resolved.append(stage)
+        if note:
+            notes[stage.label] = note
+    if problems:
+        raise SpecError(f"the spec does not fit {source.root}:\n  " + "\n  ".join(problems))
+    spec.stages = resolved
+    return features, notes
+
+
 def plan(spec: PipelineSpec) -> Job:
-    """Open the source, check the output folder, and list the episodes still to do."""
+    """Open the source, check the stages against it and the output folder, list the episodes to do."""
     source = LeRobotSource(spec.source.root, spec.source.cameras)
     selected = source.select(spec.source.episodes)
-    features = {k: f for k, f in source.features.items() if f["dtype"] not in ("video", "image") or k in source.cameras}
-    for stage in spec.stages:
-        features = stage.output_features(features)
+    features, notes = resolve_stages(spec, source, selected)
     layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop)
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
@@ -151,7 +182,7 @@ def plan(spec: PipelineSpec) -> Job:
     out.mkdir(parents=True, exist_ok=True)
     _, _, done = select_complete(read_manifests(out))
     todo = [i for i in selected if f"ep{i:06d}" not in done]
-    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo)
+    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes)
 
 
 def finish(job: Job) -> dict:
@@ -186,6 +217,7 @@ def build_report(job: Job, summary: dict) -> dict:
         "frames_out": summary["frames"],
         "dropped": [{"uid": d["uid"], "source_uid": d["source_uid"], **d.get("reason", {})}
                     for d in summary["dropped"]],
+        "resolved": job.notes,
         "seconds_per_stage": {k: round(v, 3) for k, v in stage_time.items()},
         "wall_seconds": round(time.time() - job.started, 3),
         "complete_marker": COMPLETE_MARKER,

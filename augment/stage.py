@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from augment.episode import Episode
+from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
 
 
 class Resources(BaseModel):
@@ -39,10 +39,54 @@ class StageSpec(BaseModel):
 
     # "module:Class" of the Stage; imported only when the stage is built, so heavy modules stay lazy.
     stage_class: ClassVar[str]
+    # What `cameras: null` means for a stage that has that field: "all" the episode's cameras, or the
+    # "fixed" ones (measured in the frames, augment/cameras.py): an edit that pastes a still
+    # background or object is only right for a camera that does not move.
+    default_cameras: ClassVar[str] = "all"
 
     @property
     def label(self) -> str:
         return self.name or self.type
+
+    def named_cameras(self) -> list[str]:
+        """The cameras this spec names (its `cameras` list or mapping, or its `camera`)."""
+        named = getattr(self, "cameras", None) or []
+        named = list(named.values()) if isinstance(named, dict) else list(named)
+        one = getattr(self, "camera", None)
+        return named + ([one] if one else [])
+
+    def required_features(self) -> list[str]:
+        """Numeric features (action, observation.state ...) the stage cannot run without."""
+        return []
+
+    def resolve(self, features: dict, measure_cameras) -> tuple[StageSpec, dict[str, Any]]:
+        """This spec checked against the dataset it will run on, with data-dependent defaults filled in.
+
+        features: the dataset's features as they reach this stage; measure_cameras(): per camera
+        {"fixed", "still_edges", "why"}, measured on demand. Returns (the resolved spec, a note for
+        the job report); raises ValueError naming what the dataset lacks and what it has."""
+        cameras = [k for k, f in features.items() if f["dtype"] in VISUAL_DTYPES]
+        unknown = [c for c in self.named_cameras() if c not in cameras]
+        if unknown:
+            raise ValueError(f"camera(s) {unknown} not in the dataset; it has {cameras or 'no cameras'}")
+        numeric = [k for k, f in features.items() if f["dtype"] not in VISUAL_DTYPES and k not in INDEX_COLUMNS]
+        missing = [k for k in self.required_features() if k not in features]
+        if missing:
+            raise ValueError(f"needs feature(s) {missing}, which the dataset lacks; it has {numeric}")
+        if "cameras" not in type(self).model_fields or self.cameras is not None:
+            return self, {}
+        if self.default_cameras == "all":
+            return self, {}
+        if not cameras:
+            raise ValueError("edits cameras, and the dataset has none")
+        report = measure_cameras()
+        fixed = [c for c in cameras if report[c]["fixed"]]
+        if not fixed:
+            raise ValueError(f"edits fixed cameras, and none of {cameras} is fixed "
+                             f"({'; '.join(f'{c}: {r['why']}' for c, r in report.items())}); "
+                             "name the cameras to edit with `cameras: [...]`")
+        note = {"cameras": fixed, "why": {c: report[c]["why"] for c in cameras}}
+        return self.model_copy(update={"cameras": fixed}), note
 
     def output_features(self, features: dict) -> dict:
         """The dataset features after this stage, from those before it (lerobot's feature dicts).

@@ -28,7 +28,8 @@ class BackgroundSpec(StageSpec):
     backgrounds: str = Field("procedural", description="'procedural', or a folder of images")
     variants: int = Field(1, ge=1, description="new episodes per input, each with another background")
     seed: int = Field(0, description="with the episode uid and variant, picks the background")
-    cameras: list[str] | None = Field(None, description="cameras to edit; default all")
+    cameras: list[str] | None = Field(
+        None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel foreground")
     saturation_threshold: float | None = Field(
         0.45, description="keep strongly coloured still pixels (objects) as foreground; null disables"
@@ -39,6 +40,7 @@ class BackgroundSpec(StageSpec):
     )
 
     stage_class = "editors.background:BackgroundStage"
+    default_cameras = "fixed"
 
     @field_validator("backgrounds")
     @classmethod

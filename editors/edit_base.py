@@ -45,11 +45,14 @@ class EditSpec(StageSpec):
     segmenter: SegmenterSpec = Field(default_factory=SegmenterSpec, description="what to keep; default weight-free")
     apply_to: Literal["first", "all"] = Field("first", description="first: rollout mode; all: structure-preserving")
     first_frames: int = Field(1, ge=1, description="frames edited when apply_to is first")
-    cameras: list[str] | None = Field(None, description="cameras to edit; default all")
+    cameras: list[str] | None = Field(
+        None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
     variants: int = Field(1, ge=1, description="new episodes per input, each with its own seed")
     seed: int = 0
     review_dir: str | None = Field(None, description="write one review PNG per output episode into this folder")
     review_max: int = Field(50, ge=0, description="review PNGs per worker at most, so a big job writes a sample")
+
+    default_cameras = "fixed"
 
     def finish_job(self, out_root: Path) -> dict:
         """Stack the per-episode review PNGs the workers wrote into one review.png for the job."""

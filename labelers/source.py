@@ -15,11 +15,26 @@ from augment.stage import Stage, StageSpec
 
 class SourceLabelSpec(StageSpec):
     type: Literal["source"] = "source"
-    require_state: bool = Field(True, description="also require the recorded observation.state")
+    require_action: bool | None = Field(
+        None, description="require recorded actions; null: when the dataset has an `action` feature")
+    require_state: bool | None = Field(
+        None, description="require the recorded observation.state; null: when the dataset has one")
     on_missing: Literal["error", "drop"] = Field(
         "error", description="an episode without recorded actions: stop the job ('error') or drop it")
 
     stage_class = "labelers.source:SourceLabelStage"
+
+    def required_features(self) -> list[str]:
+        return [key for key, required in (("action", self.require_action), ("observation.state", self.require_state))
+                if required]
+
+    def resolve(self, features: dict, measure_cameras):
+        spec, note = super().resolve(features, measure_cameras)
+        # null: require what the dataset records, so the same spec runs on datasets with and without state.
+        update = {field: key in features for field, key in (("require_action", "action"),
+                                                            ("require_state", "observation.state"))
+                  if getattr(spec, field) is None}
+        return spec.model_copy(update=update), note
 
 
 class SourceLabelStage(Stage):
@@ -35,7 +50,9 @@ class SourceLabelStage(Stage):
                                      "mode needs the recorded labels (use `type: idm` for generated motion)")
                 out.append(self.drop(episode, problem))
                 continue
-            labels = {"actions": "recorded", "action_dims": int(episode.action.shape[1])}
+            labels = {"actions": "none"}
+            if episode.action is not None:
+                labels = {"actions": "recorded", "action_dims": int(episode.action.shape[1])}
             if episode.state is not None:
                 labels.update(state="recorded", state_dims=int(episode.state.shape[1]))
             episode.provenance["labels"] = labels
@@ -44,8 +61,10 @@ class SourceLabelStage(Stage):
         return out
 
     def _problem(self, episode: Episode) -> str | None:
-        named = {"action": episode.action}
-        if self.spec.require_state:
+        named = {}  # null (a spec not resolved against a dataset) counts as required
+        if self.spec.require_action is not False:
+            named["action"] = episode.action
+        if self.spec.require_state is not False:
             named["observation.state"] = episode.state
         for name, values in named.items():
             if values is None:
