@@ -8,6 +8,8 @@ Needs no downloaded weights and runs on the CPU at hundreds of frames per second
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -49,3 +51,196 @@ def _drop_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
     keep = np.zeros(n, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
     return keep[labels]
+
+
+# ---------------------------------------------------------------------------------------------
+# The workspace: what a background edit keeps (robot, task objects, the surface they rest on)
+#
+# Motion alone finds only what moves. The table, the robot's pedestal and objects that have not
+# moved yet are as still as the floor and the walls, so they are told apart on the background plate
+# instead: it is cut into regions of one colour, and the backdrop is grown from the regions that touch
+# the top, left or right edge of the image (walls, floor, sky seen past the workspace) across weak
+# edges only, never into the region the robot and objects move over (the convex hull of all motion).
+# Everything else in the plate - the table, the pedestal, every object still or not - is workspace.
+# The bottom edge is no seed: a camera that looks down at a workspace has the table or the robot there.
+
+
+@dataclass
+class Workspace:
+    keep: np.ndarray  # bool (T, H, W): robot, objects and work surface in each frame
+    moving: np.ndarray  # bool (T, H, W): what differs from the plate in each frame
+    static: np.ndarray  # bool (H, W): the still part of the workspace (table, pedestal, resting objects)
+    plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
+
+
+SURF = 30.0
+
+
+def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
+                    saturation: float = 0.45, min_area: int = 12) -> Workspace:
+    plate = background_plate(frames)
+    moving = moving_masks(frames, plate, diff_threshold, min_area)
+    regions, lab = plate_regions(plate)
+    n = int(regions.max()) + 1
+    area = np.bincount(regions.ravel(), minlength=n)
+
+    def region_mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(regions.ravel(), weights=values.ravel(), minlength=n) / np.maximum(area, 1)
+
+    mean = np.stack([region_mean(lab[..., c]) for c in range(3)], 1)
+    in_hull = region_mean(motion_hull(moving))
+    hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV).astype(np.float32)
+    coloured = (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40)
+    neighbours = _adjacency(regions, n)
+
+    def near(i: int, j: int, tolerance: float = edge_contrast) -> bool:
+        return bool(np.linalg.norm(mean[i] - mean[j]) < tolerance)
+
+    def grow(members: np.ndarray, allowed: np.ndarray, tolerance: float = edge_contrast) -> np.ndarray:
+        members, stack = members.copy(), list(np.nonzero(members)[0])
+        while stack:
+            i = stack.pop()
+            for j in neighbours[i]:
+                if not members[j] and allowed[j] and near(i, j, tolerance):
+                    members[j] = True
+                    stack.append(j)
+        return members
+
+    # The workspace for sure: strongly coloured things (objects, a coloured robot) and the surface
+    # small ones rest on (every region touching them), then whatever continues those without an edge.
+    # objects are coloured blobs that stay small when joined with the coloured regions they touch
+    # (a red arm is cut into many small regions by its shading; together they are large)
+    blob = _components(coloured, neighbours)
+    small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
+    support = np.zeros(n, bool)
+    for i in np.nonzero(small)[0]:
+        support[[j for j in neighbours[i] if in_hull[j] >= 0.5]] = True
+    workspace = grow((support & ~coloured) | small, ~coloured, SURF) | coloured
+    # The backdrop: regions at the top, left or right edge that nothing moves over, and what
+    # continues them without an edge.
+    seeds = np.zeros(n, bool)
+    for edge in (regions[0], regions[:, 0], regions[:, -1]):
+        seeds[np.unique(edge)] = True
+    seeds &= (in_hull < 0.5) & (area >= min_area) & ~workspace
+    backdrop = grow(seeds, ~workspace)
+    # The floor seen between table legs or beside the pedestal: a region of the backdrop's colour
+    # that touches a workspace region which also touches that backdrop region.
+    for r in np.nonzero(~backdrop & ~workspace & (area >= min_area))[0]:
+        if any(not backdrop[w] and any(backdrop[b] and near(r, b) for b in neighbours[w]) for w in neighbours[r]):
+            backdrop[r] = True
+    static = ~backdrop[regions]
+    keep = moving | static[None]
+    # Where the plate shows the robot (it stood there most of the episode), the frames it has left
+    # show what is behind it: pixels that differ from the plate and look like the backdrop around.
+    behind = _revealed_backdrop(frames, moving, regions, lab, mean, backdrop, coloured, neighbours, edge_contrast)
+    keep &= ~behind
+    return Workspace(keep=keep, moving=moving & ~behind, static=static, plate=plate)
+
+
+def _revealed_backdrop(frames, moving, regions, lab, mean, backdrop, coloured, neighbours, tolerance):
+    """(T, H, W) bool: moving pixels inside a coloured (robot) region of the plate whose colour in the
+    frame is that of a backdrop region next to it."""
+    behind = np.zeros(moving.shape, bool)
+    for r in np.nonzero(coloured)[0]:
+        around = [b for b in neighbours[r] if backdrop[b]]
+        if not around:
+            continue
+        inside = regions == r
+        cols = mean[around]  # (B, 3) Lab
+        for t in np.nonzero(moving[:, inside].any(axis=1))[0]:
+            sel = inside & moving[t]
+            px = cv2.cvtColor(frames[t], cv2.COLOR_RGB2LAB).astype(np.float32)[sel]
+            close = (np.linalg.norm(px[:, None] - cols[None], axis=-1) < tolerance).any(axis=1)
+            behind[t][sel] = close
+    return behind
+
+
+def moving_masks(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, min_area: int) -> np.ndarray:
+    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1).astype(np.float32)
+    out = np.empty(frames.shape[:3], bool)
+    for t, d in enumerate(diff):
+        mask = (cv2.GaussianBlur(d, (3, 3), 0) > diff_threshold).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        out[t] = _drop_specks(mask, min_area)
+    return out
+
+
+def motion_hull(moving: np.ndarray) -> np.ndarray:
+    """The convex hull of every pixel that moves in the episode, (H, W) float32 0/1."""
+    hull = np.zeros(moving.shape[1:], np.uint8)
+    points = cv2.findNonZero(moving.any(axis=0).astype(np.uint8))
+    if points is not None:
+        cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    return hull.astype(np.float32)
+
+
+def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
+    then connected components; strips a pixel or two wide (the blend of two colours along an edge)
+    join the neighbour they look most like. Returns (int32 labels (H, W), float32 Lab image)."""
+    lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
+    cv2.setRNGSeed(0)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, cluster, _ = cv2.kmeans(lab.reshape(-1, 3), colours, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
+    cluster = cluster.reshape(plate.shape[:2])
+    regions, count = np.zeros(cluster.shape, np.int32), 0
+    for c in range(colours):
+        n, cc = cv2.connectedComponents((cluster == c).astype(np.uint8), connectivity=4)
+        regions[cluster == c] = cc[cluster == c] + count
+        count += n
+    area = np.bincount(regions.ravel(), minlength=count)
+    pad = np.pad(regions, 1, mode="edge")
+    interior = ((pad[1:-1, :-2] == regions) & (pad[1:-1, 2:] == regions)
+                & (pad[:-2, 1:-1] == regions) & (pad[2:, 1:-1] == regions))
+    core = np.bincount(regions.ravel(), weights=interior.ravel(), minlength=count)
+    hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV)
+    vivid = np.bincount(regions.ravel(), weights=((hsv[..., 1] > 115) & (hsv[..., 2] > 40)).ravel(), minlength=count)
+    strip = ((core < 0.2 * area) | (area < 8)) & (vivid < 0.5 * area)  # a small vivid blob is an object: kept
+    labels = np.where(strip[regions], -1, regions)
+    for _ in range(32):  # each pass hands the outermost strip pixels to a neighbour
+        todo = labels < 0
+        if not todo.any():
+            break
+        valid = ~todo
+        m = int(labels.max()) + 1
+        cnt = np.bincount(labels[valid], minlength=m)
+        mean = np.stack([np.bincount(labels[valid], weights=lab[..., c][valid], minlength=m) for c in range(3)], 1)
+        mean /= np.maximum(cnt, 1)[:, None]
+        best, choice = np.full(labels.shape, np.inf, np.float32), labels.copy()
+        padded = np.pad(labels, 1, constant_values=-1)
+        h, w = labels.shape
+        for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            nb = padded[dy:dy + h, dx:dx + w]
+            dist = np.where(todo & (nb >= 0), np.linalg.norm(lab - mean[np.maximum(nb, 0)], axis=-1), np.inf)
+            choice = np.where(dist < best, nb, choice)
+            best = np.minimum(best, dist)
+        labels = np.where(todo & np.isfinite(best), choice, labels)
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels.reshape(plate.shape[:2]).astype(np.int32), lab
+
+
+def _components(members: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
+    """Label of each member region's connected group of members (non-members: their own index)."""
+    label = np.arange(len(members))
+    for i in np.nonzero(members)[0]:
+        if label[i] != i:
+            continue
+        stack = [i]
+        while stack:
+            k = stack.pop()
+            for j in neighbours[k]:
+                if members[j] and label[j] == j and j != i:
+                    label[j] = i
+                    stack.append(j)
+    return label
+
+
+def _adjacency(regions: np.ndarray, n: int) -> list[list[int]]:
+    a = np.concatenate([regions[:, :-1].ravel(), regions[:-1].ravel()])
+    b = np.concatenate([regions[:, 1:].ravel(), regions[1:].ravel()])
+    pairs = np.unique(np.stack([a[a != b], b[a != b]], 1), axis=0)
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for i, j in pairs:
+        neighbours[i].append(int(j))
+        neighbours[j].append(int(i))
+    return neighbours
