@@ -8,6 +8,7 @@ Needs no downloaded weights and runs on the CPU at hundreds of frames per second
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import cv2
@@ -73,12 +74,12 @@ class Workspace:
     plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
 
 
-SURF = 30.0
-
-
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
-                    saturation: float = 0.45, min_area: int = 12) -> Workspace:
+                    surface_contrast: float = 30.0, saturation: float | None = 0.45,
+                    min_area: int = 12) -> Workspace:
     plate = background_plate(frames)
+    if saturation is not None:
+        plate = clean_plate(frames, plate, diff_threshold, saturation)
     moving = moving_masks(frames, plate, diff_threshold, min_area)
     regions, lab = plate_regions(plate)
     n = int(regions.max()) + 1
@@ -90,39 +91,36 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     mean = np.stack([region_mean(lab[..., c]) for c in range(3)], 1)
     in_hull = region_mean(motion_hull(moving))
     hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV).astype(np.float32)
-    coloured = (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40)
+    coloured = np.zeros(n, bool) if saturation is None else (
+        (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40))
     neighbours = _adjacency(regions, n)
 
-    def near(i: int, j: int, tolerance: float = edge_contrast) -> bool:
-        return bool(np.linalg.norm(mean[i] - mean[j]) < tolerance)
-
-    def grow(members: np.ndarray, allowed: np.ndarray, tolerance: float = edge_contrast) -> np.ndarray:
-        members, stack = members.copy(), list(np.nonzero(members)[0])
-        while stack:
-            i = stack.pop()
-            for j in neighbours[i]:
-                if not members[j] and allowed[j] and near(i, j, tolerance):
-                    members[j] = True
-                    stack.append(j)
-        return members
-
     # The workspace for sure: strongly coloured things (objects, a coloured robot) and the surface
-    # small ones rest on (every region touching them), then whatever continues those without an edge.
-    # objects are coloured blobs that stay small when joined with the coloured regions they touch
-    # (a red arm is cut into many small regions by its shading; together they are large)
+    # small ones rest on (the regions touching them inside the motion hull), grown across the edges
+    # a work surface has inside it (wood grain, a metal rim: `surface_contrast`) but never into a
+    # region at the top edge of the image (there the backdrop is). The backdrop: what else touches
+    # the top, left or right edge where nothing moves, grown across weak edges only
+    # (`edge_contrast`). Each growth takes the weakest edge first (a watershed on the region graph).
+    # Objects are coloured blobs that stay small when joined with the coloured regions they touch
+    # (a red arm is cut into many small regions by its shading; together they are large).
     blob = _components(coloured, neighbours)
     small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-    support = np.zeros(n, bool)
+    top = np.zeros(n, bool)
+    top[np.unique(regions[0])] = True
+    side = np.zeros(n, np.int8)  # 1 workspace, 2 backdrop, 0 not yet
+    side[coloured] = 1
     for i in np.nonzero(small)[0]:
-        support[[j for j in neighbours[i] if in_hull[j] >= 0.5]] = True
-    workspace = grow((support & ~coloured) | small, ~coloured, SURF) | coloured
-    # The backdrop: regions at the top, left or right edge that nothing moves over, and what
-    # continues them without an edge.
-    seeds = np.zeros(n, bool)
-    for edge in (regions[0], regions[:, 0], regions[:, -1]):
-        seeds[np.unique(edge)] = True
-    seeds &= (in_hull < 0.5) & (area >= min_area) & ~workspace
-    backdrop = grow(seeds, ~workspace)
+        side[[j for j in neighbours[i] if in_hull[j] >= 0.5 and not top[j]]] = 1
+    _grow(side, 1, mean, neighbours, surface_contrast, blocked=top)
+    border = top.copy()
+    border[np.unique(regions[:, 0])] = border[np.unique(regions[:, -1])] = True
+    side[border & (side == 0) & (in_hull < 0.5) & (area >= min_area)] = 2
+    _grow(side, 2, mean, neighbours, edge_contrast, blocked=np.zeros(n, bool))
+    workspace, backdrop = side == 1, side == 2
+
+    def near(i: int, j: int) -> bool:
+        return bool(np.linalg.norm(mean[i] - mean[j]) < edge_contrast)
+
     # The floor seen between table legs or beside the pedestal: a region of the backdrop's colour
     # that touches a workspace region which also touches that backdrop region.
     for r in np.nonzero(~backdrop & ~workspace & (area >= min_area))[0]:
@@ -153,6 +151,31 @@ def _revealed_backdrop(frames, moving, regions, lab, mean, backdrop, coloured, n
             close = (np.linalg.norm(px[:, None] - cols[None], axis=-1) < tolerance).any(axis=1)
             behind[t][sel] = close
     return behind
+
+
+def clean_plate(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, saturation: float,
+                min_frames: int = 3) -> np.ndarray:
+    """The plate where a coloured robot or object stood most of the episode shows that thing, not
+    what is behind it. There, the median of the frames that differ from the plate (the thing gone)
+    is taken instead when it is dull: it is what lies behind, seen whenever the thing was away."""
+    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) > diff_threshold
+    count = diff.sum(axis=0)
+    candidates = (count >= max(min_frames, 0.05 * len(frames))) & _vivid(plate, saturation)
+    if not candidates.any():
+        return plate
+    ys, xs = np.nonzero(candidates)
+    values = frames[:, ys, xs].astype(np.float32)  # (T, N, 3)
+    values[~diff[:, ys, xs]] = np.nan
+    behind = np.nanmedian(values, axis=0).round().astype(np.uint8)  # (N, 3)
+    dull = ~_vivid(behind[None], saturation)[0]
+    out = plate.copy()
+    out[ys[dull], xs[dull]] = behind[dull]
+    return out
+
+
+def _vivid(image: np.ndarray, saturation: float) -> np.ndarray:
+    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
+    return (hsv[..., 1] > saturation * 255) & (hsv[..., 2] > 40)
 
 
 def moving_masks(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, min_area: int) -> np.ndarray:
@@ -217,6 +240,23 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
         labels = np.where(todo & np.isfinite(best), choice, labels)
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
+
+
+def _grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float,
+          blocked: np.ndarray) -> None:
+    """Give `label` to the unlabelled regions reachable from those that have it across edges (mean
+    colour distances) under `tolerance`, the weakest edge first; in place."""
+    heap = [(float(np.linalg.norm(mean[i] - mean[j])), int(j)) for i in np.nonzero(side == label)[0]
+            for j in neighbours[i] if side[j] == 0 and not blocked[j]]
+    heapq.heapify(heap)
+    while heap:
+        cost, j = heapq.heappop(heap)
+        if side[j] or cost >= tolerance:
+            continue
+        side[j] = label
+        for k in neighbours[j]:
+            if side[k] == 0 and not blocked[k]:
+                heapq.heappush(heap, (float(np.linalg.norm(mean[j] - mean[k])), int(k)))
 
 
 def _components(members: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
