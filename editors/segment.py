@@ -78,8 +78,6 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
                     surface_contrast: float = 30.0, saturation: float | None = 0.45,
                     min_area: int = 12) -> Workspace:
     plate = background_plate(frames)
-    if saturation is not None:
-        plate = clean_plate(frames, plate, diff_threshold, saturation)
     moving = moving_masks(frames, plate, diff_threshold, min_area)
     regions, lab = plate_regions(plate)
     n = int(regions.max()) + 1
@@ -95,87 +93,70 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
         (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40))
     neighbours = _adjacency(regions, n)
 
-    # The workspace for sure: strongly coloured things (objects, a coloured robot) and the surface
-    # small ones rest on (the regions touching them inside the motion hull), grown across the edges
-    # a work surface has inside it (wood grain, a metal rim: `surface_contrast`) but never into a
-    # region at the top edge of the image (there the backdrop is). The backdrop: what else touches
-    # the top, left or right edge where nothing moves, grown across weak edges only
-    # (`edge_contrast`). Each growth takes the weakest edge first (a watershed on the region graph).
+    # Three growths on the region graph, each across the weakest edge first (a watershed):
+    # 1. the backdrop from the regions at the image's top edge (walls, sky), across weak edges only
+    #    (`edge_contrast`);
+    # 2. the workspace from strongly coloured things (objects, a coloured robot) and the surface small
+    #    ones rest on (the regions touching them inside the motion hull), across the edges a work
+    #    surface has inside it (wood grain, a metal rim: `surface_contrast`);
+    # 3. the backdrop again from what else touches the left or right edge where nothing moves (floor).
     # Objects are coloured blobs that stay small when joined with the coloured regions they touch
     # (a red arm is cut into many small regions by its shading; together they are large).
     blob = _components(coloured, neighbours)
     small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-    top = np.zeros(n, bool)
-    top[np.unique(regions[0])] = True
     side = np.zeros(n, np.int8)  # 1 workspace, 2 backdrop, 0 not yet
     side[coloured] = 1
     for i in np.nonzero(small)[0]:
-        side[[j for j in neighbours[i] if in_hull[j] >= 0.5 and not top[j]]] = 1
-    _grow(side, 1, mean, neighbours, surface_contrast, blocked=top)
-    border = top.copy()
-    border[np.unique(regions[:, 0])] = border[np.unique(regions[:, -1])] = True
-    side[border & (side == 0) & (in_hull < 0.5) & (area >= min_area)] = 2
-    _grow(side, 2, mean, neighbours, edge_contrast, blocked=np.zeros(n, bool))
-    workspace, backdrop = side == 1, side == 2
-
-    def near(i: int, j: int) -> bool:
-        return bool(np.linalg.norm(mean[i] - mean[j]) < edge_contrast)
-
-    # The floor seen between table legs or beside the pedestal: a region of the backdrop's colour
-    # that touches a workspace region which also touches that backdrop region.
-    for r in np.nonzero(~backdrop & ~workspace & (area >= min_area))[0]:
-        if any(not backdrop[w] and any(backdrop[b] and near(r, b) for b in neighbours[w]) for w in neighbours[r]):
-            backdrop[r] = True
+        side[[j for j in neighbours[i] if in_hull[j] >= 0.5]] = 1
+    top = np.zeros(n, bool)
+    top[np.unique(regions[0])] = True
+    side[top & (side == 0)] = 2
+    _grow(side, 2, mean, neighbours, edge_contrast)
+    _grow(side, 1, mean, neighbours, surface_contrast)
+    sides = np.zeros(n, bool)
+    sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
+    side[sides & (side == 0) & (in_hull < 0.5) & (area >= min_area)] = 2
+    _grow(side, 2, mean, neighbours, edge_contrast)
+    # 4. what no growth reached (the floor seen between table legs, a pedestal) goes to the side
+    #    it looks more like: a workspace region it touches, or a backdrop region it or they touch.
+    _settle(side, mean, neighbours)
+    backdrop = side == 2
     static = ~backdrop[regions]
     keep = moving | static[None]
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
-    # show what is behind it: pixels that differ from the plate and look like the backdrop around.
-    behind = _revealed_backdrop(frames, moving, regions, lab, mean, backdrop, coloured, neighbours, edge_contrast)
+    # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
+    # continue the backdrop next to them without an edge: they are grown from it, frame by frame.
+    behind = np.stack([_continues_backdrop(frame, ~static & ~m, m, edge_contrast) for frame, m in zip(frames, moving)])
     keep &= ~behind
     return Workspace(keep=keep, moving=moving & ~behind, static=static, plate=plate)
 
 
-def _revealed_backdrop(frames, moving, regions, lab, mean, backdrop, coloured, neighbours, tolerance):
-    """(T, H, W) bool: moving pixels inside a coloured (robot) region of the plate whose colour in the
-    frame is that of a backdrop region next to it."""
-    behind = np.zeros(moving.shape, bool)
-    for r in np.nonzero(coloured)[0]:
-        around = [b for b in neighbours[r] if backdrop[b]]
-        if not around:
-            continue
-        inside = regions == r
-        cols = mean[around]  # (B, 3) Lab
-        for t in np.nonzero(moving[:, inside].any(axis=1))[0]:
-            sel = inside & moving[t]
-            px = cv2.cvtColor(frames[t], cv2.COLOR_RGB2LAB).astype(np.float32)[sel]
-            close = (np.linalg.norm(px[:, None] - cols[None], axis=-1) < tolerance).any(axis=1)
-            behind[t][sel] = close
-    return behind
-
-
-def clean_plate(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, saturation: float,
-                min_frames: int = 3) -> np.ndarray:
-    """The plate where a coloured robot or object stood most of the episode shows that thing, not
-    what is behind it. There, the median of the frames that differ from the plate (the thing gone)
-    is taken instead when it is dull: it is what lies behind, seen whenever the thing was away."""
-    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) > diff_threshold
-    count = diff.sum(axis=0)
-    candidates = (count >= max(min_frames, 0.05 * len(frames))) & _vivid(plate, saturation)
-    if not candidates.any():
-        return plate
-    ys, xs = np.nonzero(candidates)
-    values = frames[:, ys, xs].astype(np.float32)  # (T, N, 3)
-    values[~diff[:, ys, xs]] = np.nan
-    behind = np.nanmedian(values, axis=0).round().astype(np.uint8)  # (N, 3)
-    dull = ~_vivid(behind[None], saturation)[0]
-    out = plate.copy()
-    out[ys[dull], xs[dull]] = behind[dull]
-    return out
-
-
-def _vivid(image: np.ndarray, saturation: float) -> np.ndarray:
-    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
-    return (hsv[..., 1] > saturation * 255) & (hsv[..., 2] > 40)
+def _continues_backdrop(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,
+                        step: float = 6.0) -> np.ndarray:
+    """Candidate pixels reached from the seeds through steps of under `step` (Lab) between
+    neighbours, staying within `tolerance` of the seed colour they came from."""
+    lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
+    reached = seeds.copy()
+    origin = np.where(seeds[..., None], lab, 0)
+    h, w = seeds.shape
+    for _ in range(64):
+        grown = False
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            src = np.zeros_like(reached)
+            src[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = reached[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            todo = candidates & ~reached & src
+            if not todo.any():
+                continue
+            nb_lab = np.roll(lab, (dy, dx), axis=(0, 1))
+            nb_origin = np.roll(origin, (dy, dx), axis=(0, 1))
+            ok = todo & (np.linalg.norm(lab - nb_lab, axis=-1) < step) & (np.linalg.norm(lab - nb_origin, axis=-1) < tolerance)
+            if ok.any():
+                reached |= ok
+                origin[ok] = nb_origin[ok]
+                grown = True
+        if not grown:
+            break
+    return reached & candidates
 
 
 def moving_masks(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, min_area: int) -> np.ndarray:
@@ -242,12 +223,11 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
 
 
-def _grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float,
-          blocked: np.ndarray) -> None:
+def _grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float) -> None:
     """Give `label` to the unlabelled regions reachable from those that have it across edges (mean
     colour distances) under `tolerance`, the weakest edge first; in place."""
     heap = [(float(np.linalg.norm(mean[i] - mean[j])), int(j)) for i in np.nonzero(side == label)[0]
-            for j in neighbours[i] if side[j] == 0 and not blocked[j]]
+            for j in neighbours[i] if side[j] == 0]
     heapq.heapify(heap)
     while heap:
         cost, j = heapq.heappop(heap)
@@ -255,8 +235,28 @@ def _grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[
             continue
         side[j] = label
         for k in neighbours[j]:
-            if side[k] == 0 and not blocked[k]:
+            if side[k] == 0:
                 heapq.heappush(heap, (float(np.linalg.norm(mean[j] - mean[k])), int(k)))
+
+
+def _settle(side: np.ndarray, mean: np.ndarray, neighbours: list[list[int]]) -> None:
+    """Give every unlabelled region the side of the closest-coloured labelled region among its
+    workspace neighbours and the backdrop regions within two steps; nearest first, in place."""
+    while (side == 0).any():
+        best = (np.inf, -1, 0)
+        for r in np.nonzero(side == 0)[0]:
+            for w in neighbours[r]:
+                for cand in [w, *neighbours[w]]:
+                    label = side[cand]
+                    if label == 0 or (label == 1 and cand != w):
+                        continue
+                    d = float(np.linalg.norm(mean[r] - mean[cand]))
+                    if d < best[0]:
+                        best = (d, r, label)
+        if best[1] < 0:
+            side[side == 0] = 1  # nothing labelled in reach: keep it
+            break
+        side[best[1]] = best[2]
 
 
 def _components(members: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
