@@ -126,7 +126,9 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
     # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
     # continue the backdrop next to them without an edge: they are grown from it, frame by frame.
-    behind = np.stack([_continues_backdrop(frame, ~static & ~m, m, edge_contrast) for frame, m in zip(frames, moving)])
+    # Seeds: backdrop pixels that look as in the plate (not a fringe of something the mask missed).
+    still = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) < diff_threshold / 2
+    behind = np.stack([_continues_backdrop(f, ~static & ~m & s, m, edge_contrast) for f, m, s in zip(frames, moving, still)])
     keep &= ~behind
     return Workspace(keep=keep, moving=moving & ~behind, static=static, plate=plate)
 
