@@ -71,12 +71,13 @@ class Workspace:
     keep: np.ndarray  # bool (T, H, W): robot, objects and work surface in each frame
     moving: np.ndarray  # bool (T, H, W): what differs from the plate in each frame
     static: np.ndarray  # bool (H, W): the still part of the workspace (table, pedestal, resting objects)
+    surface: np.ndarray  # bool (H, W): the work surface: grown from under the objects, less what is coloured
     plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
 
 
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
-                    surface_contrast: float = 30.0, saturation: float | None = 0.45,
-                    min_area: int = 12) -> Workspace:
+                    surface_contrast: float = 30.0, table_contrast: float = 25.0,
+                    saturation: float | None = 0.45, min_area: int = 12) -> Workspace:
     plate = background_plate(frames)
     moving = moving_masks(frames, plate, diff_threshold, min_area)
     regions, lab = plate_regions(plate)
@@ -120,6 +121,13 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     # 4. what no growth reached (the floor seen between table legs, a pedestal) goes to the side
     #    it looks more like: a workspace region it touches, or a backdrop region it or they touch.
     _settle(side, mean, neighbours)
+    # The work surface proper (for edits of the table): the workspace regions the objects lie in,
+    # and what continues them without a strong edge (`table_contrast`).
+    surface = np.where(side == 1, 0, 3).astype(np.int8)
+    for i in np.nonzero(small)[0]:
+        surface[[j for j in neighbours[i] if side[j] == 1 and not coloured[j]]] = 1
+    _grow(surface, 1, mean, neighbours, table_contrast)
+    surface = (surface == 1) & ~coloured
     backdrop = side == 2
     static = ~backdrop[regions]
     keep = moving | static[None]
@@ -130,7 +138,7 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     still = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) < diff_threshold / 2
     behind = np.stack([_continues_backdrop(f, ~static & ~m & s, m, edge_contrast) for f, m, s in zip(frames, moving, still)])
     keep &= ~behind
-    return Workspace(keep=keep, moving=moving & ~behind, static=static, plate=plate)
+    return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[regions], plate=plate)
 
 
 def _continues_backdrop(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,
