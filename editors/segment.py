@@ -72,6 +72,7 @@ class Workspace:
     moving: np.ndarray  # bool (T, H, W): what differs from the plate in each frame
     static: np.ndarray  # bool (H, W): the still part of the workspace (table, pedestal, resting objects)
     surface: np.ndarray  # bool (H, W): the work surface: grown from under the objects, less what is coloured
+    objects: np.ndarray  # bool (H, W): small coloured things in the plate (objects before or after they move)
     plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
 
 
@@ -138,7 +139,8 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     still = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) < diff_threshold / 2
     behind = np.stack([_continues_backdrop(f, ~static & ~m & s, m, edge_contrast) for f, m, s in zip(frames, moving, still)])
     keep &= ~behind
-    return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[regions], plate=plate)
+    return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[regions],
+                     objects=small[regions], plate=plate)
 
 
 def _continues_backdrop(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,

@@ -89,3 +89,16 @@ def test_background_edit_changes_only_the_backdrop(recorded, bench):
             # and the new backdrop is still where the source's was still
             still = (labels[1:] == 0) & (labels[:-1] == 0) & (source[1:] == source[:-1]).all(axis=-1)
             assert (edited[1:][still] == edited[:-1][still]).all(axis=-1).mean() > 0.99
+
+
+def test_surface_edit_retextures_the_table_and_nothing_else(recorded, bench):
+    from editors.surface import SurfaceSpec
+
+    stage = SurfaceSpec(cameras=[KEY]).build()
+    stage.setup()
+    for episode, labels in recorded:
+        [out] = stage([episode])
+        changed = bench.changed_by_edit(episode.frames[KEY], out.frames[KEY], labels)
+        assert changed["changed_table"] >= 0.8, changed
+        assert changed["changed_robot"] <= 0.03 and changed["changed_object"] <= 0.02, changed
+        assert changed["changed_background"] <= 0.03, changed
