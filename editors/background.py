@@ -40,8 +40,19 @@ class BackgroundSpec(StageSpec):
     segmenter: SegmenterSpec | None = Field(
         None, description="a model-backed segmenter (kind sam or text); default: the weight-free thresholds above"
     )
+    review_dir: str | None = Field(None, description="write a source | edited PNG per output episode here")
+    review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
 
     stage_class = "editors.background:BackgroundStage"
+
+    def finish_job(self, out_root: Path) -> dict:
+        """Stack the per-episode review PNGs into one review.png for the job."""
+        if not self.review_dir:
+            return {}
+        from editors.review import write_job_grid
+
+        grid = write_job_grid(Path(self.review_dir))
+        return {"review": str(grid)} if grid else {}
 
     @field_validator("backgrounds")
     @classmethod
@@ -96,6 +107,9 @@ class BackgroundStage(Stage):
         image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), str(path)
 
+    def review(self, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
+        write_review(self, before, after, masks)
+
     def foreground(self, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(masks of the pixels to keep, the background plate the seam is unmixed against)."""
         if self.segmenter is None:
@@ -122,8 +136,21 @@ class BackgroundStage(Stage):
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-bg{variant}"
                 new = episode.replace(frames=frames, uid=uid)
                 self.record(new, variant=variant, seed=seed, background=chosen, foreground_fraction=areas)
+                self.review(episode, new, masks)
                 out.append(new)
         return out
+
+
+def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
+    """Source | edited at the first, middle and last frames of each edited camera, one PNG per episode."""
+    spec = stage.spec
+    if not spec.review_dir or getattr(stage, "reviews_written", 0) >= spec.review_max:
+        return
+    from editors.review import frames_row, write_review as write
+
+    rows = [frames_row(before.frames[k], after.frames[k], m, title=k.rsplit(".", 1)[-1]) for k, m in masks.items()]
+    after.provenance["stages"][-1]["review"] = str(write(Path(spec.review_dir) / f"{after.uid}.png", rows))
+    stage.reviews_written = getattr(stage, "reviews_written", 0) + 1
 
 
 def composite(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int,

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
-from editors.background import BackgroundSpec, BackgroundStage
+from editors.background import BackgroundSpec, BackgroundStage, write_review
 from editors.compose import dilate
 from editors.segment import workspace_masks
 
@@ -33,8 +33,11 @@ class SurfaceSpec(StageSpec):
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel moving")
     shading_blur: int = Field(4, ge=1, description="px scale over which the old surface's grain is smoothed away")
     contrast: float = Field(0.35, ge=0, le=1, description="procedural textures: how far their two colours lie apart")
+    review_dir: str | None = Field(None, description="write a source | edited PNG per output episode here")
+    review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
 
     stage_class = "editors.surface:SurfaceStage"
+    finish_job = BackgroundSpec.finish_job
 
     @property
     def textures_spec(self) -> BackgroundSpec:  # the texture source is the background stage's
@@ -74,6 +77,8 @@ class SurfaceStage(Stage):
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-surface{variant}"
                 new = episode.replace(frames=frames, uid=uid)
                 self.record(new, variant=variant, seed=seed, texture=chosen, surface_fraction=areas)
+                write_review(self, episode, new, {k: np.broadcast_to(found[k].surface, episode.frames[k].shape[:3])
+                                                  for k in cameras})
                 out.append(new)
         return out
 
