@@ -137,7 +137,32 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     # continue the backdrop next to them without an edge: they are grown from it, frame by frame.
     # Seeds: backdrop pixels that look as in the plate (not a fringe of something the mask missed).
     still = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) < diff_threshold / 2
-    behind = np.stack([_continues_backdrop(f, ~static & ~m & s, m, edge_contrast) for f, m, s in zip(frames, moving, still)])
+    # Also seeds: where the plate shows a coloured thing (the arm's usual pose), moving pixels of the
+    # colour of a backdrop region next to that thing's blob (the wall behind the arm, seen again) -
+    # unless they also look like a workspace region next to it (a grey rim as grey as the wall).
+    def colours_around(wanted: np.ndarray) -> np.ndarray:
+        """(n, B, 3) Lab means of the `wanted` regions next to each region's coloured blob (inf pads)."""
+        near = [sorted({b for r in np.nonzero(blob == k)[0] for b in neighbours[r] if wanted[b]}) if coloured[k] else []
+                for k in range(n)]
+        out = np.full((n, max(1, max(len(c) for c in near)), 3), np.inf, np.float32)
+        for k, cs in enumerate(near):
+            out[k, :len(cs)] = mean[cs]
+        return out
+
+    seen_again = np.zeros(moving.shape, bool)
+    if coloured.any() and backdrop.any():
+        behind_colours = colours_around(backdrop)[blob[regions]]  # (H, W, B, 3)
+        surface_colours = colours_around((side == 1) & ~coloured)[blob[regions]]
+        robot_px = (coloured & ~small)[regions]  # the arm, not the objects
+        for t, frame in enumerate(frames):
+            sel = moving[t] & robot_px
+            if sel.any():
+                lab_t = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)[sel][:, None]
+                like_backdrop = (np.linalg.norm(lab_t - behind_colours[sel], axis=-1) < edge_contrast).any(axis=1)
+                like_surface = (np.linalg.norm(lab_t - surface_colours[sel], axis=-1) < edge_contrast).any(axis=1)
+                seen_again[t][sel] = like_backdrop & ~like_surface
+    behind = np.stack([_continues_backdrop(f, (~static & ~m & s) | a, m, edge_contrast)
+                       for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep &= ~behind
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[regions],
                      objects=small[regions], plate=plate)
