@@ -130,7 +130,8 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     _grow(surface, 1, mean, neighbours, table_contrast)
     surface = (surface == 1) & ~coloured
     backdrop = side == 2
-    static = ~backdrop[regions]
+    # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
+    static = ~backdrop[regions] | _dilate(small[regions], 1)
     keep = moving | static[None]
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
     # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
@@ -258,6 +259,11 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
         labels = np.where(todo & np.isfinite(best), choice, labels)
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
+
+
+def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 
 def _grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float) -> None:
