@@ -127,7 +127,14 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     _grow(side, 1, mean, neighbours, surface_contrast)
     sides = np.zeros(n, bool)
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
-    side[sides & (side == 0) & (in_hull < 0.5) & (area >= min_area)] = 2
+    # The floor seen at the sides is one material: the largest such region and those like it (or like
+    # the wall at the top), not a dark pedestal that also reaches the image's edge.
+    candidates = np.nonzero(sides & (side == 0) & (in_hull < 0.5) & (area >= min_area))[0]
+    if len(candidates):
+        references = [candidates[np.argmax(area[candidates])], *np.nonzero(top & (side == 2))[0]]
+        for r in candidates:
+            if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
+                side[r] = 2
     _grow(side, 2, mean, neighbours, edge_contrast)
     # 4. what no growth reached (the floor seen between table legs, a pedestal) goes to the side
     #    it looks more like: a workspace region it touches, or a backdrop region it or they touch.
