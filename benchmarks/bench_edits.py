@@ -13,7 +13,8 @@ table), worst and mean over every frame, the boundary error (mean distance in px
 masks' outlines, both ways), and recall per class (the fraction of robot / object / table pixels
 kept) with the fraction of the true background that is kept by mistake. With --edit it runs the
 `background` stage as the demo does and reports the fraction of each class's pixels it changed
-(the workspace should stay untouched: 0) and of the background it changed (should be ~1).
+(the workspace should stay untouched: 0) and of the background it changed (should be ~1);
+`--edit surface` runs the table re-texturing instead (table ~1, everything else ~0).
 Segmenters: `motion` (editors/segment.foreground_masks, what the edits used before) and
 `workspace` (editors/segment.workspace_masks, what they use now).
 """
@@ -98,9 +99,10 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", type=Path, help="a dataset written with make_sim_dataset.py --masks")
     p.add_argument("--cameras", nargs="+", default=["corner2"], help="fixed cameras to score (default: corner2)")
-    p.add_argument("--segmenters", nargs="+", default=["motion", "workspace"])
+    p.add_argument("--segmenters", nargs="*", default=["motion", "workspace"], help="none: only --edit")
     p.add_argument("--episodes", type=int, nargs="*", help="episode indices (default: all)")
-    p.add_argument("--edit", action="store_true", help="also run the background edit and count changed pixels")
+    p.add_argument("--edit", nargs="?", const="background", choices=["background", "surface"],
+                   help="also run this edit (default: background) and count the changed pixels per class")
     p.add_argument("--json", type=Path, help="write every per-episode figure here")
     args = p.parse_args(argv)
 
@@ -117,12 +119,12 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": kind,
                              **score(segment(kind, video), labels)})
             if args.edit:
-                from editors.background import BackgroundSpec
+                from augment.registry import spec_class
 
-                stage = BackgroundSpec(cameras=[key]).build()
+                stage = spec_class(args.edit)(cameras=[key]).build()
                 stage.setup()
                 edited = stage([episode.replace(frames={key: video})])[0].frames[key]
-                rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": "edit",
+                rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": args.edit,
                              **changed_by_edit(video, edited, labels)})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
@@ -137,6 +139,8 @@ def report(rows: list[dict]) -> None:
         keys = [k for k in rs[0] if k not in ("episode", "camera", "segmenter")]
         # the worst episode: the largest error or the smallest share of what should be kept
         higher_is_worse = ("boundary", "kept_background", "changed_table", "changed_robot", "changed_object")
+        if kind == "surface":  # the table is what this edit should change
+            higher_is_worse = ("changed_background", "changed_robot", "changed_object")
         worst = {k: max if k.startswith(higher_is_worse) else min for k in keys}
         parts = []
         for k in keys:
