@@ -139,13 +139,18 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     # 4. what no growth reached (the floor seen between table legs, a pedestal) goes to the side
     #    it looks more like: a workspace region it touches, or a backdrop region it or they touch.
     _settle(side, mean, neighbours)
-    # The work surface proper (for edits of the table): the workspace regions the objects lie in,
-    # and what continues them without a strong edge (`table_contrast`).
-    surface = np.where(side == 1, 0, 3).astype(np.int8)
-    for i in np.nonzero(small)[0]:
-        surface[[j for j in neighbours[i] if side[j] == 1 and not coloured[j]]] = 1
-    _grow(surface, 1, mean, neighbours, table_contrast)
-    surface = (surface == 1) & ~coloured
+    # The work surface proper (for edits of the table): grown from each workspace region an object
+    # lies in, across edges under `table_contrast`; the largest such growth is the table (another
+    # is the rest of a bigger object, e.g. a drawer's faces round its handle).
+    blank = np.where((side == 1) & ~coloured, 0, 3).astype(np.int8)
+    surface, best = np.zeros(n, bool), 0.0
+    for seed in {j for i in np.nonzero(small)[0] for j in neighbours[i] if blank[j] == 0}:
+        grown = blank.copy()
+        grown[seed] = 1
+        _grow(grown, 1, mean, neighbours, table_contrast)
+        size = float(area[grown == 1].sum())
+        if size > best:
+            surface, best = grown == 1, size
     backdrop = side == 2
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
     static = ~backdrop[regions] | _dilate(small[regions], 1)
@@ -179,14 +184,14 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
                 like_backdrop = (np.linalg.norm(lab_t - behind_colours[sel], axis=-1) < edge_contrast).any(axis=1)
                 like_surface = (np.linalg.norm(lab_t - surface_colours[sel], axis=-1) < edge_contrast).any(axis=1)
                 seen_again[t][sel] = like_backdrop & ~like_surface
-    behind = np.stack([_continues_backdrop(f, (~static & ~m & s) | a, m, edge_contrast)
+    behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, edge_contrast)
                        for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep &= ~behind
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[regions],
                      objects=small[regions], plate=plate)
 
 
-def _continues_backdrop(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,
+def continues_from(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,
                         step: float = 6.0) -> np.ndarray:
     """Candidate pixels reached from the seeds through steps of under `step` (Lab) between
     neighbours, staying within `tolerance` of the seed colour they came from."""

@@ -21,7 +21,7 @@ from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
 from editors.background import BackgroundSpec, BackgroundStage, write_review
 from editors.compose import dilate
-from editors.segment import workspace_masks
+from editors.segment import continues_from, workspace_masks
 
 
 class SurfaceSpec(StageSpec):
@@ -105,7 +105,10 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
         # a moving pixel on the surface that is the surface darker, same hue, is the arm's shadow
         shadow = (np.abs(lab[..., 1:] - plate_lab[..., 1:]).max(axis=-1) < 6) & (lab[..., 0] < plate_lab[..., 0])
         shadow &= ~dilate(moving[t] & ~shadow, 1)  # not the blended rim of the arm or a carried object
-        paint = surface & (~moving[t] | shadow)
+        # the table where an object stood in the plate (even most of the time) and has left: moving
+        # pixels that continue the still surface next to them without an edge
+        revealed = continues_from(frame, surface & ~moving[t], moving[t] & ~shadow, tolerance=15.0)
+        paint = (surface & (~moving[t] | shadow)) | revealed
         ratio = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.maximum(lum, 1)
         ratio = np.where(np.abs(ratio - 1) < 0.04, 1.0, ratio.clip(0.2, 1.2))  # codec noise: no shimmer
         out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
