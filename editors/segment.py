@@ -192,24 +192,21 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
 
 
 def continues_from(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,
-                        step: float = 6.0) -> np.ndarray:
+                   step: float = 6.0) -> np.ndarray:
     """Candidate pixels reached from the seeds through steps of under `step` (Lab) between
     neighbours, staying within `tolerance` of the seed colour they came from."""
     lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
     reached = seeds.copy()
     origin = np.where(seeds[..., None], lab, 0)
-    h, w = seeds.shape
     for _ in range(64):
         grown = False
         for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-            src = np.zeros_like(reached)
-            src[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = reached[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-            todo = candidates & ~reached & src
+            todo = candidates & ~reached & _shifted(reached, dy, dx)  # next to a reached pixel
             if not todo.any():
                 continue
-            nb_lab = np.roll(lab, (dy, dx), axis=(0, 1))
-            nb_origin = np.roll(origin, (dy, dx), axis=(0, 1))
-            ok = todo & (np.linalg.norm(lab - nb_lab, axis=-1) < step) & (np.linalg.norm(lab - nb_origin, axis=-1) < tolerance)
+            nb_lab, nb_origin = _shifted(lab, dy, dx), _shifted(origin, dy, dx)
+            ok = todo & (np.linalg.norm(lab - nb_lab, axis=-1) < step)
+            ok &= np.linalg.norm(lab - nb_origin, axis=-1) < tolerance
             if ok.any():
                 reached |= ok
                 origin[ok] = nb_origin[ok]
@@ -281,6 +278,16 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
         labels = np.where(todo & np.isfinite(best), choice, labels)
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`a` moved by (dy, dx): out[y, x] = a[y - dy, x - dx], zero where that falls outside."""
+    out = np.zeros_like(a)
+    h, w = a.shape[:2]
+    dst = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
+    src = (slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
+    out[dst] = a[src]
+    return out
 
 
 def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
