@@ -16,7 +16,7 @@ kept) with the fraction of the true background that is kept by mistake. With --e
 (the workspace should stay untouched: 0) and of the background it changed (should be ~1);
 `--edit surface` runs the table re-texturing instead (table ~1, everything else ~0).
 Segmenters: `motion` (editors/segment.foreground_masks, what the edits used before) and
-`workspace` (editors/segment.workspace_masks, what they use now).
+`workspace` (editors/workspace.workspace_masks, what they use now).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from augment.source import LeRobotSource  # noqa: E402
-from editors.segment import foreground_masks, workspace_masks  # noqa: E402
+from editors.segment import foreground_masks  # noqa: E402
+from editors.workspace import workspace_masks  # noqa: E402
 
 CLASSES = {0: "background", 1: "table", 2: "robot", 3: "object"}
 

@@ -3,7 +3,7 @@
 Every frame of the real video keeps its workspace (robot, task objects, the table they stand on)
 pixel for pixel and gets a new background behind it (walls, floor, backdrop): an image from a
 folder, or a seeded procedural texture, the same for the whole episode. Without a model segmenter the
-workspace comes from editors/segment.workspace_masks. The seam is unmixed against the background
+workspace comes from editors/workspace.workspace_masks. The seam is unmixed against the background
 plate (the old backdrop is known there), so the arm's anti-aliased edge lies over the new backdrop
 with no halo of the old one. State, actions and task are untouched, so the recorded actions stay true.
 """
@@ -20,7 +20,8 @@ from pydantic import Field, field_validator
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
 from editors.compose import replace_background
-from editors.segment import background_plate, workspace_masks
+from editors.segment import background_plate
+from editors.workspace import workspace_masks
 from editors.segmenter import SegmenterSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}

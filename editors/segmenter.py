@@ -23,7 +23,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from editors.compose import dilate
-from editors.segment import foreground_masks, workspace_masks
+from editors.segment import foreground_masks
+from editors.workspace import workspace_masks
 
 Box = list[float]  # [x0, y0, x1, y1], fractions of width and height
 Point = list[float]  # [x, y], fractions
@@ -58,7 +59,7 @@ class SegmenterSpec(BaseModel):
     grow: int = Field(2, ge=0, description="dilate foreground and robot masks by this many px (a safety margin)")
     foreground: Literal["moving", "workspace"] = Field(
         "moving", description="kind motion: the foreground is what moves (and coloured still things), or the whole "
-                              "workspace - robot, objects and the table they lie on (editors/segment.workspace_masks) - "
+                              "workspace - robot, objects and the table they lie on (editors/workspace.workspace_masks) - "
                               "for edits that replace only what lies behind it")
     # sam
     checkpoint: str | None = Field(None, description="local path of a SAM state_dict (.pth), for kinds sam and text")

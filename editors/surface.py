@@ -1,7 +1,7 @@
 """Structure-preserving table re-texturing (weight-free): the same robot doing the same task on
 another table.
 
-The work surface (editors/segment.workspace_masks: the table the objects lie on) gets a new
+The work surface (editors/workspace.workspace_masks: the table the objects lie on) gets a new
 texture - an image from a folder or a seeded procedural one, the same for the whole episode - and
 keeps its geometry and shading: the texture is modulated by the table's own smooth luminance
 (light falloff, the shaded side faces) and, per frame, by how much darker the frame is than the
@@ -21,7 +21,7 @@ from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
 from editors.background import BackgroundSpec, BackgroundStage, write_review
 from editors.compose import dilate
-from editors.segment import continues_from, workspace_masks
+from editors.workspace import continues_from, workspace_masks
 
 
 class SurfaceSpec(StageSpec):

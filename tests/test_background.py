@@ -87,7 +87,7 @@ def test_folder_must_exist():
 
 
 def test_motion_segmenter_can_keep_the_whole_workspace():
-    from editors.segment import workspace_masks
+    from editors.workspace import workspace_masks
     from editors.segmenter import Segmenter, SegmenterSpec
 
     episode, truth = synthetic_episode()

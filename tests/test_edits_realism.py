@@ -57,7 +57,7 @@ def test_recorder_writes_truth_for_every_frame(recorded):
 
 
 def test_keep_mask_matches_the_truth_in_every_frame(recorded, bench):
-    from editors.segment import workspace_masks
+    from editors.workspace import workspace_masks
 
     for episode, labels in recorded:
         scores = bench.score(workspace_masks(episode.frames[KEY]).keep, labels)
