@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from editors.regions import adjacency, components, grow, settle, plate_regions
-from editors.segment import drop_specks, background_plate
+from editors.segment import background_plate, drop_specks
 
 
 @dataclass
