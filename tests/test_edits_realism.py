@@ -19,7 +19,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("lerobot")
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "observation.images.corner2"
+KEY = "observation.images.corner2"  # the demo's camera; corner4 looks at the table from closer
+CAMERAS = [KEY, "observation.images.corner4"]
 
 
 def _load(name: str, path: Path):
@@ -32,16 +33,16 @@ def _load(name: str, path: Path):
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """Two pick-place episodes at the demo's camera and size, decoded as the pipeline reads them."""
+    """Two pick-place episodes at the demo's size from two cameras, decoded as the pipeline reads them."""
     pytest.importorskip("metaworld")
     from augment.source import LeRobotSource
 
     script = _load("make_sim_dataset", ROOT / "scripts" / "make_sim_dataset.py")
     out = tmp_path_factory.mktemp("gt") / "ds"
-    script.build_dataset(out, sim="metaworld", task="pick-place-v3", episodes=2, size=128, cameras="corner2",
-                         seed=100, max_steps=70, masks=True, log=lambda *_: None)
+    script.build_dataset(out, sim="metaworld", task="pick-place-v3", episodes=2, size=128,
+                         cameras="corner2,corner4", seed=100, max_steps=70, masks=True, log=lambda *_: None)
     source = LeRobotSource(out)
-    return [(source.read_episode(i), script.load_masks(out, i)[KEY]) for i in range(2)]
+    return [(source.read_episode(i), script.load_masks(out, i)) for i in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +51,22 @@ def bench():
 
 
 def test_recorder_writes_truth_for_every_frame(recorded):
-    for episode, labels in recorded:
-        assert labels.shape == episode.frames[KEY].shape[:3] and labels.dtype == np.uint8
-        for c in (0, 1, 2, 3):  # backdrop, table, robot and objects are all in view in every frame
-            assert (labels == c).any(axis=(1, 2)).all(), c
+    for episode, truth in recorded:
+        assert sorted(truth) == sorted(CAMERAS)
+        for key in CAMERAS:
+            labels = truth[key]
+            assert labels.shape == episode.frames[key].shape[:3] and labels.dtype == np.uint8
+            for c in (0, 1, 2, 3):  # backdrop, table, robot and objects are all in view in every frame
+                assert (labels == c).any(axis=(1, 2)).all(), (key, c)
 
 
-def test_keep_mask_matches_the_truth_in_every_frame(recorded, bench):
+@pytest.mark.parametrize("key", CAMERAS)
+def test_keep_mask_matches_the_truth_in_every_frame(recorded, bench, key):
     from editors.workspace import workspace_masks
 
-    for episode, labels in recorded:
-        scores = bench.score(workspace_masks(episode.frames[KEY]).keep, labels)
+    for episode, truth in recorded:
+        labels = truth[key]
+        scores = bench.score(workspace_masks(episode.frames[key]).keep, labels)
         assert scores["iou_min"] >= 0.93, scores  # measured 0.94-0.95 on full episodes (README)
         assert scores["iou_frame0"] >= 0.93, scores  # frame 0, before anything moved, like the rest
         assert scores["boundary_mean"] <= 2.5, scores
@@ -75,8 +81,8 @@ def test_background_edit_changes_only_the_backdrop(recorded, bench):
 
     stage = BackgroundSpec(cameras=[KEY], variants=2).build()
     stage.setup()
-    for episode, labels in recorded:
-        source = episode.frames[KEY]
+    for episode, truth in recorded:
+        source, labels = episode.frames[KEY], truth[KEY]
         for out in stage([episode]):
             edited = out.frames[KEY]
             changed = bench.changed_by_edit(source, edited, labels)
@@ -97,7 +103,8 @@ def test_surface_edit_retextures_the_table_and_nothing_else(recorded, bench):
 
     stage = SurfaceSpec(cameras=[KEY]).build()
     stage.setup()
-    for episode, labels in recorded:
+    for episode, truth in recorded:
+        labels = truth[KEY]
         [out] = stage([episode])
         changed = bench.changed_by_edit(episode.frames[KEY], out.frames[KEY], labels)
         assert changed["changed_table"] >= 0.8, changed
