@@ -1,8 +1,11 @@
 """Structure-preserving background replacement (the GreenAug / RoboEngine recipe, weight-free).
 
-Every frame of the real video keeps its foreground (robot, objects) pixel for pixel and gets a new
-background: an image from a folder, or a seeded procedural texture, the same for the whole episode.
-State, actions and task are untouched, so the recorded actions stay true.
+Every frame of the real video keeps its workspace (robot, task objects, the table they stand on)
+pixel for pixel and gets a new background behind it (walls, floor, backdrop): an image from a
+folder, or a seeded procedural texture, the same for the whole episode. Without a model segmenter the
+workspace comes from editors/workspace.workspace_masks. The seam is unmixed against the background
+plate (the old backdrop is known there), so the arm's anti-aliased edge lies over the new backdrop
+with no halo of the old one. State, actions and task are untouched, so the recorded actions stay true.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pydantic import Field, field_validator
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
 from editors.compose import replace_background
-from editors.segment import foreground_masks
+from editors.segment import background_plate
+from editors.workspace import workspace_masks
 from editors.segmenter import SegmenterSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -34,13 +38,24 @@ class BackgroundSpec(StageSpec):
     saturation_threshold: float | None = Field(
         0.45, description="keep strongly coloured still pixels (objects) as foreground; null disables"
     )
-    feather: int = Field(2, ge=0, description="soften the seam over this many pixels of background")
+    feather: int = Field(1, ge=0, description="unmix the seam over this many px outside the kept pixels (0: hard cut)")
     segmenter: SegmenterSpec | None = Field(
         None, description="a model-backed segmenter (kind sam or text); default: the weight-free thresholds above"
     )
+    review_dir: str | None = Field(None, description="write a source | edited PNG per output episode here")
+    review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
 
     stage_class = "editors.background:BackgroundStage"
     default_cameras = "fixed"
+
+    def finish_job(self, out_root: Path) -> dict:
+        """Stack the per-episode review PNGs into one review.png for the job."""
+        if not self.review_dir:
+            return {}
+        from editors.review import write_job_grid
+
+        grid = write_job_grid(Path(self.review_dir))
+        return {"review": str(grid)} if grid else {}
 
     @field_validator("backgrounds")
     @classmethod
@@ -95,17 +110,23 @@ class BackgroundStage(Stage):
         image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), str(path)
 
-    def foreground(self, video: np.ndarray) -> np.ndarray:
+    def review(self, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
+        write_review(self, before, after, masks)
+
+    def foreground(self, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(masks of the pixels to keep, the background plate the seam is unmixed against)."""
         if self.segmenter is None:
-            return foreground_masks(video, self.spec.diff_threshold, self.spec.saturation_threshold)
+            workspace = workspace_masks(video, self.spec.diff_threshold, saturation=self.spec.saturation_threshold)
+            return workspace.keep, workspace.plate
         # the robot mask is part of the foreground, which composite() keeps pixel for pixel
-        return self.segmenter(video, list(range(len(video)))).foreground
+        return self.segmenter(video, list(range(len(video)))).foreground, background_plate(video)
 
     def __call__(self, episodes: list[Episode]) -> list[Episode]:
         out = []
         for episode in episodes:
             cameras = self.spec.cameras or list(episode.frames)
-            masks = {k: self.foreground(episode.frames[k]) for k in cameras}
+            found = {k: self.foreground(episode.frames[k]) for k in cameras}
+            masks = {k: m for k, (m, _) in found.items()}
             for variant in range(self.spec.variants):
                 seed = derive_seed(self.spec.seed, episode.uid, variant)
                 frames = dict(episode.frames)
@@ -113,16 +134,54 @@ class BackgroundStage(Stage):
                 for key in cameras:
                     video = episode.frames[key]
                     backdrop, chosen[key] = self.background(video.shape[1], video.shape[2], derive_seed(seed, key))
-                    frames[key] = composite(video, masks[key], backdrop, self.spec.feather)
+                    frames[key] = composite(video, masks[key], backdrop, self.spec.feather, plate=found[key][1])
                     areas[key] = round(float(masks[key].mean()), 4)
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-bg{variant}"
                 new = episode.replace(frames=frames, uid=uid)
                 self.record(new, variant=variant, seed=seed, background=chosen, foreground_fraction=areas)
+                self.review(episode, new, masks)
                 out.append(new)
         return out
 
 
-def composite(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int) -> np.ndarray:
-    """Foreground pixels are kept exactly; the backdrop fills the rest, its seam softened over
-    `feather` px inside the background (editors/compose.py owns the compositing rule)."""
-    return replace_background(frames, masks, np.zeros_like(masks), backdrop, feather)[0]
+def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
+    """Source | edited at the first, middle and last frames of each edited camera, one PNG per episode."""
+    spec = stage.spec
+    if not spec.review_dir or getattr(stage, "reviews_written", 0) >= spec.review_max:
+        return
+    from editors.review import frames_row, write_review as write
+
+    rows = [frames_row(before.frames[k], after.frames[k], m, title=k.rsplit(".", 1)[-1]) for k, m in masks.items()]
+    after.provenance["stages"][-1]["review"] = str(write(Path(spec.review_dir) / f"{after.uid}.png", rows))
+    stage.reviews_written = getattr(stage, "reviews_written", 0) + 1
+
+
+def composite(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int,
+              plate: np.ndarray | None = None) -> np.ndarray:
+    """Masked pixels are kept exactly; the backdrop fills the rest.
+
+    With the background `plate`, the `feather` px just outside the mask are unmixed: such a pixel is
+    part foreground (the nearest kept pixel's colour F) and part old background (the plate's B), so
+    its share a of F is read off the pixel and the new pixel is a*F + (1-a)*backdrop - the arm's
+    anti-aliased edge over the new backdrop, without a rim of the old one. Without a plate the seam
+    is softened over `feather` px inside the background (editors/compose.py)."""
+    if plate is None:
+        return replace_background(frames, masks, np.zeros_like(masks), backdrop, feather)[0]
+    return np.stack([unmix_seam(f, m, backdrop, plate, feather) for f, m in zip(frames, masks)])
+
+
+def unmix_seam(frame: np.ndarray, keep: np.ndarray, backdrop: np.ndarray, plate: np.ndarray, width: int) -> np.ndarray:
+    out = np.where(keep[..., None], frame, backdrop)
+    if width <= 0 or not keep.any() or keep.all():
+        return out
+    dist, nearest = cv2.distanceTransformWithLabels((~keep).astype(np.uint8), cv2.DIST_L2, 3,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+    ring = ~keep & (dist <= width + 0.5)
+    ys, xs = np.nonzero(keep)  # labels number the kept pixels in raster order, from 1
+    idx = nearest[ring] - 1
+    c, b = frame[ring].astype(np.float32), plate[ring].astype(np.float32)
+    f = frame[ys[idx], xs[idx]].astype(np.float32)
+    span = ((f - b) ** 2).sum(-1)
+    a = np.where(span > 100, ((c - b) * (f - b)).sum(-1) / np.maximum(span, 1), 0).clip(0, 1)[:, None]
+    out[ring] = (a * f + (1 - a) * backdrop[ring].astype(np.float32)).round().clip(0, 255).astype(np.uint8)
+    return out

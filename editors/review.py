@@ -44,6 +44,19 @@ def review_panel(original: np.ndarray, edited: np.ndarray, foreground: np.ndarra
     return np.concatenate([left, gap, right], axis=1)
 
 
+def frames_row(before: np.ndarray, after: np.ndarray, keep: np.ndarray, title: str = "",
+               count: int = 3) -> np.ndarray:
+    """One row for a whole-video edit: source | edited at the first, middle and last frames, the
+    kept pixels outlined (green) on the source, so a person sees every frame is treated alike."""
+    indices = np.unique(np.linspace(0, len(before) - 1, count).round().astype(int))
+    panels = []
+    for t in indices:
+        panel = review_panel(before[t], after[t], keep[t], np.zeros_like(keep[t]), np.zeros_like(keep[t]),
+                             title=f"{title} t={t}".strip())
+        panels += [panel, np.full((panel.shape[0], 8, 3), 255, np.uint8)]
+    return np.concatenate(panels[:-1], axis=1)
+
+
 def write_review(path: Path, rows: list[np.ndarray]) -> Path:
     """Stack rows (one per camera / variant) into one PNG."""
     width = max(r.shape[1] for r in rows)

@@ -1,8 +1,11 @@
-"""Weight-free foreground segmentation for a static camera: the fallback segmenter.
+"""Weight-free segmentation for a static camera: the fallback segmenter.
 
-Per episode, the per-pixel temporal median is the background plate. A pixel is foreground in a frame
-when it differs from the plate (something moved there: the robot, a carried object) or, optionally,
-when it is strongly coloured in the plate (objects that never move, on a dull table or floor).
+Per episode, the per-pixel temporal median is the background plate.
+- foreground_masks: a pixel is foreground in a frame when it differs from the plate (something moved
+  there) or, optionally, when it is strongly coloured in the plate. The model-backed segmenters'
+  robot mask and the object edits use it.
+- editors/workspace.py builds on the plate what a background edit keeps: the robot (pedestal
+  included), every task object (also before it moves) and the table.
 Needs no downloaded weights and runs on the CPU at hundreds of frames per second at 128 px.
 """
 
@@ -40,11 +43,11 @@ def foreground_masks(
         if kernel is not None:
             mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
             mask = cv2.dilate(mask, kernel)
-        out[t] = _drop_specks(mask, min_area)
+        out[t] = drop_specks(mask, min_area)
     return out
 
 
-def _drop_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
+def drop_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     keep = np.zeros(n, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area

@@ -1,7 +1,8 @@
 """Which pixels an edit must keep: the `segmenter:` block of every edit stage.
 
 Three kinds, one answer: per frame, a foreground mask (robot + objects to keep) and a robot mask.
-    motion  weight-free (editors/segment.py): what moves, plus strongly coloured still things
+    motion  weight-free (editors/segment.py): what moves, plus strongly coloured still things; with
+            `foreground: workspace`, the robot, every object and the table (for background edits)
     sam     segment-anything from a local checkpoint, prompted by boxes/points in the spec, or its
             automatic mask generator (objects smaller than `max_area`)
     text    an open-vocabulary detector (OWLv2) turns words ("robot arm", "red cube") into boxes,
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from editors.compose import dilate
 from editors.segment import foreground_masks
+from editors.workspace import workspace_masks
 
 Box = list[float]  # [x0, y0, x1, y1], fractions of width and height
 Point = list[float]  # [x, y], fractions
@@ -55,6 +57,10 @@ class SegmenterSpec(BaseModel):
     saturation_threshold: float | None = Field(0.45, description="keep strongly coloured still pixels; null disables")
     protect_motion: bool = Field(True, description="add every pixel that moves during the episode to the robot mask")
     grow: int = Field(2, ge=0, description="dilate foreground and robot masks by this many px (a safety margin)")
+    foreground: Literal["moving", "workspace"] = Field(
+        "moving", description="kind motion: the foreground is what moves (and coloured still things), or the whole "
+                              "workspace - robot, objects and the table they lie on (editors/workspace.workspace_masks) - "
+                              "for edits that replace only what lies behind it")
     # sam
     checkpoint: str | None = Field(None, description="local path of a SAM state_dict (.pth), for kinds sam and text")
     model_type: Literal["vit_h", "vit_l", "vit_b", "custom"] = "vit_h"
@@ -128,6 +134,11 @@ class Segmenter:
         """Masks for the frames `indices` of one camera's video (T, H, W, 3); motion uses all T."""
         s = self.spec
         moving = foreground_masks(video, s.diff_threshold, None)[indices]
+        if s.kind == "motion" and s.foreground == "workspace":
+            # the keep-mask is already tight to the image: no safety margin around the table
+            foreground = workspace_masks(video, s.diff_threshold, saturation=s.saturation_threshold).keep[indices]
+            robot = np.stack([dilate(m, s.grow) for m in moving])
+            return Segmentation(foreground=foreground | robot, robot=robot, boxes=[[] for _ in indices])
         if s.kind == "motion":
             foreground = foreground_masks(video, s.diff_threshold, s.saturation_threshold)[indices]
             robot = moving

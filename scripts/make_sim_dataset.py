@@ -40,6 +40,9 @@ METAWORLD_FPS = 80
 # gym-pusht steps its PD controller at control_hz = 10 (also the fps of lerobot/pusht).
 PUSHT_FPS = 10
 STEPS_AFTER_SUCCESS = 10  # keep a few frames after success so episodes don't end on the contact frame
+# Ground-truth segmentation classes written by --masks (masks/classes.json says the same). An edit
+# must keep 1-3 (the workspace); `background` may change only 0.
+MASK_CLASSES = {0: "background", 1: "table", 2: "robot", 3: "object"}
 
 
 class SetupError(ValueError):
@@ -56,6 +59,8 @@ class Episode:
     task: str
     success: bool
     seed: int
+    # image key -> (T, H, W) uint8 ground-truth classes (MASK_CLASSES), when recorded with masks
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,13 +79,17 @@ class Sim:
     def observe(self, obs) -> tuple[dict[str, np.ndarray], np.ndarray]: ...  # -> (images, state)
     def act(self, obs) -> np.ndarray: ...  # -> the action that will be applied, exactly
     def step(self, action) -> tuple: ...  # -> (obs, success, done)
+    def segment(self) -> dict[str, np.ndarray]:  # -> per image key, (H, W) uint8 MASK_CLASSES
+        raise SetupError(f"{type(self).__name__} cannot record ground-truth masks")
 
-    def rollout(self, seed: int, max_steps: int) -> Episode:
+    def rollout(self, seed: int, max_steps: int, masks: bool = False) -> Episode:
         # Frame t pairs the observation *before* step t with the action applied at step t.
         obs = self.reset(seed)
-        frames, states, actions, success_at = [], [], [], None
+        frames, labels, states, actions, success_at = [], [], [], [], None
         for t in range(max_steps):
             images, state = self.observe(obs)
+            if masks:
+                labels.append(self.segment())
             action = self.act(obs)
             frames.append(images)
             states.append(state)
@@ -91,7 +100,8 @@ class Sim:
             if done or (success_at is not None and t - success_at >= STEPS_AFTER_SUCCESS):
                 break
         stacked = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
-        return Episode(stacked, np.stack(states), np.stack(actions), self.task, success_at is not None, seed)
+        truth = {k: np.stack([f[k] for f in labels]) for k in labels[0]} if labels else {}
+        return Episode(stacked, np.stack(states), np.stack(actions), self.task, success_at is not None, seed, truth)
 
     def close(self):
         # For MuJoCo this frees the EGL context now, while EGL is still alive (no errors at exit).
@@ -130,6 +140,7 @@ class MetaWorldSim(Sim):
             if self.cam_ids[key] < 0:
                 raise ValueError(f"unknown metaworld camera {cam!r}")
         self.image_keys = list(self.cam_ids)
+        self.geom_class, self.site_class = _metaworld_classes(model)
         if seeded_configs:
             # The task-select wrapper calls set_task (which freezes the placement) on every reset:
             # let it do so once (the env refuses to step before), then switch that off.
@@ -167,6 +178,38 @@ class MetaWorldSim(Sim):
             img = self.env.render()
             images[key] = np.ascontiguousarray(img[::-1, ::-1]) if self.upside_down[key] else img
         return images, obs[:4].astype(np.float32)
+
+    def segment(self):
+        """Ground truth for the frame observe() just rendered: MuJoCo's segmentation rendering
+        (every geom and site drawn in a flat colour that encodes its id), mapped to classes."""
+        import mujoco
+
+        env = self.env.unwrapped
+        viewer = env.mujoco_renderer._get_viewer("rgb_array")
+        scn, out = viewer.scn, {}
+        for key, cid in self.cam_ids.items():
+            viewer.cam.type, viewer.cam.fixedcamid = mujoco.mjtCamera.mjCAMERA_FIXED, cid
+            mujoco.mjv_updateScene(env.model, env.data, viewer.vopt, viewer.pert, viewer.cam,
+                                   mujoco.mjtCatBit.mjCAT_ALL, scn)
+            scn.flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = scn.flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = 1
+            try:
+                mujoco.mjr_render(viewer.viewport, scn, viewer.con)
+            finally:
+                scn.flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = scn.flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = 0
+            rgb = np.zeros((viewer.viewport.height, viewer.viewport.width, 3), np.uint8)
+            mujoco.mjr_readPixels(rgb, None, viewer.viewport, viewer.con)
+            # segid + 1 is encoded in the colour (0: nothing drawn, the sky); gymnasium's own
+            # segmentation path overflows on numpy 2, so it is decoded here.
+            segid = rgb[::-1].astype(np.int64) @ np.array([1, 256, 65536]) - 1
+            lut = np.zeros(scn.ngeom + 1, np.uint8)  # index segid + 1; unknown ids stay background
+            for i in range(scn.ngeom):
+                g = scn.geoms[i]
+                table = {mujoco.mjtObj.mjOBJ_GEOM: self.geom_class, mujoco.mjtObj.mjOBJ_SITE: self.site_class}
+                if g.segid >= 0 and g.objtype in table and g.segid + 1 < len(lut):
+                    lut[g.segid + 1] = table[g.objtype][g.objid]
+            labels = lut[np.clip(segid + 1, 0, scn.ngeom)]
+            out[key] = np.ascontiguousarray(labels[::-1, ::-1]) if self.upside_down[key] else labels
+        return out
 
     def act(self, obs):
         action = self.policy.get_action(obs)
@@ -241,6 +284,36 @@ class PushTSim(Sim):
         return obs, bool(info["is_success"]), truncated
 
 
+def _metaworld_classes(model) -> tuple[np.ndarray, np.ndarray]:
+    """MASK_CLASSES of every geom and site, from the body tree: the robot is the tree that holds the
+    hand (pedestal and controller box included), the work surface is the table with its metal rim
+    (`RetainingWall`), the floor plane and anything else on the world body is background, and every
+    other body or site (puck, goal marker, drawer, button box ...) is a task object."""
+    import mujoco
+
+    def name(i):
+        return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) or ""
+
+    def top(i):  # the ancestor just below the world body
+        while model.body_parentid[i] != 0:
+            i = model.body_parentid[i]
+        return i
+
+    hand = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "hand")
+    robot_root = top(hand) if hand >= 0 else -1
+    body_class = np.full(model.nbody, 3, np.uint8)
+    body_class[0] = 0
+    for b in range(1, model.nbody):
+        root = top(b)
+        if root == robot_root:
+            body_class[b] = 2
+        elif name(root) in ("tablelink", "RetainingWall") or name(root).startswith("table"):
+            body_class[b] = 1
+    site_class = body_class[model.site_bodyid].copy()
+    site_class[model.site_bodyid == 0] = 3  # sites on the world body are goal markers (task objects)
+    return body_class[model.geom_bodyid], site_class
+
+
 def _rot(theta: float) -> np.ndarray:
     c, s = np.cos(theta), np.sin(theta)
     return np.array([[c, -s], [s, c]])
@@ -278,13 +351,16 @@ def build_dataset(
     size: int = 128, cameras: str = "corner2,gripperPOV", seed: int = 0, max_steps: int = 150,
     codec: str | None = None, fps: int | None = None, overwrite: bool = False,
     keep_frames: bool = False, repo_id: str = "local/sim", log=print,
-    action_noise: float = 0.0, seeded_configs: bool = False,
+    action_noise: float = 0.0, seeded_configs: bool = False, masks: bool = False,
 ) -> BuildResult:
     """Roll out `episodes` simulator episodes and write them to `out` as a LeRobot v3.0 dataset.
 
     metaworld only: `action_noise` adds Gaussian noise (std, in action units) to the expert's action
     before it is applied (the recorded action is the applied one, after clipping); `seeded_configs`
     draws each episode's object/goal placement from its seed instead of MT1's fixed task pool.
+    `masks` (metaworld) also writes the simulator's ground-truth segmentation of every recorded frame
+    beside the episodes: OUT/masks/episode_NNNNNN.npz, one (T, H, W) uint8 array per image key with
+    the classes of OUT/masks/classes.json (MASK_CLASSES); see load_masks().
 
     Returns a BuildResult whose `episodes` hold the state/action arrays passed to add_frame
     (and the frames too if `keep_frames`), for checking what lerobot reads back.
@@ -300,8 +376,8 @@ def build_dataset(
             raise ValueError(f"unknown sim {sim!r}")
         if action_noise < 0:
             raise ValueError(f"action_noise must be >= 0, got {action_noise}")
-        if sim == "pusht" and (action_noise or seeded_configs):
-            raise ValueError("action_noise and seeded_configs are metaworld options")
+        if sim == "pusht" and (action_noise or seeded_configs or masks):
+            raise ValueError("action_noise, seeded_configs and masks are metaworld options")
         if sim == "metaworld":
             env = MetaWorldSim(task, size, _parse_cameras(cameras), seed, action_noise, seeded_configs)
         else:
@@ -326,7 +402,9 @@ def build_dataset(
     try:
         for i in range(episodes):
             t0 = time.perf_counter()
-            ep = env.rollout(seed + i, max_steps)
+            ep = env.rollout(seed + i, max_steps, masks=masks)
+            if masks:
+                write_masks(out, i, ep.masks)
             for t in range(len(ep.action)):
                 frame = {f"observation.images.{k}": v[t] for k, v in ep.frames.items()}
                 frame.update({"observation.state": ep.state[t], "action": ep.action[t], "task": ep.task})
@@ -343,6 +421,21 @@ def build_dataset(
         ds.finalize()  # writes parquet footers; the dataset is unreadable without it
         env.close()
     return result
+
+
+def write_masks(root: Path, episode_index: int, masks: dict[str, np.ndarray]) -> Path:
+    folder = Path(root) / "masks"
+    folder.mkdir(exist_ok=True)
+    (folder / "classes.json").write_text(json.dumps({str(k): v for k, v in MASK_CLASSES.items()}) + "\n")
+    path = folder / f"episode_{episode_index:06d}.npz"
+    np.savez_compressed(path, **{f"observation.images.{k}": v for k, v in masks.items()})
+    return path
+
+
+def load_masks(root: str | Path, episode_index: int) -> dict[str, np.ndarray]:
+    """Ground truth written by --masks: video key -> (T, H, W) uint8 classes (MASK_CLASSES)."""
+    with np.load(Path(root) / "masks" / f"episode_{episode_index:06d}.npz") as data:
+        return {k: data[k] for k in data.files}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -369,6 +462,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeded-configs", action="store_true",
                    help="metaworld: draw each episode's object/goal placement from its seed, instead of MT1's "
                         "fixed pool of ~50 configurations (where different seeds can repeat an episode)")
+    p.add_argument("--masks", action="store_true",
+                   help="metaworld: also write the simulator's ground-truth segmentation (background / table / "
+                        "robot / object per pixel) of every frame to OUT/masks/, for benchmarks/bench_edits.py")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     args = p.parse_args(argv)
 
@@ -385,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         res = build_dataset(args.out, sim=args.sim, task=args.task, episodes=args.episodes, size=args.size,
                             cameras=args.cameras, seed=args.seed, max_steps=args.max_steps, codec=args.codec,
                             fps=args.fps, overwrite=args.overwrite, action_noise=args.action_noise,
-                            seeded_configs=args.seeded_configs)
+                            seeded_configs=args.seeded_configs, masks=args.masks)
     except (FileExistsError, SetupError) as e:  # bad --out, --cameras, --codec, --task
         p.error(str(e))
     n_frames = sum(len(e.action) for e in res.episodes)

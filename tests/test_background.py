@@ -84,3 +84,15 @@ def test_folder_must_exist():
 
     with pytest.raises(ValidationError, match="neither 'procedural' nor an existing folder"):
         BackgroundSpec(backgrounds="/no/such/folder")
+
+
+def test_motion_segmenter_can_keep_the_whole_workspace():
+    from editors.workspace import workspace_masks
+    from editors.segmenter import Segmenter, SegmenterSpec
+
+    episode, truth = synthetic_episode()
+    video = episode.frames["cam"]
+    seg = Segmenter(SegmenterSpec(foreground="workspace", grow=0))(video, [0, 5])
+    assert seg.foreground.shape == (2, *video.shape[1:3]) and (seg.robot <= seg.foreground).all()
+    np.testing.assert_array_equal(seg.foreground, workspace_masks(video).keep[[0, 5]] | seg.robot)
+    assert seg.foreground[truth[[0, 5]]].mean() > 0.95  # the moving object is kept

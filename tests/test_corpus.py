@@ -52,7 +52,10 @@ def ray_cluster():
 
 
 def run(pipeline: str, runner: str, source: Path, out: Path) -> dict:
-    spec = load_spec(REPO / "pipelines" / f"{pipeline}.yaml", [f"source.root={source}", f"sink.root={out}"])
+    overrides = [f"source.root={source}", f"sink.root={out}"]
+    if pipeline == "demo":  # its review pages go beside the output, not into the checkout's out/
+        overrides.append(f"stages.0.review_dir={out.parent / 'review'}")
+    spec = load_spec(REPO / "pipelines" / f"{pipeline}.yaml", overrides)
     return run_local(spec, progress=False) if runner == "local" else run_ray(spec)
 
 

@@ -1,0 +1,115 @@
+"""Structure-preserving table re-texturing (weight-free): the same robot doing the same task on
+another table.
+
+The work surface (editors/workspace.workspace_masks: the table the objects lie on) gets a new
+texture - an image from a folder or a seeded procedural one, the same for the whole episode - and
+keeps its geometry and shading: the texture is modulated by the table's own smooth luminance
+(light falloff, the shaded side faces) and, per frame, by how much darker the frame is than the
+plate there (the arm's shadow moves over the new texture as it did over the old). Robot, objects and
+backdrop are kept pixel for pixel; state, actions and task are untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from augment.episode import Episode
+from augment.stage import Stage, StageSpec, derive_seed
+from editors.background import BackgroundSpec, BackgroundStage, write_review
+from editors.compose import dilate
+from editors.workspace import continues_from, workspace_masks
+
+
+class SurfaceSpec(StageSpec):
+    type: Literal["surface"] = "surface"
+    textures: str = Field("procedural", description="'procedural', or a folder of images")
+    variants: int = Field(1, ge=1, description="new episodes per input, each with another texture")
+    seed: int = Field(0, description="with the episode uid and variant, picks the texture")
+    cameras: list[str] | None = Field(None, description="fixed cameras to edit; default all")
+    diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel moving")
+    shading_blur: int = Field(4, ge=1, description="px scale over which the old surface's grain is smoothed away")
+    contrast: float = Field(0.35, ge=0, le=1, description="procedural textures: how far their two colours lie apart")
+    review_dir: str | None = Field(None, description="write a source | edited PNG per output episode here")
+    review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
+
+    stage_class = "editors.surface:SurfaceStage"
+    finish_job = BackgroundSpec.finish_job
+
+    @property
+    def textures_spec(self) -> BackgroundSpec:  # the texture source is the background stage's
+        return BackgroundSpec(backgrounds=self.textures)
+
+
+class SurfaceStage(Stage):
+    spec: SurfaceSpec
+
+    def setup(self) -> None:
+        self.source = BackgroundStage(self.spec.textures_spec)
+        self.source.setup()
+
+    def texture(self, height: int, width: int, seed: int) -> tuple[np.ndarray, str]:
+        image, name = self.source.background(height, width, seed)
+        if not self.source.images:
+            # a table is not a poster: pull the procedural colours towards their mean
+            mean = image.reshape(-1, 3).mean(axis=0)
+            image = (mean + (image - mean) * self.spec.contrast * 2).clip(0, 255).astype(np.uint8)
+        return image, name
+
+    def __call__(self, episodes: list[Episode]) -> list[Episode]:
+        out = []
+        for episode in episodes:
+            cameras = self.spec.cameras or list(episode.frames)
+            found = {k: workspace_masks(episode.frames[k], self.spec.diff_threshold) for k in cameras}
+            for variant in range(self.spec.variants):
+                seed = derive_seed(self.spec.seed, episode.uid, variant)
+                frames, chosen, areas = dict(episode.frames), {}, {}
+                for key in cameras:
+                    video, ws = episode.frames[key], found[key]
+                    texture, chosen[key] = self.texture(video.shape[1], video.shape[2], derive_seed(seed, key))
+                    # the objects' anti-aliased rims lie in the surface's regions: not painted over
+                    surface = ws.surface & ~dilate(ws.objects, 2)
+                    frames[key] = retexture(video, surface, ws.moving, ws.plate, texture, self.spec.shading_blur)
+                    areas[key] = round(float(ws.surface.mean()), 4)
+                uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-surface{variant}"
+                new = episode.replace(frames=frames, uid=uid)
+                self.record(new, variant=variant, seed=seed, texture=chosen, surface_fraction=areas)
+                write_review(self, episode, new, {k: np.broadcast_to(found[k].surface, episode.frames[k].shape[:3])
+                                                  for k in cameras})
+                out.append(new)
+        return out
+
+
+def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate: np.ndarray,
+              texture: np.ndarray, blur: int) -> np.ndarray:
+    """New pixels on the surface where nothing moves in front of it; every other pixel is kept.
+
+    new = texture * shading * shadow, where shading is the plate's luminance over the surface,
+    smoothed across small steps only (bilateral: the old grain goes, the faces' shading stays) and
+    divided by its mean, and shadow is the frame's luminance over the plate's (1 within codec noise).
+    """
+    lum = cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # edge-preserving smoothing: the wood grain's small steps go, the rim's and legs' shading stays
+    smooth = np.where(surface, lum, float(lum[surface].mean()) if surface.any() else 128.0).astype(np.float32)
+    for _ in range(2):
+        smooth = cv2.bilateralFilter(smooth, 2 * blur + 1, 24, blur)
+    shading = smooth / max(float(smooth[surface].mean()), 1.0) if surface.any() else np.ones_like(smooth)
+    base = texture.astype(np.float32) * shading[..., None]
+    plate_lab = cv2.cvtColor(plate, cv2.COLOR_RGB2LAB).astype(np.float32)
+    out = frames.copy()
+    for t, frame in enumerate(frames):
+        lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
+        # a moving pixel on the surface that is the surface darker, same hue, is the arm's shadow
+        shadow = (np.abs(lab[..., 1:] - plate_lab[..., 1:]).max(axis=-1) < 6) & (lab[..., 0] < plate_lab[..., 0])
+        shadow &= ~dilate(moving[t] & ~shadow, 1)  # not the blended rim of the arm or a carried object
+        # the table where an object stood in the plate (even most of the time) and has left: moving
+        # pixels that continue the still surface next to them without an edge
+        revealed = continues_from(frame, surface & ~moving[t], moving[t] & ~shadow, tolerance=15.0)
+        paint = (surface & (~moving[t] | shadow)) | revealed
+        ratio = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.maximum(lum, 1)
+        ratio = np.where(np.abs(ratio - 1) < 0.04, 1.0, ratio.clip(0.2, 1.2))  # codec noise: no shimmer
+        out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
+    return out
