@@ -1,0 +1,257 @@
+#!/usr/bin/env python
+"""Does the verifier keep real data? Clean simulator episodes with robot-object contact, and copies of
+them with one synthetic hallucination each (verifiers/corruptions.py), scored by the `consistency`
+checks with their shipped limits.
+
+    python benchmarks/bench_verifier.py --work /tmp/bv          # builds what is missing, ~10 min on 2 cores
+    python benchmarks/bench_verifier.py --work /tmp/bv --scenes pick-place-v3,pusht --episodes 8
+
+Scenes (one LeRobot dataset each, scripts/make_sim_dataset.py, cached in --work): MetaWorld
+pick-place, push, door-open, drawer-open (scripted expert, seeded placements, corner2 camera, 128 px)
+and gym-pusht (scripted pusher, 96 px). Every video, clean or corrupted, is encoded again with the
+source's own codec settings and decoded, as the sink would write a generated episode and `augment
+check` read it back. Corruptions start at a random frame in the middle three quarters of the episode,
+so many begin while the robot touches the object (counted apart as "during contact").
+
+Splits: even episode indices are the calibration split, odd ones the held-out split. The table is
+computed on the held-out split with the shipped limits (verifiers/consistency.py: Limits); with
+--calibrate, each check's limit is first re-chosen on the calibration split (the smallest limit that
+keeps every calibration clean video, times --margin) and then applied to the held-out split.
+Reported: catch rate per kind, false-positive rate on clean videos, ROC AUC of the `total` score
+(clean vs corrupted), and best-of-N: for families of 4 samples (1-3 corrupted) of one episode, how
+often the top-1 by `total` is clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SCENES = {  # name -> make_sim_dataset arguments
+    "pick-place-v3": ["--sim", "metaworld", "--task", "pick-place-v3", "--cameras", "corner2", "--size", "128",
+                      "--seeded-configs"],
+    "push-v3": ["--sim", "metaworld", "--task", "push-v3", "--cameras", "corner2", "--size", "128", "--seeded-configs"],
+    "door-open-v3": ["--sim", "metaworld", "--task", "door-open-v3", "--cameras", "corner2", "--size", "128",
+                     "--seeded-configs"],
+    "drawer-open-v3": ["--sim", "metaworld", "--task", "drawer-open-v3", "--cameras", "corner2", "--size", "128",
+                       "--seeded-configs"],
+    "pusht": ["--sim", "pusht", "--size", "96"],
+}
+
+
+def build_scene(work: Path, scene: str, episodes: int) -> Path:
+    root = work / scene
+    info = root / "meta" / "info.json"
+    if info.is_file() and json.loads(info.read_text())["total_episodes"] >= episodes:
+        return root
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_sim_dataset.py"
+    subprocess.run([sys.executable, str(script), *SCENES[scene], "--out", str(root), "--overwrite",
+                    "--episodes", str(episodes)], check=True, stdout=subprocess.DEVNULL)
+    return root
+
+
+def roundtrip(frames: np.ndarray, fps: int, settings) -> np.ndarray:
+    """Encode with the source's settings and decode: what the sink writes and `augment check` reads."""
+    from augment.video import VideoWriter, decode_segment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "v.mp4"
+        writer = VideoWriter(path, fps, settings)
+        writer.append(frames)
+        writer.close()
+        return decode_segment(path, 0.0, len(frames) / fps, fps, expected=len(frames))
+
+
+def scene_videos(root: Path, episodes: int):
+    """(episode index, frames, fps, video settings) of the first camera of each episode."""
+    from augment.source import LeRobotSource
+    from augment.video import VideoSettings
+
+    source = LeRobotSource(root)
+    for index in source.select(None)[:episodes]:
+        episode = source.read_episode(index)
+        camera = sorted(episode.frames)[0]
+        settings = VideoSettings.from_feature_info(source.features[camera].get("info", {}))
+        yield index, episode.frames[camera], episode.fps, settings
+
+
+def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print) -> list[dict]:
+    """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
+    Cached in work/rows.json per (scene, episode, kind, seed)."""
+    from verifiers.consistency import CHECKS, ConsistencySpec, video_checks
+    from verifiers.corruptions import KINDS, corrupt
+
+    cache_path = work / f"rows_seed{seed}.json"
+    cache = {}
+    if cache_path.is_file():
+        cache = {(r["scene"], r["episode"], r["kind"]): r for r in json.loads(cache_path.read_text())}
+    spec = ConsistencySpec(checks=list(CHECKS))
+    rows = []
+    for scene in scenes:
+        root = build_scene(work, scene, episodes)
+        start = time.perf_counter()
+        for index, frames, fps, settings in scene_videos(root, episodes):
+            for kind in ("clean", *KINDS):
+                key = (scene, index, kind)
+                if key in cache:
+                    rows.append(cache[key])
+                    continue
+                rng = np.random.default_rng([seed, index, zlib.crc32(f"{scene}/{kind}".encode())])
+                video, info = (frames, {"kind": "clean"}) if kind == "clean" else corrupt(frames, kind, rng)
+                video = roundtrip(video, fps, settings)
+                _, details = video_checks(video, spec)
+                row = {"scene": scene, "episode": index, "split": "calibration" if index % 2 == 0 else "held-out",
+                       "kind": kind, "info": info, "stats": {c: d["stat"] for c, d in details.items()},
+                       "frames": {c: d.get("frame") for c, d in details.items()}}
+                cache[key] = row
+                rows.append(row)
+            cache_path.write_text(json.dumps(list(cache.values())))
+        log(f"{scene}: scored in {time.perf_counter() - start:.0f}s")
+    return rows
+
+
+def scores_of(row: dict, limits: dict, checks: list[str]) -> dict[str, float]:
+    from verifiers import checks as C
+
+    out = {}
+    for c in checks:
+        stat = row["stats"][c]
+        out[c] = float(np.clip(stat / (2 * limits[c]), 0, 1)) if c == "static" else C.score(stat, limits[c])
+    return out
+
+
+def auc(positive: list[float], negative: list[float]) -> float:
+    """P(score of a clean video > score of a corrupted one), ties counting half (Mann-Whitney)."""
+    p, n = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / max(p.size * n.size, 1))
+
+
+def calibrate(rows: list[dict], checks: list[str], margin: float) -> dict[str, float]:
+    """Per check, the smallest limit under which no calibration clean video fails, times margin."""
+    from verifiers.consistency import Limits
+
+    limits = Limits().model_dump()
+    clean = [r for r in rows if r["split"] == "calibration" and r["kind"] == "clean"]
+    for c in checks:
+        if c == "static":
+            continue
+        worst = max(r["stats"][c] for r in clean)
+        limits[c] = max(worst * margin, 1e-6)
+    return limits
+
+
+def evaluate(rows: list[dict], split: str, limits: dict, checks: list[str], seed: int) -> dict:
+    from verifiers.corruptions import KINDS
+
+    rows = [r for r in rows if r["split"] == split]
+    for r in rows:
+        s = scores_of(r, limits, checks)
+        r["_failed"] = sorted(c for c in checks if s[c] < 0.5)
+        r["_total"] = float(np.mean([s[c] for c in checks]))
+    table = {}
+    for kind in ("clean", *KINDS):
+        group = [r for r in rows if r["kind"] == kind]
+        contact = [r for r in group if r["info"].get("touched")]
+        by_check: dict[str, int] = {}
+        for r in group:
+            for c in r["_failed"]:
+                by_check[c] = by_check.get(c, 0) + 1
+        table[kind] = {"videos": len(group), "flagged": sum(bool(r["_failed"]) for r in group),
+                       "contact": len(contact), "contact_flagged": sum(bool(r["_failed"]) for r in contact),
+                       "by_check": by_check}
+    clean = [r["_total"] for r in rows if r["kind"] == "clean"]
+    bad = [r["_total"] for r in rows if r["kind"] != "clean"]
+    # best-of-N: a family of 4 samples of one episode, 1-3 of them corrupted (drawn), top-1 by total
+    rng = np.random.default_rng(seed)
+    by_episode: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        by_episode.setdefault((r["scene"], r["episode"]), {})[r["kind"]] = r
+    top1_clean = families = 0
+    for family in by_episode.values():
+        kinds = [k for k in family if k != "clean"]
+        for _ in range(20):
+            n_bad = int(rng.integers(1, 4))
+            picked = [family[k] for k in rng.choice(kinds, n_bad, replace=False)] + [family["clean"]] * (4 - n_bad)
+            order = rng.permutation(4)
+            best = max(order, key=lambda i: picked[i]["_total"])
+            top1_clean += picked[best]["kind"] == "clean"
+            families += 1
+    per_scene = {}
+    for scene in sorted({r["scene"] for r in rows}):
+        sc = [r for r in rows if r["scene"] == scene]
+        per_scene[scene] = {
+            "clean": sum(r["kind"] == "clean" for r in sc),
+            "fp": sum(bool(r["_failed"]) for r in sc if r["kind"] == "clean"),
+            "caught": sum(bool(r["_failed"]) for r in sc if r["kind"] != "clean"),
+            "corrupted": sum(r["kind"] != "clean" for r in sc)}
+    return {"split": split, "table": table, "auc": auc(clean, bad), "per_scene": per_scene,
+            "best_of_4_top1_clean": top1_clean / max(families, 1), "families": families,
+            "false_positives": [(r["scene"], r["episode"], r["_failed"]) for r in rows
+                                if r["kind"] == "clean" and r["_failed"]],
+            "missed": [(r["scene"], r["episode"], r["kind"], r["info"]) for r in rows
+                       if r["kind"] != "clean" and not r["_failed"]]}
+
+
+def print_report(result: dict, verbose: bool = False) -> None:
+    print(f"-- {result['split']} split")
+    print(f"{'kind':12s} {'videos':>6s} {'flagged':>7s} {'rate':>7s}  {'in contact':>10s}  checks that fired")
+    for kind, row in result["table"].items():
+        label = "clean (FP)" if kind == "clean" else kind
+        rate = row["flagged"] / max(row["videos"], 1)
+        contact = f"{row['contact_flagged']}/{row['contact']}" if row["contact"] else "-"
+        print(f"{label:12s} {row['videos']:6d} {row['flagged']:7d} {rate:7.1%}  {contact:>10s}  {row['by_check']}")
+    for scene, s in result["per_scene"].items():
+        print(f"  {scene:16s} FP {s['fp']}/{s['clean']}  caught {s['caught']}/{s['corrupted']}")
+    print(f"ROC AUC of total (clean vs corrupted): {result['auc']:.3f}; best-of-4 top-1 clean: "
+          f"{result['best_of_4_top1_clean']:.1%} of {result['families']} families")
+    if verbose:
+        for fp in result["false_positives"]:
+            print("  FP", fp)
+        for miss in result["missed"]:
+            print("  missed", miss)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench_verifier"))
+    p.add_argument("--scenes", default=",".join(SCENES))
+    p.add_argument("--episodes", type=int, default=16, help="per scene (half calibration, half held-out)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checks", help="comma-separated; default the shipped default set")
+    p.add_argument("--calibrate", action="store_true", help="choose limits on the calibration split first")
+    p.add_argument("--margin", type=float, default=1.25)
+    p.add_argument("--json", type=Path, help="write both splits' results here")
+    p.add_argument("--verbose", action="store_true", help="list false positives and misses")
+    args = p.parse_args(argv)
+    from verifiers.consistency import DEFAULT_CHECKS, Limits
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    checks = args.checks.split(",") if args.checks else list(DEFAULT_CHECKS)
+    checks = [c for c in checks if c != "action"]  # no labelled actions here: the videos are the test
+    rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed)
+    limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
+    if args.calibrate:
+        print("limits chosen on the calibration split:", {c: round(limits[c], 5) for c in checks})
+    results = {split: evaluate(rows, split, limits, checks, args.seed) for split in ("calibration", "held-out")}
+    for split in ("calibration", "held-out"):
+        print_report(results[split], args.verbose)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    held = results["held-out"]["table"]
+    fp = held["clean"]["flagged"] / max(held["clean"]["videos"], 1)
+    worst = min(r["flagged"] / max(r["videos"], 1) for k, r in held.items() if k != "clean")
+    return 0 if worst >= 0.9 and fp <= 0.05 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Synthetic hallucinations, to measure a verifier on (benchmarks/bench_verifier.py) and to train one on.
+
+`corrupt(frames, kind, rng)` returns a corrupted copy of one camera's (T, H, W, 3) uint8 frames and a
+record of what was done (kind, start frame, box, whether the object had already been touched). The
+start frame is drawn anywhere in the episode's middle three quarters, so corruptions also begin while
+the robot holds or pushes the object; sizes, positions and colours are drawn too.
+
+    duplicate   a copy of an object appears elsewhere and stays (it follows what the original does)
+    vanish      an object is painted out (inpainted) and stays gone
+    appear      a new object (a disc or a box of a random colour and size) appears and stays
+    morph       an object changes colour, or grows or shrinks, over a few frames
+    freeze      the video stops: the start frame repeats to the end
+    teleport    an object jumps to another place and stays there
+    cut         part of the episode is skipped: the whole scene (the robot) jumps
+
+An "object" is a compact, coloured blob of the start frame that is not the largest one (the robot):
+on MetaWorld the puck, the handles, the goal marker; on PushT the T block, its target, the pusher.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+KINDS = ("duplicate", "vanish", "appear", "morph", "freeze", "teleport", "cut")
+RAMP = (3, 8)  # frames over which a morph happens (drawn)
+
+
+def object_boxes(frame: np.ndarray, min_saturation: int = 50, max_fraction: float = 0.05) -> list[tuple]:
+    """Boxes (y0, x0, y1, x1) around the compact coloured blobs of one frame, the largest (the robot) left out."""
+    h, w = frame.shape[:2]
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+    coloured = ((hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= 40)).astype(np.uint8)
+    coloured = cv2.morphologyEx(coloured, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(coloured, connectivity=8)
+    if n <= 1:
+        return []
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = int(np.argmax(areas)) + 1
+    boxes = []
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if i == largest or not (max(6, 0.0008 * h * w) <= area <= max_fraction * h * w):
+            continue
+        pad = 2
+        boxes.append((max(0, y - pad), max(0, x - pad), min(h, y + bh + pad), min(w, x + bw + pad)))
+    return boxes
+
+
+def touched_before(frames: np.ndarray, box, t0: int, level: float = 8.0) -> bool:
+    """Whether the box had already changed from frame 0 before t0: the robot reached or moved the object."""
+    y0, x0, y1, x1 = box
+    crops = frames[:t0 + 1, y0:y1, x0:x1].astype(np.int16)
+    change = np.abs(crops - crops[:1]).max(axis=-1).mean(axis=(1, 2))
+    return bool((change > level).any())
+
+
+def _free_spot(box, shape, rng, min_shift: int) -> tuple[int, int]:
+    y0, x0, y1, x1 = box
+    bh, bw = y1 - y0, x1 - x0
+    h, w = shape
+    for _ in range(200):
+        ny, nx = int(rng.integers(h // 4, max(h // 4 + 1, h - bh))), int(rng.integers(0, max(1, w - bw)))
+        if abs(ny - y0) + abs(nx - x0) >= min_shift:
+            return ny, nx
+    return (y0 + min_shift) % max(1, h - bh), x0
+
+
+def _paint_out(frame: np.ndarray, box) -> np.ndarray:
+    y0, x0, y1, x1 = box
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    mask[y0:y1, x0:x1] = 1
+    return cv2.inpaint(frame, mask, 3, cv2.INPAINT_TELEA)
+
+
+def _random_colour(rng) -> tuple[int, int, int]:
+    hsv = np.uint8([[[int(rng.integers(0, 180)), int(rng.integers(120, 256)), int(rng.integers(120, 256))]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def corrupt(frames: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A corrupted copy of (T, H, W, 3) frames and what was done."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown corruption {kind!r}; valid: {KINDS}")
+    out = frames.copy()
+    t_len, h, w = frames.shape[:3]
+    t0 = int(rng.integers(max(2, t_len // 8), max(3, t_len * 7 // 8)))
+    info: dict = {"kind": kind, "frame": t0}
+    if kind == "freeze":
+        out[t0:] = frames[t0]
+        return out, info
+    if kind == "cut":
+        k = int(rng.integers(max(2, t_len // 8), max(3, t_len // 3)))
+        t0 = min(t0, t_len - k - 2)
+        info.update(frame=t0, skipped=k)
+        return np.concatenate([frames[:t0], frames[t0 + k:]]), info
+    boxes = object_boxes(frames[t0])
+    if kind != "appear" and not boxes:
+        kind = info["kind_done"] = "appear"  # nothing to act on: something new appears instead
+    if kind == "appear":
+        size = int(rng.integers(max(4, round(0.05 * max(h, w))), max(5, round(0.14 * max(h, w)))))
+        ny, nx = _free_spot((0, 0, size, size), (h, w), rng, 0)
+        colour, disc = _random_colour(rng), bool(rng.integers(2))
+        for t in range(t0, t_len):
+            if disc:
+                cv2.circle(out[t], (nx + size // 2, ny + size // 2), size // 2, colour, -1)
+            else:
+                cv2.rectangle(out[t], (nx, ny), (nx + size - 1, ny + size - 1), colour, -1)
+        info.update(box=[ny, nx, ny + size, nx + size], size=size)
+        return out, info
+    box = boxes[int(rng.integers(len(boxes)))]
+    y0, x0, y1, x1 = box
+    info.update(box=list(map(int, box)), touched=touched_before(frames, box, t0))
+    if kind in ("duplicate", "teleport"):
+        bh, bw = y1 - y0, x1 - x0
+        ny, nx = _free_spot(box, (h, w), rng, min_shift=max(bh, bw) + int(rng.integers(2, max(3, w // 4))))
+        ny, nx = min(ny, h - bh), min(nx, w - bw)
+        for t in range(t0, t_len):
+            patch = (frames[t] if kind == "duplicate" else frames[t0])[y0:y1, x0:x1].copy()
+            if kind == "teleport":
+                out[t] = _paint_out(out[t], box)
+            out[t, ny:ny + bh, nx:nx + bw] = patch
+        info["to"] = [int(ny), int(nx)]
+    elif kind == "vanish":
+        for t in range(t0, t_len):
+            out[t] = _paint_out(frames[t], box)
+    elif kind == "morph":
+        ramp = int(rng.integers(*RAMP))
+        if rng.integers(2):  # colour
+            shift = int(rng.integers(40, 140))
+            info.update(morph="colour", hue_shift=shift)
+            for t in range(t0, t_len):
+                a = min(1.0, (t - t0 + 1) / ramp)
+                hsv = cv2.cvtColor(frames[t, y0:y1, x0:x1], cv2.COLOR_RGB2HSV).astype(np.int32)
+                hsv[..., 0] = (hsv[..., 0] + round(shift * a)) % 180
+                hsv[..., 1] = np.maximum(hsv[..., 1], round(160 * a))
+                out[t, y0:y1, x0:x1] = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+        else:  # shape: grows or shrinks about its centre
+            target = float(rng.uniform(1.6, 2.4) if rng.integers(2) else rng.uniform(0.3, 0.6))
+            info.update(morph="scale", scale=round(target, 2))
+            cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+            for t in range(t0, t_len):
+                scale = 1.0 + (target - 1.0) * min(1.0, (t - t0 + 1) / ramp)
+                base = _paint_out(frames[t], box) if target < 1 else frames[t]
+                patch = cv2.resize(frames[t, y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+                gh, gw = patch.shape[:2]
+                ty0, tx0 = max(0, cy - gh // 2), max(0, cx - gw // 2)
+                ty1, tx1 = min(h, ty0 + gh), min(w, tx0 + gw)
+                out[t] = base
+                out[t, ty0:ty1, tx0:tx1] = patch[: ty1 - ty0, : tx1 - tx0]
+    return out, info
