@@ -28,7 +28,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -38,15 +37,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SCENES = {  # name -> make_sim_dataset arguments
-    "pick-place-v3": ["--sim", "metaworld", "--task", "pick-place-v3", "--cameras", "corner2", "--size", "128",
+    "pick-place-v3": ["--sim", "metaworld", "--task", "pick-place-v3", "--cameras", "corner4", "--size", "128",
                       "--seeded-configs"],
-    "push-v3": ["--sim", "metaworld", "--task", "push-v3", "--cameras", "corner2", "--size", "128", "--seeded-configs"],
-    "door-open-v3": ["--sim", "metaworld", "--task", "door-open-v3", "--cameras", "corner2", "--size", "128",
+    "push-v3": ["--sim", "metaworld", "--task", "push-v3", "--cameras", "corner4", "--size", "128", "--seeded-configs"],
+    "door-open-v3": ["--sim", "metaworld", "--task", "door-open-v3", "--cameras", "corner4", "--size", "128",
                      "--seeded-configs"],
-    "drawer-open-v3": ["--sim", "metaworld", "--task", "drawer-open-v3", "--cameras", "corner2", "--size", "128",
+    "drawer-open-v3": ["--sim", "metaworld", "--task", "drawer-open-v3", "--cameras", "corner4", "--size", "128",
                        "--seeded-configs"],
     "pusht": ["--sim", "pusht", "--size", "96"],
 }
+
+
+SKIP = 2  # leading frames left out of every episode (see scene_videos)
 
 
 def build_scene(work: Path, scene: str, episodes: int) -> Path:
@@ -60,16 +62,24 @@ def build_scene(work: Path, scene: str, episodes: int) -> Path:
     return root
 
 
-def roundtrip(frames: np.ndarray, fps: int, settings) -> np.ndarray:
-    """Encode with the source's settings and decode: what the sink writes and `augment check` reads."""
-    from augment.video import VideoWriter, decode_segment
+def roundtrip(frames: np.ndarray, fps: int, settings, path: Path) -> np.ndarray:
+    """Encode with the source's settings and decode: what the sink writes and `augment check` reads.
+    The mp4 stays at `path`, so that a rerun with changed checks decodes it instead of redoing it."""
+    from augment.video import VideoWriter
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "v.mp4"
-        writer = VideoWriter(path, fps, settings)
-        writer.append(frames)
-        writer.close()
-        return decode_segment(path, 0.0, len(frames) / fps, fps, expected=len(frames))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.mp4")
+    writer = VideoWriter(partial, fps, settings)
+    writer.append(frames)
+    writer.close()
+    partial.rename(path)
+    return decode(path, fps, len(frames))
+
+
+def decode(path: Path, fps: int, frames: int) -> np.ndarray:
+    from augment.video import decode_segment
+
+    return decode_segment(path, 0.0, frames / fps, fps, expected=frames)
 
 
 def scene_videos(root: Path, episodes: int):
@@ -82,19 +92,18 @@ def scene_videos(root: Path, episodes: int):
         episode = source.read_episode(index)
         camera = sorted(episode.frames)[0]
         settings = VideoSettings.from_feature_info(source.features[camera].get("info", {}))
-        yield index, episode.frames[camera], episode.fps, settings
+        # MetaWorld with --seeded-configs renders frame 0 before the new placement reaches the scene
+        # (the goal marker jumps between frames 0 and 1): a recorder artefact, not the robot's doing
+        yield index, episode.frames[camera][SKIP:], episode.fps, settings
 
 
 def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print) -> list[dict]:
     """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
-    Cached in work/rows.json per (scene, episode, kind, seed)."""
+    The corrupted, re-encoded videos are kept in work/videos/SEED/ with their corruption record; the
+    statistics are computed afresh every run (the checks are what changes)."""
     from verifiers.consistency import CHECKS, ConsistencySpec, video_checks
     from verifiers.corruptions import KINDS, corrupt
 
-    cache_path = work / f"rows_seed{seed}.json"
-    cache = {}
-    if cache_path.is_file():
-        cache = {(r["scene"], r["episode"], r["kind"]): r for r in json.loads(cache_path.read_text())}
     spec = ConsistencySpec(checks=list(CHECKS))
     rows = []
     for scene in scenes:
@@ -102,20 +111,22 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
         start = time.perf_counter()
         for index, frames, fps, settings in scene_videos(root, episodes):
             for kind in ("clean", *KINDS):
-                key = (scene, index, kind)
-                if key in cache:
-                    rows.append(cache[key])
-                    continue
-                rng = np.random.default_rng([seed, index, zlib.crc32(f"{scene}/{kind}".encode())])
-                video, info = (frames, {"kind": "clean"}) if kind == "clean" else corrupt(frames, kind, rng)
-                video = roundtrip(video, fps, settings)
+                path = work / "videos" / str(seed) / scene / f"{index:04d}_{kind}.mp4"
+                if path.is_file():
+                    info = json.loads(path.with_suffix(".json").read_text())
+                    video = decode(path, fps, info["frames"])
+                else:
+                    rng = np.random.default_rng([seed, index, zlib.crc32(f"{scene}/{kind}".encode())])
+                    video, info = (frames, {"kind": "clean"}) if kind == "clean" else corrupt(frames, kind, rng)
+                    info["frames"] = len(video)
+                    path.with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
+                    path.with_suffix(".json").write_text(json.dumps(info))
+                    video = roundtrip(video, fps, settings, path)
                 _, details = video_checks(video, spec)
                 row = {"scene": scene, "episode": index, "split": "calibration" if index % 2 == 0 else "held-out",
                        "kind": kind, "info": info, "stats": {c: d["stat"] for c, d in details.items()},
                        "frames": {c: d.get("frame") for c, d in details.items()}}
-                cache[key] = row
                 rows.append(row)
-            cache_path.write_text(json.dumps(list(cache.values())))
         log(f"{scene}: scored in {time.perf_counter() - start:.0f}s")
     return rows
 

@@ -52,6 +52,26 @@ def step_differences(frames: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(blurred, axis=0)).max(axis=-1)
 
 
+def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, reach: int = 2) -> np.ndarray:
+    """The part of `region` (a change under test) that a large mover reaches: a component of `motion`
+    (what changes around that time), widened by `reach`, that extends over at least `min_mover` of the
+    frame beyond the region itself. A puck the arm carries, a door it swings, a T block the pusher
+    shoves all change in one piece with the robot; a thing that appears, vanishes or morphs on its own
+    changes alone. Returns the touched pixels of `region`."""
+    region = region.astype(bool)
+    if not region.any():
+        return region
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    joined = cv2.dilate((motion | region).astype(np.uint8), kernel)
+    n, labels = cv2.connectedComponents(joined, connectivity=8)
+    # mover pixels outside the region (and its rim, which changes with it), per piece
+    rim = cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
+    beyond = np.bincount(labels[motion & ~rim], minlength=n)
+    large = beyond >= min_mover * region.size
+    large[0] = False
+    return region & large[labels]
+
+
 def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
     """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
@@ -107,10 +127,11 @@ def change_threshold(diffs: np.ndarray, floor: int = 30, k: float = 8.0) -> floa
 
 
 def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
-          lasting: int = 3) -> tuple[float, int]:
+          lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[float, int]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
-    noise do not last; smooth motion changes neighbouring steps too."""
+    noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
+    large mover (the robot, `window` steps either side) reaches is not counted (touched_by_mover)."""
     changed = (diffs > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
@@ -125,7 +146,10 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
         after = blurred[t + 1:t + 2 + lasting]
         alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
         alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold / 2
-        alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+        if min_mover is not None and alone.any():
+            motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
+            alone &= ~touched_by_mover(alone, motion, min_mover)
         area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
@@ -133,12 +157,13 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,
-           quiet: int = 4, still_fraction: float = 0.25) -> tuple[float, int]:
+           quiet: int = 4, still_fraction: float = 0.25, min_mover: float | None = None) -> tuple[float, int]:
     """Largest area (fraction of the frame) that changes by more than `threshold` within at most
     `span` frames while it and everything within `reach` pixels is still for `quiet` steps before
     and after: a thing that vanished, grew or changed on its own, gradually (a morph) or at once.
     "Still" is strict (under threshold * still_fraction per step): a soft shadow or a slow arm moves
-    a few grey levels per step, which adds up over the span without any one step passing `threshold`."""
+    a few grey levels per step, which adds up over the span without any one step passing `threshold`.
+    With `min_mover`, a change that a large mover reaches meanwhile is not counted (touched_by_mover)."""
     t_len = len(frames)
     if t_len < 2 * quiet + 2:
         return 0.0, 0
@@ -157,7 +182,10 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             alone &= np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold
             if not alone.any():
                 continue
-            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+            if min_mover is not None and alone.any():
+                motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
+                alone &= ~touched_by_mover(alone, motion, min_mover)
             area = float(alone.mean())
             if area > worst:
                 worst, at = area, start + 1

@@ -62,6 +62,9 @@ class ConsistencySpec(StageSpec):
         None, description="meta/stats.json with action q01/q99; default the episode's source dataset's"
     )
     event_strides: list[int] = Field([1, 4], description="frame strides the event check runs at")
+    contact: float | None = Field(0.005, gt=0, description="event, settle: a change that a mover of at least this "
+                                  "fraction of the frame reaches (the robot moving an object) is legitimate; "
+                                  "null counts every change")
     settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
     action_margin: float = Field(0.25, ge=0, description="widen q01..q99 by this fraction of the range")
     weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
@@ -105,13 +108,14 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
         def strided(s: int) -> tuple[float, int]:
             clip = moving[::s]
-            stat, at = C.event(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s)
+            stat, at = C.event(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
+                               min_mover=spec.contact)
             return stat, int(keep[min(at * s, len(keep) - 1)])
 
         stat, at = max(strided(s) for s in spec.event_strides)
         scores["event"], details["event"] = C.score(stat, lim.event), {"stat": stat, "frame": at}
     if "settle" in wanted:
-        stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span)
+        stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact)
         at = int(keep[min(at, len(keep) - 1)])
         scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
     if wanted & {"new_colour", "colour_mass"}:

@@ -26,22 +26,26 @@ KINDS = ("duplicate", "vanish", "appear", "morph", "freeze", "teleport", "cut")
 RAMP = (3, 8)  # frames over which a morph happens (drawn)
 
 
-def object_boxes(frame: np.ndarray, min_saturation: int = 50, max_fraction: float = 0.05) -> list[tuple]:
-    """Boxes (y0, x0, y1, x1) around the compact coloured blobs of one frame, the largest (the robot) left out."""
+def object_boxes(frame: np.ndarray, contrast: float = 40.0, max_fraction: float = 0.04) -> list[tuple]:
+    """Boxes (y0, x0, y1, x1) around the compact blobs that stand out from their surroundings (the
+    frame's median over a window a quarter of its size), the largest (the robot) left out: a puck on
+    a wooden table, a goal marker, a handle, the T block on PushT's white floor."""
     h, w = frame.shape[:2]
-    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
-    coloured = ((hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= 40)).astype(np.uint8)
-    coloured = cv2.morphologyEx(coloured, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(coloured, connectivity=8)
+    k = max(5, (max(h, w) // 4) | 1)
+    local = cv2.medianBlur(frame, min(k, 255))
+    salient = (np.abs(frame.astype(np.int16) - local.astype(np.int16)).max(axis=-1) > contrast).astype(np.uint8)
+    salient = cv2.morphologyEx(salient, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    salient = cv2.morphologyEx(salient, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(salient, connectivity=8)
     if n <= 1:
         return []
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = int(np.argmax(areas)) + 1
     boxes = []
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
-        if i == largest or not (max(6, 0.0008 * h * w) <= area <= max_fraction * h * w):
-            continue
+        if not (max(8, 0.0005 * h * w) <= area <= max_fraction * h * w):
+            continue  # the robot is larger
+        if max(bw, bh) > 0.4 * max(h, w) or area < 0.2 * bw * bh:
+            continue  # long thin edges (a table's rim, the robot's outline) are no objects
         pad = 2
         boxes.append((max(0, y - pad), max(0, x - pad), min(h, y + bh + pad), min(w, x + bw + pad)))
     return boxes
