@@ -40,9 +40,9 @@ def test_checks_pass_clean_and_catch_freeze_cut_appear_and_recolour():
     s, d = video_checks(frozen, spec)
     assert s["frozen"] < 0.5 and d["frozen"]["frame"] == 15
 
-    cut = np.concatenate([clean[:15], clean[30:]])
+    cut = np.concatenate([clean[:15], clean[30:]])  # the block (the only mover) teleports
     s, d = video_checks(cut, spec)
-    assert s["event"] < 0.5 and d["event"]["frame"] == 15
+    assert s["jump"] < 0.5 and d["jump"]["frame"] == 15
 
     appear = clean.copy()
     appear[20:, 50:58, 5:13] = (30, 200, 30)  # a green thing from nowhere, staying
@@ -247,3 +247,19 @@ def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
     grown[28:, 44:52, 16:24] = (30, 200, 30)
     stat, at = C.objects_persist(grown)
     assert abs(stat - np.log2(64 / 25)) < 0.05 and at == 28, (stat, at)
+
+
+def test_contact_gate_keeps_a_carried_object_and_catches_one_that_vanishes_alone():
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    spec = ConsistencySpec()
+    carried = gripper_scene(carry=True)  # the gripper lands on the object and takes it along
+    scores, _ = video_checks(carried, spec)
+    assert all(v >= 0.5 for v in scores.values()), scores
+    ungated, _ = video_checks(carried, spec.model_copy(update={"contact": None}))
+    assert ungated["event"] < scores["event"] or ungated["settle"] < scores["settle"], (ungated, scores)
+
+    vanished = gripper_scene(carry=False)  # the object vanishes at frame 20, the gripper far away
+    scores, details = video_checks(vanished, spec)
+    assert min(scores["event"], scores["settle"]) < 0.5, scores
+    assert 19 <= details["event"]["frame"] <= 21 or 19 <= details["settle"]["frame"] <= 21, details

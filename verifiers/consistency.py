@@ -23,9 +23,12 @@ from verifiers.scores import Thresholds, check_names, failures, record_scores, w
 
 CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
           "action")
-# colour_mass and objects are off by default: on MetaWorld they fire on clean videos (a red arm changes
-# the amount of red as it moves; its blobs split and merge), see benchmarks/bench_consistency.py.
-DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "objects_persist", "action")
+# colour_mass, objects and objects_persist are off by default: on clean episodes with contact they fire
+# (a red arm changes the amount of red as it moves; its blobs split and merge; a door swung open takes
+# its handle's colour away) and, at limits that keep clean episodes, catch nothing the others miss
+# (benchmarks/bench_verifier.py). The limits of the others were chosen on that benchmark's calibration
+# split (the largest statistic of a clean episode, x1.25) and are reported on its held-out split.
+DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "action")
 
 
 class Limits(BaseModel):
@@ -33,13 +36,13 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frozen: float = Field(0.2, gt=0, description="longest still run, fraction of the episode")
+    frozen: float = Field(0.1, gt=0, description="longest still run, fraction of the episode")
     static: float = Field(0.3, gt=0, description="the inverse: mean change per step (grey levels) under which "
                           "the whole video counts as static")
-    jump: float = Field(14.0, gt=0, description="one step's change over the median of its neighbours")
-    event: float = Field(0.0005, gt=0, description="area changing in one step only, fraction of the frame")
-    settle: float = Field(0.0003, gt=0, description="area changing on its own amid stillness, fraction of the frame")
-    new_colour: float = Field(0.002, gt=0, description="lasting fraction of the frame in colours not seen at first")
+    jump: float = Field(3.2, gt=0, description="one step's change over the median of its neighbours")
+    event: float = Field(0.0019, gt=0, description="area changing in one step only, fraction of the frame")
+    settle: float = Field(0.0016, gt=0, description="area changing on its own amid stillness, fraction of the frame")
+    new_colour: float = Field(0.0029, gt=0, description="lasting fraction of the frame in colours not seen at first")
     colour_mass: float = Field(0.004, gt=0, description="lasting change of one colour's amount, fraction of the frame")
     objects: float = Field(2.5, gt=0, description="lasting change in the number of foreground blobs")
     objects_persist: float = Field(1.1, gt=0, description="lasting |log2| area change of an untouched object "
