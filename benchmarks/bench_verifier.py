@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("calibration", "held-out"):
         print_report(results[split], args.verbose)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+        plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        args.json.write_text(json.dumps({"limits": limits, "checks": checks, **results, "rows": plain}, default=str))
     held = results["held-out"]["table"]
     fp = held["clean"]["flagged"] / max(held["clean"]["videos"], 1)
     worst = min(r["flagged"] / max(r["videos"], 1) for k, r in held.items() if k != "clean")

@@ -108,13 +108,27 @@ def test_check_cli_json_lines(tiny_dataset, tmp_path, capsys):
 
     # The default check set: SVT-AV1 repeats every other frame of this slow, flat scene, which the
     # jump/event checks must not mistake for jerky motion (they skip repeated frames).
-    assert main(["check", str(tiny_dataset), "--json"]) == 0
+    assert main(["check", str(tiny_dataset), "--json"]) == 1  # episode 3 fails: a script must notice
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [r["episode_index"] for r in lines] == [0, 1, 2, 3]
     assert [r["passed"] for r in lines] == [True, True, True, False], [r["reasons"] for r in lines]
     assert any("consistency/frozen" in reason for reason in lines[3]["reasons"])
+    frozen = [f for f in lines[3]["failures"] if f["check"] == "frozen"]
+    assert frozen and frozen[0]["stage"] == "consistency" and frozen[0]["score"] < frozen[0]["minimum"] == 0.5
+    assert 16 <= frozen[0]["frame"] <= 19 and frozen[0]["camera"] == "observation.images.top", frozen
+    assert lines[0]["failures"] == []
     assert set(lines[0]["scores"]) >= {f"consistency/{c}" for c in ("jump", "event", "settle", "new_colour")}
     assert 0.5 <= lines[0]["scores"]["total"] <= 1 and "consistency/frozen" in lines[0]["scores"]
+
+
+def test_check_cli_exit_codes(tiny_dataset, capsys):
+    from augment.cli import main
+
+    assert main(["check", str(tiny_dataset), "--episodes", "0:3"]) == 0  # all pass
+    assert main(["check", str(tiny_dataset), "--episodes", "3"]) == 1
+    assert main(["check", str(tiny_dataset), "--episodes", "3", "--exit-zero"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "0/1 episodes passed" in out
 
 
 def test_local_run_drops_to_report_keeps_scores_and_builds_review(tiny_dataset, tmp_path):
@@ -226,8 +240,7 @@ def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
     from verifiers import checks as C
     from verifiers.consistency import ConsistencySpec, video_checks
 
-    spec = ConsistencySpec()
-    assert "objects_persist" in spec.checks
+    spec = ConsistencySpec(checks=["objects_persist"])  # off by default (bench_verifier: it fires on clean contact)
     vanished = gripper_scene(carry=False)
     stat, at = C.objects_persist(vanished)
     assert stat == 4.0 and 19 <= at <= 20, (stat, at)  # gone: the clip of |log2(area ratio)|

@@ -1,7 +1,9 @@
 """`augment check DATASET_ROOT`: run the verifiers on any existing LeRobot dataset, generated or real.
 
-One line per episode (or, with --json, one JSON object per line with episode_index, passed, scores
-and reasons); --html OUT.html also writes the review page (verifiers/review.py). The consistency
+One line per episode (or, with --json, one JSON object per line with episode_index, passed, scores,
+reasons and failures: one {stage, check, score, minimum, frame, camera} per failed check, frame and
+camera where the check knows them); --html OUT.html also writes the review page (verifiers/review.py).
+Exits 1 when any episode fails (so a script or CI step stops), 0 when all pass; --exit-zero always 0. The consistency
 checks always run; a VLM runs too when --vlm MODEL is given or --spec names a `vlm` stage (the
 verifier stages of a pipeline spec are used with their settings and thresholds).
 """
@@ -22,6 +24,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--episodes", nargs="*", help='indices or ranges, e.g. 0 3 10:20; default all')
     p.add_argument("--source-stats", help="stats.json with action q01/q99 (default: the dataset's own)")
     p.add_argument("--html", type=Path, metavar="OUT.html", help="write the review page here")
+    p.add_argument("--exit-zero", action="store_true", help="exit 0 even when episodes fail (default: 1)")
 
 
 def verifier_specs(args) -> list:
@@ -44,7 +47,7 @@ def verifier_specs(args) -> list:
 
 
 def check_dataset(root, specs, episodes=None):
-    """Yield one result dict per episode: episode_index, uid, passed, scores, reasons."""
+    """Yield one result dict per episode: episode_index, uid, passed, scores, reasons, failures."""
     from augment.source import LeRobotSource
 
     source = LeRobotSource(root)
@@ -61,7 +64,27 @@ def check_dataset(root, specs, episodes=None):
             if dropped:
                 reasons.append(dropped["reason"])
         yield {"episode_index": index, "uid": episode.uid, "passed": not reasons,
-               "scores": episode.provenance.get("scores", {}), "reasons": reasons}
+               "scores": episode.provenance.get("scores", {}), "reasons": reasons,
+               "failures": failed_checks(episode, specs)}
+
+
+def failed_checks(episode, specs) -> list[dict]:
+    """Each check under its minimum (and each stage under its min_score), with where it happened."""
+    records = {r["stage"]: r for r in episode.provenance.get("stages", [])}
+    scores = episode.provenance.get("scores", {})
+    out = []
+    for spec in specs:
+        details = records.get(spec.label, {}).get("details", {})
+        for check, minimum in spec.thresholds.min_check.items():
+            value = scores.get(f"{spec.label}/{check}")
+            if value is not None and value < minimum:
+                where = {k: details.get(check, {}).get(k) for k in ("frame", "camera")}
+                out.append({"stage": spec.label, "check": check, "score": value, "minimum": minimum,
+                            **{k: v for k, v in where.items() if v is not None}})
+        combined = scores.get(spec.label)
+        if combined is not None and combined < spec.thresholds.min_score:
+            out.append({"stage": spec.label, "check": None, "score": combined, "minimum": spec.thresholds.min_score})
+    return out
 
 
 def run(args) -> int:
@@ -84,4 +107,4 @@ def run(args) -> int:
         path = build_review(args.root, args.html)
         if not args.json:
             print(f"review page: {path}")
-    return 0
+    return 0 if failed == 0 or args.exit_zero else 1
