@@ -162,13 +162,38 @@ def calibrate(rows: list[dict], checks: list[str], margin: float) -> dict[str, f
 
 
 def evaluate(rows: list[dict], split: str, limits: dict, checks: list[str], seed: int) -> dict:
-    from verifiers.corruptions import KINDS
-
+    """The rule checks: a video fails when any check scores under 0.5; `total` is their mean score."""
     rows = [r for r in rows if r["split"] == split]
     for r in rows:
         s = scores_of(r, limits, checks)
         r["_failed"] = sorted(c for c in checks if s[c] < 0.5)
         r["_total"] = float(np.mean([s[c] for c in checks]))
+    return summarise(rows, split, seed)
+
+
+def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int) -> dict:
+    """The learned verifier (verifiers/learned.py), fitted on the calibration split's clean videos and
+    its corrupted ones of every kind but `holdout`, its threshold chosen there (<= 5 % of clean videos
+    under it); scored on the held-out split. `total` is P(clean)."""
+    from verifiers.learned import choose_threshold, features_from_stats, fit_logistic, predict
+
+    train = [r for r in rows if r["split"] == "calibration" and r["kind"] not in holdout]
+    x = np.stack([features_from_stats(r["stats"]) for r in train])
+    y = np.array([r["kind"] == "clean" for r in train], dtype=float)
+    model = fit_logistic(x, y)
+    threshold = choose_threshold(predict(model, x[y == 1]), 0.05)
+    held = [r for r in rows if r["split"] == "held-out"]
+    for r in held:
+        p = float(predict(model, features_from_stats(r["stats"]))[0])
+        r["_failed"], r["_total"] = (["learned"] if p < threshold else []), p
+    result = summarise(held, "held-out", seed)
+    result.update(holdout=list(holdout), threshold=threshold)
+    return result
+
+
+def summarise(rows: list[dict], split: str, seed: int) -> dict:
+    from verifiers.corruptions import KINDS
+
     table = {}
     for kind in ("clean", *KINDS):
         group = [r for r in rows if r["kind"] == kind]
@@ -241,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checks", help="comma-separated; default the shipped default set")
     p.add_argument("--calibrate", action="store_true", help="choose limits on the calibration split first")
     p.add_argument("--margin", type=float, default=1.25)
-    p.add_argument("--json", type=Path, help="write both splits' results here")
+    p.add_argument("--learned", default="morph,cut", metavar="KINDS",
+                   help="also fit the learned verifier on the calibration split with these kinds held out of "
+                        "training (default: %(default)s; 'none' holds none out; '' skips it)")
+    p.add_argument("--json", type=Path, help="write both splits' results and every video's statistics here")
+    p.add_argument("--rows", type=Path, help="take the statistics from an earlier --json file instead of scoring")
     p.add_argument("--verbose", action="store_true", help="list false positives and misses")
     args = p.parse_args(argv)
     from verifiers.consistency import DEFAULT_CHECKS, Limits
@@ -249,13 +278,22 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     checks = args.checks.split(",") if args.checks else list(DEFAULT_CHECKS)
     checks = [c for c in checks if c != "action"]  # no labelled actions here: the videos are the test
-    rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed)
+    if args.rows:
+        rows = json.loads(args.rows.read_text())["rows"]
+    else:
+        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed)
     limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
     if args.calibrate:
         print("limits chosen on the calibration split:", {c: round(limits[c], 5) for c in checks})
     results = {split: evaluate(rows, split, limits, checks, args.seed) for split in ("calibration", "held-out")}
     for split in ("calibration", "held-out"):
         print_report(results[split], args.verbose)
+    if args.learned:
+        holdout = () if args.learned == "none" else tuple(args.learned.split(","))
+        results["learned"] = evaluate_learned(rows, holdout, args.seed)
+        print(f"== learned verifier: fitted on the calibration split without {list(holdout) or 'nothing'}, "
+              f"threshold P(clean) >= {results['learned']['threshold']:.3f}")
+        print_report(results["learned"], args.verbose)
     if args.json:
         plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         args.json.write_text(json.dumps({"limits": limits, "checks": checks, **results, "rows": plain}, default=str))

@@ -13,8 +13,10 @@ the robot holds or pushes the object; sizes, positions and colours are drawn too
     teleport    an object jumps to another place and stays there
     cut         part of the episode is skipped: the whole scene (the robot) jumps
 
-An "object" is a compact, coloured blob of the start frame that is not the largest one (the robot):
-on MetaWorld the puck, the handles, the goal marker; on PushT the T block, its target, the pusher.
+An "object" is a compact blob of the start frame that stands out from its surroundings, is smaller
+than the robot and not part of the robot's base (object_boxes): on MetaWorld the puck, the handles,
+the goal marker; on PushT the T block, its target, the pusher. A draw that changes nothing visible
+(`visible`: the object hidden behind the arm, a cut while nothing moves) is drawn again.
 """
 
 from __future__ import annotations
@@ -26,29 +28,62 @@ KINDS = ("duplicate", "vanish", "appear", "morph", "freeze", "teleport", "cut")
 RAMP = (3, 8)  # frames over which a morph happens (drawn)
 
 
-def object_boxes(frame: np.ndarray, contrast: float = 40.0, max_fraction: float = 0.04) -> list[tuple]:
-    """Boxes (y0, x0, y1, x1) around the compact blobs that stand out from their surroundings (the
-    frame's median over a window a quarter of its size), the largest (the robot) left out: a puck on
-    a wooden table, a goal marker, a handle, the T block on PushT's white floor."""
+def salient_blobs(frame: np.ndarray, contrast: float = 40.0) -> tuple[int, np.ndarray, np.ndarray]:
+    """Connected blobs that stand out from their surroundings (the frame's median over a window a
+    quarter of its size): (count, labels, stats) as cv2.connectedComponentsWithStats gives them."""
     h, w = frame.shape[:2]
     k = max(5, (max(h, w) // 4) | 1)
     local = cv2.medianBlur(frame, min(k, 255))
     salient = (np.abs(frame.astype(np.int16) - local.astype(np.int16)).max(axis=-1) > contrast).astype(np.uint8)
     salient = cv2.morphologyEx(salient, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     salient = cv2.morphologyEx(salient, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(salient, connectivity=8)
+    return cv2.connectedComponentsWithStats(salient, connectivity=8)[:3]
+
+
+def _largest(n: int, labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     if n <= 1:
-        return []
+        return np.zeros(labels.shape, bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def object_boxes(frame: np.ndarray, first: np.ndarray | None = None, max_fraction: float = 0.04) -> list[tuple]:
+    """Boxes (y0, x0, y1, x1) around the compact salient blobs of `frame`: a puck on a wooden table, a
+    goal marker, a handle, the T block on PushT's white floor. Left out: blobs larger than
+    `max_fraction` of the frame (the robot), blobs on the image border, and blobs that touch the
+    largest blob (the robot) both in `frame` and in `first` (the episode's first frame): parts of the
+    robot's own base, not objects it handles."""
+    h, w = frame.shape[:2]
+    n, labels, stats = salient_blobs(frame)
+    ring = np.ones((5, 5), np.uint8)
+    robot = cv2.dilate(_largest(n, labels, stats).astype(np.uint8), ring).astype(bool)
+    if first is not None:
+        robot0 = cv2.dilate(_largest(*salient_blobs(first)).astype(np.uint8), ring).astype(bool)
     boxes = []
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
         if not (max(8, 0.0005 * h * w) <= area <= max_fraction * h * w):
-            continue  # the robot is larger
+            continue
         if max(bw, bh) > 0.4 * max(h, w) or area < 0.2 * bw * bh:
             continue  # long thin edges (a table's rim, the robot's outline) are no objects
+        if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
+            continue
+        blob = labels == i
+        if (blob & robot).any() and (first is None or (blob & robot0).any()):
+            continue
         pad = 2
         boxes.append((max(0, y - pad), max(0, x - pad), min(h, y + bh + pad), min(w, x + bw + pad)))
     return boxes
+
+
+def visible(clean: np.ndarray, corrupted: np.ndarray, min_pixels: int = 20, level: int = 40) -> bool:
+    """Whether a corruption shows: in some frame at least `min_pixels` pixels differ by `level` grey
+    levels (a corruption hidden behind the robot, or of a patch the inpainting restores, is none)."""
+    if len(clean) != len(corrupted):
+        n = min(len(clean), len(corrupted))
+        return bool(max((np.abs(clean[t].astype(np.int16) - corrupted[t]).max(axis=-1) > level).sum()
+                        for t in range(0, n, 2)) >= min_pixels)
+    diff = np.abs(clean.astype(np.int16) - corrupted).max(axis=-1) > level
+    return bool(diff.reshape(len(diff), -1).sum(axis=1).max() >= min_pixels)
 
 
 def touched_before(frames: np.ndarray, box, t0: int, level: float = 8.0) -> bool:
@@ -82,10 +117,20 @@ def _random_colour(rng) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
-def corrupt(frames: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """A corrupted copy of (T, H, W, 3) frames and what was done."""
+def corrupt(frames: np.ndarray, kind: str, rng: np.random.Generator, tries: int = 20) -> tuple[np.ndarray, dict]:
+    """A corrupted copy of (T, H, W, 3) frames and what was done. Drawn again (start, object, size)
+    until it is visible (`visible`), at most `tries` times; info["tries"] says how many it took."""
     if kind not in KINDS:
         raise ValueError(f"unknown corruption {kind!r}; valid: {KINDS}")
+    for attempt in range(1, tries + 1):
+        out, info = _corrupt_once(frames, kind, rng)
+        if kind == "freeze" or visible(frames, out):
+            break
+    info["tries"] = attempt
+    return out, info
+
+
+def _corrupt_once(frames: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     out = frames.copy()
     t_len, h, w = frames.shape[:3]
     t0 = int(rng.integers(max(2, t_len // 8), max(3, t_len * 7 // 8)))
@@ -98,7 +143,7 @@ def corrupt(frames: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np
         t0 = min(t0, t_len - k - 2)
         info.update(frame=t0, skipped=k)
         return np.concatenate([frames[:t0], frames[t0 + k:]]), info
-    boxes = object_boxes(frames[t0])
+    boxes = object_boxes(frames[t0], frames[0])
     if kind != "appear" and not boxes:
         kind = info["kind_done"] = "appear"  # nothing to act on: something new appears instead
     if kind == "appear":
