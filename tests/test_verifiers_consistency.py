@@ -276,3 +276,53 @@ def test_contact_gate_keeps_a_carried_object_and_catches_one_that_vanishes_alone
     scores, details = video_checks(vanished, spec)
     assert min(scores["event"], scores["settle"]) < 0.5, scores
     assert 19 <= details["event"]["frame"] <= 21 or 19 <= details["settle"]["frame"] <= 21, details
+
+
+def test_corruptions_are_visible_and_recorded():
+    from verifiers.corruptions import KINDS, corrupt, visible
+
+    clean = gripper_scene(carry=True, length=48)
+    for kind in KINDS:
+        video, info = corrupt(clean, kind, np.random.default_rng(3))
+        assert info["kind"] == kind and 1 <= info["tries"] <= 20
+        assert video.dtype == np.uint8 and video.shape[1:] == clean.shape[1:]
+        assert len(video) < len(clean) if kind == "cut" else len(video) == len(clean)
+        assert kind == "freeze" or visible(clean, video), kind
+        assert 48 // 8 <= info["frame"] < 48, info
+
+
+def test_learned_verifier_fits_and_drops_in_a_stage(tmp_path):
+    from verifiers.corruptions import corrupt
+    from verifiers.learned import LearnedSpec, choose_threshold, features, fit_logistic, predict
+
+    rng = np.random.default_rng(0)
+    clean = [moving_scene(40, seed=s) for s in range(6)] + [gripper_scene(carry=True)]
+    bad = [corrupt(v, kind, rng)[0] for v in clean for kind in ("freeze", "appear", "teleport")]
+    x = np.stack([features(v) for v in clean + bad])
+    y = np.array([1.0] * len(clean) + [0.0] * len(bad))
+    model = fit_logistic(x, y)
+    p = predict(model, x)
+    assert p[y == 1].mean() > 0.7 > 0.3 > p[y == 0].mean(), p
+    model["threshold"] = choose_threshold(p[y == 1], 0.05)
+    (tmp_path / "verifier.json").write_text(json.dumps(model))
+
+    stage = LearnedSpec(model=str(tmp_path)).build()
+    stage.setup()
+    episodes = [Episode(frames={"cam": v}, task="t", fps=10, uid=str(i)) for i, v in enumerate([clean[0], bad[0]])]
+    good, dropped = stage(episodes)
+    assert "dropped" not in good.provenance and good.provenance["scores"]["learned"] >= model["threshold"]
+    assert "learned" in dropped.provenance["dropped"]["reason"]
+
+
+def test_train_verifier_cli_and_check_with_it(tiny_dataset, tmp_path, capsys):
+    from augment.cli import main
+
+    out = tmp_path / "verifier"
+    assert main(["train-verifier", "--dataset", str(tiny_dataset), "--out", str(out), "--holdout", "cut"]) == 0
+    report = json.loads((out / "verifier.json").read_text())["report"]
+    assert report["holdout_kinds"] == ["cut"] and set(report["catch_rate"]) >= {"freeze", "cut", "vanish"}
+    assert main(["train-verifier", "--dataset", str(tiny_dataset), "--out", str(out), "--holdout", "wobble"]) == 2
+    capsys.readouterr()
+    main(["check", str(tiny_dataset), "--json", "--verifier", str(out), "--exit-zero"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert all("learned" in r["scores"] and "learned/p_clean" in r["scores"] for r in lines)

@@ -132,6 +132,8 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
     large mover (the robot, `window` steps either side) reaches is not counted (touched_by_mover)."""
+    if len(diffs) < lasting + 3:
+        return 0.0, 0  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)

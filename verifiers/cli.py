@@ -11,6 +11,7 @@ verifier stages of a pipeline spec are used with their settings and thresholds).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -25,6 +26,24 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source-stats", help="stats.json with action q01/q99 (default: the dataset's own)")
     p.add_argument("--html", type=Path, metavar="OUT.html", help="write the review page here")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when episodes fail (default: 1)")
+    p.add_argument("--verifier", type=Path, metavar="DIR", help="also score with a learned verifier "
+                   "(a folder written by `augment train-verifier`)")
+
+
+def add_train_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-verifier", help="learn clean vs self-corrupted episodes of a dataset (no downloaded weights)",
+        description="Fit a learned verifier on a LeRobot dataset: its episodes, and copies of them with synthetic "
+        "hallucinations (verifiers/corruptions.py), re-encoded with the source's codec, scored by the consistency "
+        "checks; writes DIR/verifier.json (weights, threshold, and a report on validation episodes: false "
+        "positives, and the catch rate per corruption kind, including kinds held out of training).")
+    p.add_argument("--dataset", required=True, type=Path, help="source dataset root (holds meta/info.json)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write verifier.json into")
+    p.add_argument("--holdout", default="morph,cut", help="corruption kinds left out of training (default: %(default)s)")
+    p.add_argument("--episodes", type=int, help="use the first N episodes (default all)")
+    p.add_argument("--max-false-positive", type=float, default=0.05,
+                   help="threshold: at most this fraction of training clean episodes fail (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def verifier_specs(args) -> list:
@@ -35,7 +54,9 @@ def verifier_specs(args) -> list:
     if args.spec is not None:
         from augment.spec import load_spec
 
-        specs = [s for s in load_spec(args.spec).stages if isinstance(s, (ConsistencySpec, VLMSpec))]
+        from verifiers.learned import LearnedSpec
+
+        specs = [s for s in load_spec(args.spec).stages if isinstance(s, (ConsistencySpec, VLMSpec, LearnedSpec))]
     if not any(isinstance(s, ConsistencySpec) for s in specs):
         specs.insert(0, ConsistencySpec())
     if args.source_stats:
@@ -43,6 +64,11 @@ def verifier_specs(args) -> list:
                  for s in specs]
     if args.vlm:
         specs.append(VLMSpec(model=args.vlm))
+    if getattr(args, "verifier", None):
+        from verifiers.learned import LearnedSpec, load_model
+
+        load_model(args.verifier)  # a missing file is an error now, not after the first episode
+        specs.append(LearnedSpec(model=str(args.verifier)))
     return specs
 
 
@@ -75,6 +101,12 @@ def failed_checks(episode, specs) -> list[dict]:
     out = []
     for spec in specs:
         details = records.get(spec.label, {}).get("details", {})
+        if not hasattr(spec, "thresholds"):  # a learned verifier: one score, its own threshold
+            record = records.get(spec.label, {})
+            if record and not record.get("passed", True):
+                out.append({"stage": spec.label, "check": "p_clean", "score": scores.get(spec.label),
+                            "minimum": record.get("threshold")})
+            continue
         for check, minimum in spec.thresholds.min_check.items():
             value = scores.get(f"{spec.label}/{check}")
             if value is not None and value < minimum:
@@ -108,3 +140,24 @@ def run(args) -> int:
         if not args.json:
             print(f"review page: {path}")
     return 0 if failed == 0 or args.exit_zero else 1
+
+
+def run_train(args) -> int:
+    from verifiers.learned import train_verifier
+
+    if not (args.dataset / "meta" / "info.json").is_file():
+        print(f"error: {args.dataset}: not a LeRobot dataset (no meta/info.json)", file=sys.stderr)
+        return 2
+    try:
+        report = train_verifier(args.dataset, args.out, tuple(k for k in args.holdout.split(",") if k),
+                                args.episodes, max_false_positive=args.max_false_positive, seed=args.seed)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out / 'verifier.json'}: threshold P(clean) >= {report['threshold']:.3f}")
+    print(f"validation episodes {report['validation_episodes']}: false positives "
+          f"{report['false_positive_rate']:.0%}")
+    for kind, rate in report["catch_rate"].items():
+        note = "  (held out of training)" if kind in report["holdout_kinds"] else ""
+        print(f"  {kind:10s} caught {rate:.0%}{note}")
+    return 0
