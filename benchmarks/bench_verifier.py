@@ -97,14 +97,15 @@ def scene_videos(root: Path, episodes: int):
         yield index, episode.frames[camera][SKIP:], episode.fps, settings
 
 
-def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print) -> list[dict]:
+def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print,
+              contact: float | None = 0.005) -> list[dict]:
     """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
     The corrupted, re-encoded videos are kept in work/videos/SEED/ with their corruption record; the
     statistics are computed afresh every run (the checks are what changes)."""
     from verifiers.consistency import CHECKS, ConsistencySpec, video_checks
     from verifiers.corruptions import KINDS, corrupt
 
-    spec = ConsistencySpec(checks=list(CHECKS))
+    spec = ConsistencySpec(checks=list(CHECKS), contact=contact)
     rows = []
     for scene in scenes:
         root = build_scene(work, scene, episodes)
@@ -171,23 +172,29 @@ def evaluate(rows: list[dict], split: str, limits: dict, checks: list[str], seed
     return summarise(rows, split, seed)
 
 
-def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int) -> dict:
+def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int, per_scene: bool = False) -> dict:
     """The learned verifier (verifiers/learned.py), fitted on the calibration split's clean videos and
     its corrupted ones of every kind but `holdout`, its threshold chosen there (<= 5 % of clean videos
-    under it); scored on the held-out split. `total` is P(clean)."""
+    under it); scored on the held-out split. `total` is P(clean). per_scene: one model per scene, as
+    `augment train-verifier` fits one on a user's dataset; else one for all scenes."""
     from verifiers.learned import choose_threshold, features_from_stats, fit_logistic, predict
 
-    train = [r for r in rows if r["split"] == "calibration" and r["kind"] not in holdout]
-    x = np.stack([features_from_stats(r["stats"]) for r in train])
-    y = np.array([r["kind"] == "clean" for r in train], dtype=float)
-    model = fit_logistic(x, y)
-    threshold = choose_threshold(predict(model, x[y == 1]), 0.05)
-    held = [r for r in rows if r["split"] == "held-out"]
-    for r in held:
-        p = float(predict(model, features_from_stats(r["stats"]))[0])
-        r["_failed"], r["_total"] = (["learned"] if p < threshold else []), p
+    groups = sorted({r["scene"] for r in rows}) if per_scene else [None]
+    held, thresholds = [], {}
+    for scene in groups:
+        mine = [r for r in rows if scene is None or r["scene"] == scene]
+        train = [r for r in mine if r["split"] == "calibration" and r["kind"] not in holdout]
+        x = np.stack([features_from_stats(r["stats"]) for r in train])
+        y = np.array([r["kind"] == "clean" for r in train], dtype=float)
+        model = fit_logistic(x, y)
+        threshold = thresholds[scene or "all"] = choose_threshold(predict(model, x[y == 1]), 0.05)
+        for r in mine:
+            if r["split"] == "held-out":
+                p = float(predict(model, features_from_stats(r["stats"]))[0])
+                r["_failed"], r["_total"] = (["learned"] if p < threshold else []), p
+                held.append(r)
     result = summarise(held, "held-out", seed)
-    result.update(holdout=list(holdout), threshold=threshold)
+    result.update(holdout=list(holdout), thresholds=thresholds, one_model_per_scene=per_scene)
     return result
 
 
@@ -264,11 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=16, help="per scene (half calibration, half held-out)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checks", help="comma-separated; default the shipped default set")
+    p.add_argument("--contact", default="0.005", help="the contact gate (ConsistencySpec.contact); 'none': off")
+    p.add_argument("--limits", default="", metavar="CHECK=VALUE,...", help="override shipped limits")
     p.add_argument("--calibrate", action="store_true", help="choose limits on the calibration split first")
     p.add_argument("--margin", type=float, default=1.25)
     p.add_argument("--learned", default="morph,cut", metavar="KINDS",
                    help="also fit the learned verifier on the calibration split with these kinds held out of "
                         "training (default: %(default)s; 'none' holds none out; '' skips it)")
+    p.add_argument("--learned-per-scene", action="store_true", help="one learned verifier per scene")
     p.add_argument("--json", type=Path, help="write both splits' results and every video's statistics here")
     p.add_argument("--rows", type=Path, help="take the statistics from an earlier --json file instead of scoring")
     p.add_argument("--verbose", action="store_true", help="list false positives and misses")
@@ -281,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
     else:
-        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed)
+        contact = None if args.contact == "none" else float(args.contact)
+        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact)
     limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
+    limits.update({k: float(v) for k, v in (kv.split("=") for kv in args.limits.split(",") if kv)})
     if args.calibrate:
         print("limits chosen on the calibration split:", {c: round(limits[c], 5) for c in checks})
     results = {split: evaluate(rows, split, limits, checks, args.seed) for split in ("calibration", "held-out")}
@@ -290,9 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         print_report(results[split], args.verbose)
     if args.learned:
         holdout = () if args.learned == "none" else tuple(args.learned.split(","))
-        results["learned"] = evaluate_learned(rows, holdout, args.seed)
+        results["learned"] = evaluate_learned(rows, holdout, args.seed, args.learned_per_scene)
+        thresholds = {k: round(v, 3) for k, v in results["learned"]["thresholds"].items()}
         print(f"== learned verifier: fitted on the calibration split without {list(holdout) or 'nothing'}, "
-              f"threshold P(clean) >= {results['learned']['threshold']:.3f}")
+              f"thresholds P(clean) >= {thresholds}")
         print_report(results["learned"], args.verbose)
     if args.json:
         plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
