@@ -326,3 +326,23 @@ def test_train_verifier_cli_and_check_with_it(tiny_dataset, tmp_path, capsys):
     main(["check", str(tiny_dataset), "--json", "--verifier", str(out), "--exit-zero"])
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert all("learned" in r["scores"] and "learned/p_clean" in r["scores"] for r in lines)
+
+
+def test_bench_verifier_on_pusht_keeps_clean_and_catches_freezes(tmp_path):
+    """The benchmark end to end on 4 recorded PushT episodes (pusher shoving the block: contact); ~20 s."""
+    import importlib.util
+
+    pytest.importorskip("gym_pusht")
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_verifier.py"
+    spec = importlib.util.spec_from_file_location("bench_verifier", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "result.json"
+    bench.main(["--work", str(tmp_path), "--scenes", "pusht", "--episodes", "4", "--json", str(out)])
+    result = json.loads(out.read_text())
+    rows = [r for r in result["rows"] if r["kind"] == "clean"]
+    assert len(rows) == 4 and sum(r["split"] == "held-out" for r in rows) == 2
+    held = result["held-out"]["table"]
+    assert held["freeze"]["flagged"] == held["freeze"]["videos"] == 2
+    assert held["clean"]["flagged"] <= 1, result["held-out"]["false_positives"]
+    assert 0.5 <= result["held-out"]["auc"] <= 1
