@@ -8,7 +8,9 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     jump        the largest single-step change relative to the steps around it (cuts, teleports)
     event       pixels that change in one step and in neither neighbouring step: a thing that appears,
                 vanishes, duplicates or jumps within one frame. Smooth motion changes the same place
-                in consecutive steps (a moving edge), so it is not counted.
+                in consecutive steps (a moving edge), so it is not counted; nor is a change that a
+                large mover reaches (contact: the robot moving an object, touched_by_mover).
+    cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     settle      pixels that change within a few frames while they and their surroundings are still
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
@@ -128,17 +130,25 @@ def change_threshold(diffs: np.ndarray, floor: int = 30, k: float = 8.0) -> floa
 
 def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
           lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[float, int]:
+    return events(frames, diffs, threshold, reach, lasting, min_mover, window)[0]
+
+
+def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
+           lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
-    large mover (the robot, `window` steps either side) reaches is not counted (touched_by_mover)."""
+    large mover (the robot, `window` steps either side) reaches is not counted (touched_by_mover).
+    events() returns both (area, frame) pairs: with the gate, and without it (the `cut` check: when the
+    robot itself jumps, the whole mover changes in one step, which the gate would call contact)."""
     if len(diffs) < lasting + 3:
-        return 0.0, 0  # too few distinct frames (a video frozen early): nothing can be an event
+        return (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
     worst, at = 0.0, 0
+    worst_all, at_all = 0.0, 0
     for t in range(1, len(changed) - 1 - lasting):  # only where the `lasting` frames after exist
         alone = changed[t].astype(bool) & ~near[t - 1] & ~near[t + 1]
         if not alone.any():
@@ -149,13 +159,16 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
         alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
         alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold / 2
         alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+        area = float(alone.mean())
+        if area > worst_all:
+            worst_all, at_all = area, t + 1
         if min_mover is not None and alone.any():
             motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
             alone &= ~touched_by_mover(alone, motion, min_mover)
-        area = float(alone.mean())
+            area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
-    return worst, at
+    return (worst, at), (worst_all, at_all)
 
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,

@@ -21,14 +21,14 @@ from augment.stage import Stage, StageSpec
 from verifiers import checks as C
 from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
 
-CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
+CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
           "action")
 # colour_mass, objects and objects_persist are off by default: on clean episodes with contact they fire
 # (a red arm changes the amount of red as it moves; its blobs split and merge; a door swung open takes
 # its handle's colour away) and, at limits that keep clean episodes, catch nothing the others miss
 # (benchmarks/bench_verifier.py). The limits of the others were chosen on that benchmark's calibration
 # split (the largest statistic of a clean episode, x1.25) and are reported on its held-out split.
-DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "settle", "new_colour", "action")
+DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "action")
 
 
 class Limits(BaseModel):
@@ -41,6 +41,7 @@ class Limits(BaseModel):
                           "the whole video counts as static")
     jump: float = Field(3.2, gt=0, description="one step's change over the median of its neighbours")
     event: float = Field(0.0019, gt=0, description="area changing in one step only, fraction of the frame")
+    cut: float = Field(0.009, gt=0, description="area changing in one step only, the robot included (a cut)")
     settle: float = Field(0.0016, gt=0, description="area changing on its own amid stillness, fraction of the frame")
     new_colour: float = Field(0.0029, gt=0, description="lasting fraction of the frame in colours not seen at first")
     colour_mass: float = Field(0.004, gt=0, description="lasting change of one colour's amount, fraction of the frame")
@@ -96,7 +97,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event"}:
+    if wanted & {"jump", "event", "cut"}:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
@@ -104,19 +105,22 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
         stat, at = C.jump(moving_diffs)
         at = int(keep[min(at, len(keep) - 1)])
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
-    if wanted & {"event", "settle"}:
+    if wanted & {"event", "cut", "settle"}:
         threshold = C.change_threshold(moving_diffs)
-    if "event" in wanted:
+    if wanted & {"event", "cut"}:
         # at stride s, a change spread over s frames becomes a one-step change
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
-        def strided(s: int) -> tuple[float, int]:
+        def strided(s: int) -> list[tuple[float, int]]:
             clip = moving[::s]
-            stat, at = C.event(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
-                               min_mover=spec.contact)
-            return stat, int(keep[min(at * s, len(keep) - 1)])
+            pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
+                             min_mover=spec.contact)
+            return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
-        stat, at = max(strided(s) for s in spec.event_strides)
-        scores["event"], details["event"] = C.score(stat, lim.event), {"stat": stat, "frame": at}
+        per_stride = [strided(s) for s in spec.event_strides]
+        for name, i in (("event", 0), ("cut", 1)):
+            if name in wanted:
+                stat, at = max(p[i] for p in per_stride)
+                scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
     if "settle" in wanted:
         stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact)
         at = int(keep[min(at, len(keep) - 1)])
