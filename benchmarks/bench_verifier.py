@@ -123,7 +123,7 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
                     path.with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
                     path.with_suffix(".json").write_text(json.dumps(info))
                     video = roundtrip(video, fps, settings, path)
-                _, details = video_checks(video, spec)
+                _, details = video_checks(video, spec, fps)
                 row = {"scene": scene, "episode": index, "split": "calibration" if index % 2 == 0 else "held-out",
                        "kind": kind, "info": info, "stats": {c: d["stat"] for c, d in details.items()},
                        "frames": {c: d.get("frame") for c, d in details.items()}}

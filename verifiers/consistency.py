@@ -66,6 +66,8 @@ class ConsistencySpec(StageSpec):
         None, description="meta/stats.json with action q01/q99; default the episode's source dataset's"
     )
     event_strides: list[int] = Field([1, 4], description="frame strides the event check runs at")
+    event_max_stride_s: float = Field(0.1, gt=0, description="strides longer than this (seconds) are skipped: at a "
+                                      "low frame rate the robot's own motion over them outruns the reach")
     contact: float | None = Field(0.005, gt=0, description="event, settle: a change that a mover of at least this "
                                   "fraction of the frame reaches (the robot moving an object) is legitimate; "
                                   "null counts every change")
@@ -83,8 +85,10 @@ class ConsistencySpec(StageSpec):
         check_names(self.thresholds, list(CHECKS), self.label)
 
 
-def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, float], dict[str, dict]]:
-    """Scores and details (statistic, frame) of the video checks on one camera's (T, H, W, 3) frames."""
+def video_checks(frames: np.ndarray, spec: ConsistencySpec,
+                 fps: float | None = None) -> tuple[dict[str, float], dict[str, dict]]:
+    """Scores and details (statistic, frame) of the video checks on one camera's (T, H, W, 3) frames;
+    `fps` (when known) limits the event strides to spec.event_max_stride_s."""
     small = C.downscale(frames, spec.work_size)
     diffs = C.step_differences(small)
     lim, wanted = spec.limits, set(spec.checks)
@@ -116,7 +120,8 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec) -> tuple[dict[str, f
                              min_mover=spec.contact)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
-        per_stride = [strided(s) for s in spec.event_strides]
+        strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
+        per_stride = [strided(s) for s in strides]
         for name, i in (("event", 0), ("cut", 1)):
             if name in wanted:
                 stat, at = max(p[i] for p in per_stride)
@@ -160,7 +165,7 @@ def episode_checks(episode: Episode, spec: ConsistencySpec,
     for camera in cameras:
         if camera not in episode.frames:
             raise ValueError(f"{spec.label}: camera {camera!r} not in episode {episode.uid} (has {list(episode.frames)})")
-        cam_scores, cam_details = video_checks(episode.frames[camera], spec)
+        cam_scores, cam_details = video_checks(episode.frames[camera], spec, episode.fps)
         for name, value in cam_scores.items():
             if name not in scores or value < scores[name]:
                 scores[name] = value

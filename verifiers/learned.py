@@ -23,7 +23,7 @@ from augment.episode import Episode
 from augment.stage import Stage, StageSpec
 from verifiers.scores import failures, record_scores, Thresholds
 
-FEATURES = ("frozen", "static", "jump", "event", "settle", "new_colour", "colour_mass", "objects", "objects_persist")
+FEATURES = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist")
 
 
 class LearnedSpec(StageSpec):
@@ -37,11 +37,11 @@ class LearnedSpec(StageSpec):
     stage_class = "verifiers.learned:LearnedStage"
 
 
-def features(frames: np.ndarray) -> np.ndarray:
+def features(frames: np.ndarray, fps: float | None = None) -> np.ndarray:
     """The feature vector of one camera's frames: log of each check statistic (all checks, gate on)."""
     from verifiers.consistency import ConsistencySpec, video_checks
 
-    _, details = video_checks(frames, ConsistencySpec(checks=[c for c in FEATURES]))
+    _, details = video_checks(frames, ConsistencySpec(checks=[c for c in FEATURES]), fps)
     return features_from_stats({c: d["stat"] for c, d in details.items()})
 
 
@@ -93,7 +93,7 @@ class LearnedStage(Stage):
             self.setup()
         for episode in episodes:
             cameras = [self.spec.camera] if self.spec.camera else list(episode.frames)
-            p = min(float(predict(self.model, features(episode.frames[c]))[0]) for c in cameras)
+            p = min(float(predict(self.model, features(episode.frames[c], episode.fps))[0]) for c in cameras)
             checks = {"p_clean": p}
             scores = record_scores(episode.provenance, self.spec.label, checks, p, self.spec.weight)
             reasons = failures(checks, p, Thresholds(min_score=self.threshold), self.spec.label)
@@ -144,7 +144,7 @@ def train_verifier(root: str | Path, out: str | Path, holdout: tuple[str, ...] =
         rng = np.random.default_rng([seed, index])
         for kind in ("clean", *KINDS):
             video = frames if kind == "clean" else corrupt(frames, kind, rng)[0]
-            rows.append((index, kind, features(reencode(video, episode.fps, settings))))
+            rows.append((index, kind, features(reencode(video, episode.fps, settings), episode.fps)))
         log(f"episode {n + 1}/{len(indices)} ({index}): clean + {len(KINDS)} corrupted copies scored")
     train = [r for r in rows if r[0] not in val_set and r[1] not in holdout]
     x = np.stack([r[2] for r in train])
