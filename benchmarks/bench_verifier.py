@@ -177,7 +177,7 @@ def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int, per_
     its corrupted ones of every kind but `holdout`, its threshold chosen there (<= 5 % of clean videos
     under it); scored on the held-out split. `total` is P(clean). per_scene: one model per scene, as
     `augment train-verifier` fits one on a user's dataset; else one for all scenes."""
-    from verifiers.learned import choose_threshold, features_from_stats, fit_logistic, predict
+    from verifiers.learned import features_from_stats, fit_with_threshold, predict
 
     groups = sorted({r["scene"] for r in rows}) if per_scene else [None]
     held, thresholds = [], {}
@@ -186,8 +186,9 @@ def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int, per_
         train = [r for r in mine if r["split"] == "calibration" and r["kind"] not in holdout]
         x = np.stack([features_from_stats(r["stats"]) for r in train])
         y = np.array([r["kind"] == "clean" for r in train], dtype=float)
-        model = fit_logistic(x, y)
-        threshold = thresholds[scene or "all"] = choose_threshold(predict(model, x[y == 1]), 0.05)
+        groups = np.array([f"{r['scene']}/{r['episode']}" for r in train])
+        model = fit_with_threshold(x, y, groups, 0.05)
+        threshold = thresholds[scene or "all"] = model["threshold"]
         for r in mine:
             if r["split"] == "held-out":
                 p = float(predict(model, features_from_stats(r["stats"]))[0])

@@ -5,7 +5,8 @@ downloaded weights: `augment train-verifier --dataset ROOT --out DIR` writes DIR
 Why statistics and not pixels: every check measures one kind of failure on its own scale, and which
 of them fire on clean footage depends on the scene (a swung door changes its handle's colour, a pushed
 T block changes its place). A few weights fitted on this dataset say how much each statistic means here,
-and the threshold is chosen so that at most `max_false_positive` of this dataset's clean episodes fail.
+and the threshold is chosen so that at most `max_false_positive` of this dataset's clean episodes fail
+(out of fold: a model rates the episodes it was fitted on too well).
 Some corruption kinds are held out of training (--holdout) and the report says how many of them are
 caught: whether it generalises to failures it never saw.
 """
@@ -67,6 +68,25 @@ def predict(model: dict, x: np.ndarray) -> np.ndarray:
     """P(clean) for each row of x."""
     z = (np.atleast_2d(x) - np.asarray(model["mean"])) / np.asarray(model["std"])
     return 1 / (1 + np.exp(-(z @ np.asarray(model["weights"]) + model["bias"])))
+
+
+def fit_with_threshold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, max_false_positive: float,
+                       folds: int = 4) -> dict:
+    """Fit on everything; choose the threshold on out-of-fold P(clean) of the clean rows (folds by
+    `groups`, the episode): a model scores its own training episodes too well, and a threshold set on
+    them rejects far more than `max_false_positive` of new clean episodes."""
+    model = fit_logistic(x, y)
+    unique = np.unique(groups)
+    out_of_fold = []
+    for k in range(min(folds, len(unique))):
+        held = np.isin(groups, unique[k::folds])
+        if y[~held].min() == y[~held].max():
+            continue  # a fold without both classes to learn from
+        fold = fit_logistic(x[~held], y[~held])
+        out_of_fold.append(predict(fold, x[held & (y == 1)]))
+    p_clean = np.concatenate(out_of_fold) if out_of_fold else predict(model, x[y == 1])
+    model["threshold"] = choose_threshold(p_clean, max_false_positive)
+    return model
 
 
 def choose_threshold(p_clean: np.ndarray, max_false_positive: float) -> float:
@@ -149,8 +169,7 @@ def train_verifier(root: str | Path, out: str | Path, holdout: tuple[str, ...] =
     train = [r for r in rows if r[0] not in val_set and r[1] not in holdout]
     x = np.stack([r[2] for r in train])
     y = np.array([r[1] == "clean" for r in train], dtype=float)
-    model = fit_logistic(x, y)
-    model["threshold"] = choose_threshold(predict(model, x[y == 1]), max_false_positive)
+    model = fit_with_threshold(x, y, np.array([r[0] for r in train]), max_false_positive)
     evaluated = [r for r in rows if r[0] in val_set] or rows
     p = {id(r): float(predict(model, r[2])[0]) for r in evaluated}
     report = {"episodes": len(indices), "validation_episodes": sorted(val_set), "holdout_kinds": list(holdout),
