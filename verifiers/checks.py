@@ -54,17 +54,20 @@ def step_differences(frames: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(blurred, axis=0)).max(axis=-1)
 
 
-def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, reach: int = 2) -> np.ndarray:
+def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, reach: int = 2,
+                     bridge: np.ndarray | None = None) -> np.ndarray:
     """The part of `region` (a change under test) that a large mover reaches: a component of `motion`
     (what changes around that time), widened by `reach`, that extends over at least `min_mover` of the
     frame beyond the region itself. A puck the arm carries, a door it swings, a T block the pusher
     shoves all change in one piece with the robot; a thing that appears, vanishes or morphs on its own
-    changes alone. Returns the touched pixels of `region`."""
+    changes alone. `bridge` (what differs from the episode's background plate: objects that move at
+    some time) joins pieces too: a pushed T block's far edge turns while its flat middle shows no
+    change, yet it is one object with the pusher's end. Returns the touched pixels of `region`."""
     region = region.astype(bool)
     if not region.any():
         return region
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    joined = cv2.dilate((motion | region).astype(np.uint8), kernel)
+    joined = cv2.dilate((motion | region | (False if bridge is None else bridge)).astype(np.uint8), kernel)
     n, labels = cv2.connectedComponents(joined, connectivity=8)
     # mover pixels outside the region (and its rim, which changes with it), per piece
     rim = cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
@@ -147,6 +150,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    plate_fg = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if min_mover else None
     worst, at = 0.0, 0
     worst_all, at_all = 0.0, 0
     for t in range(1, len(changed) - 1 - lasting):  # only where the `lasting` frames after exist
@@ -164,7 +168,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             worst_all, at_all = area, t + 1
         if min_mover is not None and alone.any():
             motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
-            alone &= ~touched_by_mover(alone, motion, min_mover)
+            alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[t] & plate_fg[t + 1])
             area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
@@ -187,6 +191,7 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     near = np.stack([cv2.dilate(c, kernel) for c in moving]).astype(np.int32)
     busy = np.concatenate([np.zeros((1, *near.shape[1:]), np.int32), np.cumsum(near, axis=0)])  # busy[b]-busy[a]: steps a..b-1
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    plate_fg = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if min_mover else None
     worst, at = 0.0, 0
     for start in range(quiet, t_len - 1 - quiet):
         still_before = (busy[start] - busy[start - quiet]) == 0
@@ -200,7 +205,7 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
             if min_mover is not None and alone.any():
                 motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
-                alone &= ~touched_by_mover(alone, motion, min_mover)
+                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[start] & plate_fg[end])
             area = float(alone.mean())
             if area > worst:
                 worst, at = area, start + 1
