@@ -346,3 +346,17 @@ def test_bench_verifier_on_pusht_keeps_clean_and_catches_freezes(tmp_path):
     assert held["freeze"]["flagged"] == held["freeze"]["videos"] == 2
     assert held["clean"]["flagged"] <= 1, result["held-out"]["false_positives"]
     assert 0.5 <= result["held-out"]["auc"] <= 1
+
+
+def test_touched_by_mover_joins_through_a_moving_object():
+    from verifiers import checks as C
+
+    region = np.zeros((64, 64), bool)
+    region[30:34, 50:54] = True  # the far end of a pushed bar turns
+    motion = np.zeros((64, 64), bool)
+    motion[25:40, 5:15] = True  # the pusher moves at the near end
+    bar = np.zeros((64, 64), bool)
+    bar[30:34, 14:54] = True  # the bar's flat middle shows no change, yet it differs from the plate
+    assert not C.touched_by_mover(region, motion, min_mover=0.005).any()  # motion alone: not joined
+    assert (C.touched_by_mover(region, motion, min_mover=0.005, bridge=bar) == region).all()
+    assert not C.touched_by_mover(region, motion, min_mover=0.5, bridge=bar).any()  # a mover too small
