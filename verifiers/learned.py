@@ -38,16 +38,16 @@ class LearnedSpec(StageSpec):
     stage_class = "verifiers.learned:LearnedStage"
 
 
-def features(frames: np.ndarray, fps: float | None = None) -> np.ndarray:
-    """The feature vector of one camera's frames: log of each check statistic (all checks, gate on)."""
+def features(frames: np.ndarray, fps: float | None = None, names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:
+    """The feature vector of one camera's frames: log of each named check statistic (gate on)."""
     from verifiers.consistency import ConsistencySpec, video_checks
 
-    _, details = video_checks(frames, ConsistencySpec(checks=[c for c in FEATURES]), fps)
-    return features_from_stats({c: d["stat"] for c, d in details.items()})
+    _, details = video_checks(frames, ConsistencySpec(checks=list(names)), fps)
+    return features_from_stats({c: d["stat"] for c, d in details.items()}, names)
 
 
-def features_from_stats(stats: dict[str, float]) -> np.ndarray:
-    return np.log(np.array([float(stats[c]) for c in FEATURES]) + 1e-4)
+def features_from_stats(stats: dict[str, float], names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:
+    return np.log(np.array([float(stats[c]) for c in names]) + 1e-4)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 3000, lr: float = 0.5) -> dict:
@@ -113,7 +113,8 @@ class LearnedStage(Stage):
             self.setup()
         for episode in episodes:
             cameras = [self.spec.camera] if self.spec.camera else list(episode.frames)
-            p = min(float(predict(self.model, features(episode.frames[c], episode.fps))[0]) for c in cameras)
+            names = self.model["features"]  # as trained: a model from an older version keeps its own
+            p = min(float(predict(self.model, features(episode.frames[c], episode.fps, names))[0]) for c in cameras)
             checks = {"p_clean": p}
             scores = record_scores(episode.provenance, self.spec.label, checks, p, self.spec.weight)
             reasons = failures(checks, p, Thresholds(min_score=self.threshold), self.spec.label)
