@@ -98,14 +98,14 @@ def scene_videos(root: Path, episodes: int):
 
 
 def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print,
-              contact: float | None = 0.005) -> list[dict]:
+              contact: float | None = 0.005, **settings) -> list[dict]:
     """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
     The corrupted, re-encoded videos are kept in work/videos/SEED/ with their corruption record; the
     statistics are computed afresh every run (the checks are what changes)."""
     from verifiers.consistency import CHECKS, ConsistencySpec, video_checks
     from verifiers.corruptions import KINDS, corrupt
 
-    spec = ConsistencySpec(checks=list(CHECKS), contact=contact)
+    spec = ConsistencySpec(checks=list(CHECKS), contact=contact, **settings)
     rows = []
     for scene in scenes:
         root = build_scene(work, scene, episodes)
@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checks", help="comma-separated; default the shipped default set")
     p.add_argument("--contact", default="0.005", help="the contact gate (ConsistencySpec.contact); 'none': off")
+    p.add_argument("--set", dest="settings", default="", metavar="FIELD=VALUE,...",
+                   help="other ConsistencySpec fields for the scoring, e.g. settle_still=0.4")
     p.add_argument("--limits", default="", metavar="CHECK=VALUE,...", help="override shipped limits")
     p.add_argument("--calibrate", action="store_true", help="choose limits on the calibration split first")
     p.add_argument("--margin", type=float, default=1.25)
@@ -293,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads(args.rows.read_text())["rows"]
     else:
         contact = None if args.contact == "none" else float(args.contact)
-        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact)
+        settings = {k: float(v) for k, v in (kv.split("=") for kv in args.settings.split(",") if kv)}
+        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact, **settings)
     limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
     limits.update({k: float(v) for k, v in (kv.split("=") for kv in args.limits.split(",") if kv)})
     if args.calibrate:

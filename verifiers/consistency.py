@@ -74,6 +74,8 @@ class ConsistencySpec(StageSpec):
                                   "fraction of the frame reaches (the robot moving an object) is legitimate; "
                                   "null counts every change")
     settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
+    settle_still: float = Field(0.25, gt=0, le=1, description="settle: a step under this fraction of the change "
+                                "threshold counts as still")
     action_margin: float = Field(0.25, ge=0, description="widen q01..q99 by this fraction of the range")
     weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
     thresholds: Thresholds = Field(default_factory=default_thresholds)
@@ -129,7 +131,8 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                 stat, at = max(p[i] for p in per_stride)
                 scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
     if "settle" in wanted:
-        stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact)
+        stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
+                            still_fraction=spec.settle_still)
         at = int(keep[min(at, len(keep) - 1)])
         scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
     if wanted & {"new_colour", "colour_mass"}:
