@@ -48,8 +48,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_train_idm(sub)
     from verifiers.cli import add_parser as add_check  # `augment check`: verifiers/cli.py
+    from verifiers.cli import add_train_parser as add_train_verifier
 
     add_check(sub)
+    add_train_verifier(sub)
     return p
 
 
@@ -69,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             from verifiers.cli import run as cmd_check
 
             return cmd_check(args)
+        if args.command == "train-verifier":
+            from verifiers.cli import run_train as cmd_train_verifier
+
+            return cmd_train_verifier(args)
         return {"run": cmd_run, "validate": cmd_validate, "inspect": cmd_inspect}[args.command](args)
     except (SpecError, DatasetError, JobError, VideoError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -40,9 +40,9 @@ def test_checks_pass_clean_and_catch_freeze_cut_appear_and_recolour():
     s, d = video_checks(frozen, spec)
     assert s["frozen"] < 0.5 and d["frozen"]["frame"] == 15
 
-    cut = np.concatenate([clean[:15], clean[30:]])
+    cut = np.concatenate([clean[:15], clean[30:]])  # the block (the only mover) teleports
     s, d = video_checks(cut, spec)
-    assert s["event"] < 0.5 and d["event"]["frame"] == 15
+    assert s["jump"] < 0.5 and d["jump"]["frame"] == 15
 
     appear = clean.copy()
     appear[20:, 50:58, 5:13] = (30, 200, 30)  # a green thing from nowhere, staying
@@ -108,13 +108,27 @@ def test_check_cli_json_lines(tiny_dataset, tmp_path, capsys):
 
     # The default check set: SVT-AV1 repeats every other frame of this slow, flat scene, which the
     # jump/event checks must not mistake for jerky motion (they skip repeated frames).
-    assert main(["check", str(tiny_dataset), "--json"]) == 0
+    assert main(["check", str(tiny_dataset), "--json"]) == 1  # episode 3 fails: a script must notice
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [r["episode_index"] for r in lines] == [0, 1, 2, 3]
     assert [r["passed"] for r in lines] == [True, True, True, False], [r["reasons"] for r in lines]
     assert any("consistency/frozen" in reason for reason in lines[3]["reasons"])
+    frozen = [f for f in lines[3]["failures"] if f["check"] == "frozen"]
+    assert frozen and frozen[0]["stage"] == "consistency" and frozen[0]["score"] < frozen[0]["minimum"] == 0.5
+    assert 16 <= frozen[0]["frame"] <= 19 and frozen[0]["camera"] == "observation.images.top", frozen
+    assert lines[0]["failures"] == []
     assert set(lines[0]["scores"]) >= {f"consistency/{c}" for c in ("jump", "event", "settle", "new_colour")}
     assert 0.5 <= lines[0]["scores"]["total"] <= 1 and "consistency/frozen" in lines[0]["scores"]
+
+
+def test_check_cli_exit_codes(tiny_dataset, capsys):
+    from augment.cli import main
+
+    assert main(["check", str(tiny_dataset), "--episodes", "0:3"]) == 0  # all pass
+    assert main(["check", str(tiny_dataset), "--episodes", "3"]) == 1
+    assert main(["check", str(tiny_dataset), "--episodes", "3", "--exit-zero"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "0/1 episodes passed" in out
 
 
 def test_local_run_drops_to_report_keeps_scores_and_builds_review(tiny_dataset, tmp_path):
@@ -226,8 +240,7 @@ def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
     from verifiers import checks as C
     from verifiers.consistency import ConsistencySpec, video_checks
 
-    spec = ConsistencySpec()
-    assert "objects_persist" in spec.checks
+    spec = ConsistencySpec(checks=["objects_persist"])  # off by default (bench_verifier: it fires on clean contact)
     vanished = gripper_scene(carry=False)
     stat, at = C.objects_persist(vanished)
     assert stat == 4.0 and 19 <= at <= 20, (stat, at)  # gone: the clip of |log2(area ratio)|
@@ -247,3 +260,103 @@ def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
     grown[28:, 44:52, 16:24] = (30, 200, 30)
     stat, at = C.objects_persist(grown)
     assert abs(stat - np.log2(64 / 25)) < 0.05 and at == 28, (stat, at)
+
+
+def test_contact_gate_keeps_a_carried_object_and_catches_one_that_vanishes_alone():
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    spec = ConsistencySpec()
+    carried = gripper_scene(carry=True)  # the gripper lands on the object and takes it along
+    scores, _ = video_checks(carried, spec)
+    assert all(v >= 0.5 for v in scores.values()), scores
+    ungated, _ = video_checks(carried, spec.model_copy(update={"contact": None}))
+    assert ungated["event"] < scores["event"] or ungated["settle"] < scores["settle"], (ungated, scores)
+
+    vanished = gripper_scene(carry=False)  # the object vanishes at frame 20, the gripper far away
+    scores, details = video_checks(vanished, spec)
+    assert min(scores["event"], scores["settle"]) < 0.5, scores
+    assert 19 <= details["event"]["frame"] <= 21 or 19 <= details["settle"]["frame"] <= 21, details
+
+
+def test_corruptions_are_visible_and_recorded():
+    from verifiers.corruptions import KINDS, corrupt, visible
+
+    clean = gripper_scene(carry=True, length=48)
+    for kind in KINDS:
+        video, info = corrupt(clean, kind, np.random.default_rng(3))
+        assert info["kind"] == kind and 1 <= info["tries"] <= 20
+        assert video.dtype == np.uint8 and video.shape[1:] == clean.shape[1:]
+        assert len(video) < len(clean) if kind == "cut" else len(video) == len(clean)
+        assert kind == "freeze" or visible(clean, video), kind
+        assert 48 // 8 <= info["frame"] < 48, info
+
+
+def test_learned_verifier_fits_and_drops_in_a_stage(tmp_path):
+    from verifiers.corruptions import corrupt
+    from verifiers.learned import LearnedSpec, choose_threshold, features, fit_logistic, predict
+
+    rng = np.random.default_rng(0)
+    clean = [moving_scene(40, seed=s) for s in range(6)] + [gripper_scene(carry=True)]
+    bad = [corrupt(v, kind, rng)[0] for v in clean for kind in ("freeze", "appear", "teleport")]
+    x = np.stack([features(v) for v in clean + bad])
+    y = np.array([1.0] * len(clean) + [0.0] * len(bad))
+    model = fit_logistic(x, y)
+    p = predict(model, x)
+    assert p[y == 1].mean() > 0.7 > 0.3 > p[y == 0].mean(), p
+    model["threshold"] = choose_threshold(p[y == 1], 0.05)
+    (tmp_path / "verifier.json").write_text(json.dumps(model))
+
+    stage = LearnedSpec(model=str(tmp_path)).build()
+    stage.setup()
+    episodes = [Episode(frames={"cam": v}, task="t", fps=10, uid=str(i)) for i, v in enumerate([clean[0], bad[0]])]
+    good, dropped = stage(episodes)
+    assert "dropped" not in good.provenance and good.provenance["scores"]["learned"] >= model["threshold"]
+    assert "learned" in dropped.provenance["dropped"]["reason"]
+
+
+def test_train_verifier_cli_and_check_with_it(tiny_dataset, tmp_path, capsys):
+    from augment.cli import main
+
+    out = tmp_path / "verifier"
+    assert main(["train-verifier", "--dataset", str(tiny_dataset), "--out", str(out), "--holdout", "cut"]) == 0
+    report = json.loads((out / "verifier.json").read_text())["report"]
+    assert report["holdout_kinds"] == ["cut"] and set(report["catch_rate"]) >= {"freeze", "cut", "vanish"}
+    assert main(["train-verifier", "--dataset", str(tiny_dataset), "--out", str(out), "--holdout", "wobble"]) == 2
+    capsys.readouterr()
+    main(["check", str(tiny_dataset), "--json", "--verifier", str(out), "--exit-zero"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert all("learned" in r["scores"] and "learned/p_clean" in r["scores"] for r in lines)
+
+
+def test_bench_verifier_on_pusht_keeps_clean_and_catches_freezes(tmp_path):
+    """The benchmark end to end on 4 recorded PushT episodes (pusher shoving the block: contact); ~20 s."""
+    import importlib.util
+
+    pytest.importorskip("gym_pusht")
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_verifier.py"
+    spec = importlib.util.spec_from_file_location("bench_verifier", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "result.json"
+    bench.main(["--work", str(tmp_path), "--scenes", "pusht", "--episodes", "4", "--json", str(out)])
+    result = json.loads(out.read_text())
+    rows = [r for r in result["rows"] if r["kind"] == "clean"]
+    assert len(rows) == 4 and sum(r["split"] == "held-out" for r in rows) == 2
+    held = result["held-out"]["table"]
+    assert held["freeze"]["flagged"] == held["freeze"]["videos"] == 2
+    assert held["clean"]["flagged"] <= 1, result["held-out"]["false_positives"]
+    assert 0.5 <= result["held-out"]["auc"] <= 1
+
+
+def test_touched_by_mover_joins_through_a_moving_object():
+    from verifiers import checks as C
+
+    region = np.zeros((64, 64), bool)
+    region[30:34, 50:54] = True  # the far end of a pushed bar turns
+    motion = np.zeros((64, 64), bool)
+    motion[25:40, 5:15] = True  # the pusher moves at the near end
+    bar = np.zeros((64, 64), bool)
+    bar[30:34, 14:54] = True  # the bar's flat middle shows no change, yet it differs from the plate
+    assert not C.touched_by_mover(region, motion, min_mover=0.005).any()  # motion alone: not joined
+    assert (C.touched_by_mover(region, motion, min_mover=0.005, bridge=bar) == region).all()
+    assert not C.touched_by_mover(region, motion, min_mover=0.5, bridge=bar).any()  # a mover too small

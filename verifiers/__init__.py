@@ -3,4 +3,5 @@
 TYPES: dict[str, str] = {
     "consistency": "verifiers.consistency:ConsistencySpec",
     "vlm": "verifiers.vlm:VLMSpec",
+    "learned": "verifiers.learned:LearnedSpec",
 }

@@ -8,7 +8,9 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     jump        the largest single-step change relative to the steps around it (cuts, teleports)
     event       pixels that change in one step and in neither neighbouring step: a thing that appears,
                 vanishes, duplicates or jumps within one frame. Smooth motion changes the same place
-                in consecutive steps (a moving edge), so it is not counted.
+                in consecutive steps (a moving edge), so it is not counted; nor is a change that a
+                large mover reaches (contact: the robot moving an object, touched_by_mover).
+    cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     settle      pixels that change within a few frames while they and their surroundings are still
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
@@ -50,6 +52,29 @@ def step_differences(frames: np.ndarray) -> np.ndarray:
     that codec noise does not count as change."""
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
     return np.abs(np.diff(blurred, axis=0)).max(axis=-1)
+
+
+def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, reach: int = 2,
+                     bridge: np.ndarray | None = None) -> np.ndarray:
+    """The part of `region` (a change under test) that a large mover reaches: a component of `motion`
+    (what changes around that time), widened by `reach`, that extends over at least `min_mover` of the
+    frame beyond the region itself. A puck the arm carries, a door it swings, a T block the pusher
+    shoves all change in one piece with the robot; a thing that appears, vanishes or morphs on its own
+    changes alone. `bridge` (what differs from the episode's background plate: objects that move at
+    some time) joins pieces too: a pushed T block's far edge turns while its flat middle shows no
+    change, yet it is one object with the pusher's end. Returns the touched pixels of `region`."""
+    region = region.astype(bool)
+    if not region.any():
+        return region
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    joined = cv2.dilate((motion | region | (False if bridge is None else bridge)).astype(np.uint8), kernel)
+    n, labels = cv2.connectedComponents(joined, connectivity=8)
+    # mover pixels outside the region (and its rim, which changes with it), per piece
+    rim = cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
+    beyond = np.bincount(labels[motion & ~rim], minlength=n)
+    large = beyond >= min_mover * region.size
+    large[0] = False
+    return region & large[labels]
 
 
 def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
@@ -107,15 +132,27 @@ def change_threshold(diffs: np.ndarray, floor: int = 30, k: float = 8.0) -> floa
 
 
 def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
-          lasting: int = 3) -> tuple[float, int]:
+          lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[float, int]:
+    return events(frames, diffs, threshold, reach, lasting, min_mover, window)[0]
+
+
+def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
+           lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
-    noise do not last; smooth motion changes neighbouring steps too."""
+    noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
+    large mover (the robot, `window` steps either side) reaches is not counted (touched_by_mover).
+    events() returns both (area, frame) pairs: with the gate, and without it (the `cut` check: when the
+    robot itself jumps, the whole mover changes in one step, which the gate would call contact)."""
+    if len(diffs) < lasting + 3:
+        return (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    plate_fg = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if min_mover else None
     worst, at = 0.0, 0
+    worst_all, at_all = 0.0, 0
     for t in range(1, len(changed) - 1 - lasting):  # only where the `lasting` frames after exist
         alone = changed[t].astype(bool) & ~near[t - 1] & ~near[t + 1]
         if not alone.any():
@@ -125,20 +162,27 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
         after = blurred[t + 1:t + 2 + lasting]
         alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
         alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold / 2
-        alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
         area = float(alone.mean())
+        if area > worst_all:
+            worst_all, at_all = area, t + 1
+        if min_mover is not None and alone.any():
+            motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
+            alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[t] & plate_fg[t + 1])
+            area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
-    return worst, at
+    return (worst, at), (worst_all, at_all)
 
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,
-           quiet: int = 4, still_fraction: float = 0.25) -> tuple[float, int]:
+           quiet: int = 4, still_fraction: float = 0.25, min_mover: float | None = None) -> tuple[float, int]:
     """Largest area (fraction of the frame) that changes by more than `threshold` within at most
     `span` frames while it and everything within `reach` pixels is still for `quiet` steps before
     and after: a thing that vanished, grew or changed on its own, gradually (a morph) or at once.
     "Still" is strict (under threshold * still_fraction per step): a soft shadow or a slow arm moves
-    a few grey levels per step, which adds up over the span without any one step passing `threshold`."""
+    a few grey levels per step, which adds up over the span without any one step passing `threshold`.
+    With `min_mover`, a change that a large mover reaches meanwhile is not counted (touched_by_mover)."""
     t_len = len(frames)
     if t_len < 2 * quiet + 2:
         return 0.0, 0
@@ -147,6 +191,7 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     near = np.stack([cv2.dilate(c, kernel) for c in moving]).astype(np.int32)
     busy = np.concatenate([np.zeros((1, *near.shape[1:]), np.int32), np.cumsum(near, axis=0)])  # busy[b]-busy[a]: steps a..b-1
     blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    plate_fg = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if min_mover else None
     worst, at = 0.0, 0
     for start in range(quiet, t_len - 1 - quiet):
         still_before = (busy[start] - busy[start - quiet]) == 0
@@ -157,7 +202,10 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             alone &= np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold
             if not alone.any():
                 continue
-            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+            if min_mover is not None and alone.any():
+                motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
+                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[start] & plate_fg[end])
             area = float(alone.mean())
             if area > worst:
                 worst, at = area, start + 1

@@ -1,7 +1,9 @@
 """`augment check DATASET_ROOT`: run the verifiers on any existing LeRobot dataset, generated or real.
 
-One line per episode (or, with --json, one JSON object per line with episode_index, passed, scores
-and reasons); --html OUT.html also writes the review page (verifiers/review.py). The consistency
+One line per episode (or, with --json, one JSON object per line with episode_index, passed, scores,
+reasons and failures: one {stage, check, score, minimum, frame, camera} per failed check, frame and
+camera where the check knows them); --html OUT.html also writes the review page (verifiers/review.py).
+Exits 1 when any episode fails (so a script or CI step stops), 0 when all pass; --exit-zero always 0. The consistency
 checks always run; a VLM runs too when --vlm MODEL is given or --spec names a `vlm` stage (the
 verifier stages of a pipeline spec are used with their settings and thresholds).
 """
@@ -9,6 +11,7 @@ verifier stages of a pipeline spec are used with their settings and thresholds).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -22,6 +25,25 @@ def add_parser(subparsers) -> None:
     p.add_argument("--episodes", nargs="*", help='indices or ranges, e.g. 0 3 10:20; default all')
     p.add_argument("--source-stats", help="stats.json with action q01/q99 (default: the dataset's own)")
     p.add_argument("--html", type=Path, metavar="OUT.html", help="write the review page here")
+    p.add_argument("--exit-zero", action="store_true", help="exit 0 even when episodes fail (default: 1)")
+    p.add_argument("--verifier", type=Path, metavar="DIR", help="also score with a learned verifier "
+                   "(a folder written by `augment train-verifier`)")
+
+
+def add_train_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-verifier", help="learn clean vs self-corrupted episodes of a dataset (no downloaded weights)",
+        description="Fit a learned verifier on a LeRobot dataset: its episodes, and copies of them with synthetic "
+        "hallucinations (verifiers/corruptions.py), re-encoded with the source's codec, scored by the consistency "
+        "checks; writes DIR/verifier.json (weights, threshold, and a report on validation episodes: false "
+        "positives, and the catch rate per corruption kind, including kinds held out of training).")
+    p.add_argument("--dataset", required=True, type=Path, help="source dataset root (holds meta/info.json)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write verifier.json into")
+    p.add_argument("--holdout", default="morph,cut", help="corruption kinds left out of training (default: %(default)s)")
+    p.add_argument("--episodes", type=int, help="use the first N episodes (default all)")
+    p.add_argument("--max-false-positive", type=float, default=0.05,
+                   help="threshold: at most this fraction of training clean episodes fail (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def verifier_specs(args) -> list:
@@ -32,7 +54,9 @@ def verifier_specs(args) -> list:
     if args.spec is not None:
         from augment.spec import load_spec
 
-        specs = [s for s in load_spec(args.spec).stages if isinstance(s, (ConsistencySpec, VLMSpec))]
+        from verifiers.learned import LearnedSpec
+
+        specs = [s for s in load_spec(args.spec).stages if isinstance(s, (ConsistencySpec, VLMSpec, LearnedSpec))]
     if not any(isinstance(s, ConsistencySpec) for s in specs):
         specs.insert(0, ConsistencySpec())
     if args.source_stats:
@@ -40,11 +64,16 @@ def verifier_specs(args) -> list:
                  for s in specs]
     if args.vlm:
         specs.append(VLMSpec(model=args.vlm))
+    if getattr(args, "verifier", None):
+        from verifiers.learned import LearnedSpec, load_model
+
+        load_model(args.verifier)  # a missing file is an error now, not after the first episode
+        specs.append(LearnedSpec(model=str(args.verifier)))
     return specs
 
 
 def check_dataset(root, specs, episodes=None):
-    """Yield one result dict per episode: episode_index, uid, passed, scores, reasons."""
+    """Yield one result dict per episode: episode_index, uid, passed, scores, reasons, failures."""
     from augment.source import LeRobotSource
 
     source = LeRobotSource(root)
@@ -61,7 +90,33 @@ def check_dataset(root, specs, episodes=None):
             if dropped:
                 reasons.append(dropped["reason"])
         yield {"episode_index": index, "uid": episode.uid, "passed": not reasons,
-               "scores": episode.provenance.get("scores", {}), "reasons": reasons}
+               "scores": episode.provenance.get("scores", {}), "reasons": reasons,
+               "failures": failed_checks(episode, specs)}
+
+
+def failed_checks(episode, specs) -> list[dict]:
+    """Each check under its minimum (and each stage under its min_score), with where it happened."""
+    records = {r["stage"]: r for r in episode.provenance.get("stages", [])}
+    scores = episode.provenance.get("scores", {})
+    out = []
+    for spec in specs:
+        details = records.get(spec.label, {}).get("details", {})
+        if not hasattr(spec, "thresholds"):  # a learned verifier: one score, its own threshold
+            record = records.get(spec.label, {})
+            if record and not record.get("passed", True):
+                out.append({"stage": spec.label, "check": "p_clean", "score": scores.get(spec.label),
+                            "minimum": record.get("threshold")})
+            continue
+        for check, minimum in spec.thresholds.min_check.items():
+            value = scores.get(f"{spec.label}/{check}")
+            if value is not None and value < minimum:
+                where = {k: details.get(check, {}).get(k) for k in ("frame", "camera")}
+                out.append({"stage": spec.label, "check": check, "score": value, "minimum": minimum,
+                            **{k: v for k, v in where.items() if v is not None}})
+        combined = scores.get(spec.label)
+        if combined is not None and combined < spec.thresholds.min_score:
+            out.append({"stage": spec.label, "check": None, "score": combined, "minimum": spec.thresholds.min_score})
+    return out
 
 
 def run(args) -> int:
@@ -84,4 +139,25 @@ def run(args) -> int:
         path = build_review(args.root, args.html)
         if not args.json:
             print(f"review page: {path}")
+    return 0 if failed == 0 or args.exit_zero else 1
+
+
+def run_train(args) -> int:
+    from verifiers.learned import train_verifier
+
+    if not (args.dataset / "meta" / "info.json").is_file():
+        print(f"error: {args.dataset}: not a LeRobot dataset (no meta/info.json)", file=sys.stderr)
+        return 2
+    try:
+        report = train_verifier(args.dataset, args.out, tuple(k for k in args.holdout.split(",") if k),
+                                args.episodes, max_false_positive=args.max_false_positive, seed=args.seed)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out / 'verifier.json'}: threshold P(clean) >= {report['threshold']:.3f}")
+    print(f"validation episodes {report['validation_episodes']}: false positives "
+          f"{report['false_positive_rate']:.0%}")
+    for kind, rate in report["catch_rate"].items():
+        note = "  (held out of training)" if kind in report["holdout_kinds"] else ""
+        print(f"  {kind:10s} caught {rate:.0%}{note}")
     return 0
