@@ -128,6 +128,14 @@ class Stage:
         settings = self.spec.model_dump(mode="json", exclude={"resources"})
         episode.add_stage_record({"stage": self.spec.label, "settings": settings, **details})
 
+    def record_edit(self, episode: Episode, description: str) -> None:
+        """The one edit record: provenance["edit"] = {"id", "stages", "description"}, what generators'
+        prompt templates ({edit}) and the VLM's questions read. A second edit stage adds to it."""
+        before = episode.provenance.get("edit") or {}
+        parts = [p for p in (before.get("description", ""), description) if p]
+        episode.provenance["edit"] = {"id": episode.uid, "stages": [*before.get("stages", []), self.spec.label],
+                                      "description": "; ".join(parts)}
+
     def drop(self, episode: Episode, reason: str, **scores: Any) -> Episode:
         episode.provenance["dropped"] = {"stage": self.spec.label, "reason": reason, "scores": scores}
         return episode

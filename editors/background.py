@@ -69,6 +69,12 @@ class BackgroundSpec(StageSpec):
         return value
 
 
+def named(sources) -> str:
+    """' (kitchen, brick_wall)' for images from a folder, '' for procedural textures: words a prompt can use."""
+    names = sorted({Path(s).stem.replace("_", " ") for s in sources if not str(s).startswith("procedural")})
+    return f" ({', '.join(names)})" if names else ""
+
+
 def procedural_texture(height: int, width: int, seed: int) -> np.ndarray:
     """A seeded texture: checkerboard, stripes, blotchy noise or a gradient, in random colours."""
     rng = np.random.default_rng(seed)
@@ -139,6 +145,7 @@ class BackgroundStage(Stage):
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-bg{variant}"
                 new = episode.replace(frames=frames, uid=uid)
                 self.record(new, variant=variant, seed=seed, background=chosen, foreground_fraction=areas)
+                self.record_edit(new, "a new background" + named(chosen.values()))
                 self.review(episode, new, masks)
                 out.append(new)
         return out

@@ -93,6 +93,14 @@ class EditStage(Stage):
     def new_task(self, episode: Episode, objects: list[str]) -> str:
         return episode.task
 
+    def describe(self, results: dict[str, EditResult]) -> str:
+        """What the edit did, in words for a prompt ({edit}): the added objects, or the prompt it painted."""
+        objects = sorted({name for r in results.values() for name in r.objects})
+        if objects:
+            return f"{' and '.join(objects)} added to the scene"
+        prompts = [r.details["prompt"] for r in results.values() if isinstance(r.details.get("prompt"), str)]
+        return f"a new background: {prompts[0]}" if prompts else f"edited by {self.spec.label}"
+
     def frame_indices(self, length: int) -> list[int]:
         if self.spec.apply_to == "first":
             return list(range(min(self.spec.first_frames, length)))
@@ -138,6 +146,7 @@ class EditStage(Stage):
         new = episode.replace(frames=frames, uid=uid, task=self.new_task(episode, objects))
         self.record(new, variant=variant, seed=seed, frames_edited=len(indices), apply_to=self.spec.apply_to,
                     segmenter=self.spec.segmenter.model_name, cameras=per_camera, task_before=episode.task)
+        self.record_edit(new, self.describe(results))
         if self.spec.review_dir and self.reviews_written < self.spec.review_max:
             self._review(episode, new, segs, results)
             self.reviews_written += 1

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, derive_seed
-from editors.background import BackgroundSpec, BackgroundStage, write_review
+from editors.background import BackgroundSpec, BackgroundStage, named, write_review
 from editors.compose import dilate
 from editors.workspace import continues_from, workspace_masks
 
@@ -29,7 +29,8 @@ class SurfaceSpec(StageSpec):
     textures: str = Field("procedural", description="'procedural', or a folder of images")
     variants: int = Field(1, ge=1, description="new episodes per input, each with another texture")
     seed: int = Field(0, description="with the episode uid and variant, picks the texture")
-    cameras: list[str] | None = Field(None, description="fixed cameras to edit; default all")
+    cameras: list[str] | None = Field(
+        None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel moving")
     shading_blur: int = Field(4, ge=1, description="px scale over which the old surface's grain is smoothed away")
     contrast: float = Field(0.35, ge=0, le=1, description="procedural textures: how far their two colours lie apart")
@@ -37,6 +38,7 @@ class SurfaceSpec(StageSpec):
     review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
 
     stage_class = "editors.surface:SurfaceStage"
+    default_cameras = "fixed"
     finish_job = BackgroundSpec.finish_job
 
     @property
@@ -77,6 +79,7 @@ class SurfaceStage(Stage):
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-surface{variant}"
                 new = episode.replace(frames=frames, uid=uid)
                 self.record(new, variant=variant, seed=seed, texture=chosen, surface_fraction=areas)
+                self.record_edit(new, "a new table surface" + named(chosen.values()))
                 write_review(self, episode, new, {k: np.broadcast_to(found[k].surface, episode.frames[k].shape[:3])
                                                   for k in cameras})
                 out.append(new)

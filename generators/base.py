@@ -109,12 +109,10 @@ def render_prompt(template: str, task: str, edit: str) -> str:
 
 
 def edit_of(episode: Episode) -> tuple[str, str]:
-    """(id, description) of the edit this episode carries: provenance["edit"] = {"id", "description"}
-    when the edit stage wrote it; else the uid (edit stages give each variant its own) and the prompt
-    of the latest stage that recorded one (a diffusion edit's), or ""."""
+    """(id, description) of the edit this episode carries, from the record every editor writes
+    (Stage.record_edit); an unedited episode is its own edit, described by nothing."""
     edit = episode.provenance.get("edit") or {}
-    prompts = [r["prompt"] for r in episode.provenance.get("stages", []) if isinstance(r.get("prompt"), str)]
-    return str(edit.get("id", episode.uid)), str(edit.get("description", prompts[-1] if prompts else ""))
+    return str(edit.get("id", episode.uid)), str(edit.get("description", ""))
 
 
 def source_uid_of(episode: Episode) -> str:

@@ -175,11 +175,40 @@ def test_single_image_backends_refuse_several_conditioning_frames():
         fake_stage(conditioning_frames=2)([make_episode()])
 
 
-def test_edit_falls_back_to_uid_and_last_prompt():
+def test_an_unedited_episode_is_its_own_edit():
     episode = make_episode()
     episode.provenance.pop("edit")
-    episode.provenance["stages"] = [{"stage": "inpaint", "prompt": "a marble counter"}]
-    assert edit_of(episode) == ("ep000003-bg0", "a marble counter")
+    assert edit_of(episode) == ("ep000003-bg0", "")
+
+
+def test_real_editors_fill_the_generators_edit(tmp_path):
+    """Background then surface edit, as a pipeline chains them, into a generator: the prompt says what
+    both editors did, and each variant is its own edit (its own rank group)."""
+    import cv2
+
+    from editors.background import BackgroundSpec
+    from editors.surface import SurfaceSpec
+
+    folder = tmp_path / "walls"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "brick_wall.png"), np.full((20, 20, 3), (40, 60, 160), np.uint8))
+    video = np.full((12, 24, 40, 3), 120, np.uint8)
+    video[:, 14:, :] = (150, 110, 70)  # a table
+    for t in range(12):
+        video[t, 4:10, 2 + 2 * t:8 + 2 * t] = (30, 30, 30)  # the arm, moving
+    source = Episode(frames={"cam": video}, task="Pick the red cube.", fps=30, uid="ep000003",
+                     provenance={"source": {"episode_index": 3}})
+    stages = [BackgroundSpec(backgrounds=str(folder), variants=2).build(), SurfaceSpec(variants=1).build()]
+    episodes = [source]
+    for stage in stages:
+        stage.setup()
+        episodes = stage(episodes)
+    generator = fake_stage(prompt_template="{task} {edit}")
+    outputs = generator(episodes)
+    prompts = {call["prompt"] for call in generator.calls}
+    assert prompts == {"Pick the red cube a new background (brick wall); a new table surface."}
+    assert sorted({ep.provenance["rank_group"] for ep in outputs}) == ["ep000003/ep000003-bg0", "ep000003/ep000003-bg1"]
+    assert episodes[0].provenance["edit"]["stages"] == ["background", "surface"]
 
 
 def test_replay_applies_the_background_edit_to_every_frame():
