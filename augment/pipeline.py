@@ -165,7 +165,8 @@ def plan(spec: PipelineSpec) -> Job:
     source = LeRobotSource(spec.source.root, spec.source.cameras)
     selected = source.select(spec.source.episodes)
     features, notes = resolve_stages(spec, source, selected)
-    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop)
+    videos = {k: source.video_file(selected[0], k) for k in source.cameras if source.is_video(k)} if selected else {}
+    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos)
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")

@@ -111,15 +111,18 @@ class LeRobotSource:
         if not self.is_video(key):
             cells = rows[key].to_pylist()
             return _decode_images(cells if keep is None else [cells[i] for i in keep], f"{data_path}:{key}")
-        video_path = self.root / self.info["video_path"].format(
-            video_key=key,
-            chunk_index=meta[f"videos/{key}/chunk_index"],
-            file_index=meta[f"videos/{key}/file_index"],
-        )
+        video_path = self.video_file(index, key)
         if not video_path.is_file():
             raise DatasetError(f"{video_path}: video file is missing (episode {index}, camera {key})")
         start = meta[f"videos/{key}/from_timestamp"]
         return decode_segment(video_path, start, start + n / self.fps, self.fps, expected=n, keep=keep)
+
+    def video_file(self, index: int, key: str) -> Path:
+        """The mp4 that holds episode `index` of camera `key`."""
+        meta = self.episodes[self._position(index)]
+        return self.root / self.info["video_path"].format(
+            video_key=key, chunk_index=meta[f"videos/{key}/chunk_index"], file_index=meta[f"videos/{key}/file_index"]
+        )
 
     def read_frames(self, index: int, key: str, max_frames: int) -> np.ndarray:
         """At most max_frames frames of one camera, evenly spaced over the episode (a sample to measure)."""

@@ -31,8 +31,12 @@ class VideoSettings:
     preset: int | str | None = 12
 
     @classmethod
-    def from_feature_info(cls, info: dict) -> VideoSettings:
-        """Settings that reproduce a source camera's encoding (lerobot writes them into info.json)."""
+    def from_feature_info(cls, info: dict, video_path: Path | None = None) -> VideoSettings:
+        """Settings that reproduce a source camera's encoding. lerobot writes them into info.json, but
+        not always all of them: what is missing is read from the stream of `video_path` (codec, pixel
+        format, key-frame interval), else lerobot's defaults (AV1, yuv420p, g=2, crf=30)."""
+        if video_path is not None and not {"video.codec", "video.pix_fmt", "video.g"} <= set(info):
+            info = {**probe_stream(video_path), **info}
         codec = info.get("video.codec", "av1")
         return cls(
             codec=STREAM_NAMES.get(codec, codec),
@@ -68,6 +72,31 @@ class VideoSettings:
             "video.fast_decode": 0, "video.video_backend": "pyav", "video.extra_options": {},
             "is_depth_map": False,
         }
+
+
+def probe_stream(path: Path, packets: int = 300) -> dict:
+    """The encoding of an mp4's video stream in info.json's words: codec, pixel format and the
+    key-frame interval (the most common gap between key frames among the first packets)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            found = {"video.codec": stream.codec_context.codec.canonical_name, "video.pix_fmt": stream.codec_context.pix_fmt}
+            keys, position = [], 0
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.is_keyframe:
+                    keys.append(position)
+                position += 1
+                if position >= packets:
+                    break
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoError(f"{path}: cannot read the video stream ({e})") from None
+    gaps = np.diff(keys)
+    if len(gaps):
+        values, counts = np.unique(gaps, return_counts=True)
+        found["video.g"] = int(values[counts.argmax()])
+    return found
 
 
 class VideoWriter:

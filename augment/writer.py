@@ -57,13 +57,14 @@ class Layout:
 
     @classmethod
     def from_source(cls, info: dict, features: dict, codec: str | None = None,
-                    crf: int | None = None, gop: int | None = None) -> Layout:
-        """`features`: the source's, as the stages transform them (StageSpec.output_features)."""
+                    crf: int | None = None, gop: int | None = None, video_files: dict | None = None) -> Layout:
+        """`features`: the source's, as the stages transform them (StageSpec.output_features);
+        `video_files`: one of the source's mp4s per camera, read where info.json leaves settings out."""
         features = json.loads(json.dumps(features))
         video = {}
         for key, feat in features.items():
             if feat["dtype"] == "video":
-                settings = VideoSettings.from_feature_info(feat.get("info") or {})
+                settings = VideoSettings.from_feature_info(feat.get("info") or {}, (video_files or {}).get(key))
                 overrides = {k: v for k, v in (("codec", codec), ("crf", crf), ("gop", gop)) if v is not None}
                 if overrides:
                     if "codec" in overrides and overrides["codec"] != settings.codec:

@@ -36,40 +36,51 @@ def load_episodes(source_root: Path, copies: int):
     return source, episodes
 
 
-def write_with_lerobot(source, episodes, root: Path) -> float:
-    from lerobot.configs.video import VideoEncoderConfig
+def write_with_lerobot(source, episodes, layout, root: Path) -> float:
+    from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from augment.episode import INDEX_COLUMNS
+
     features = {k: {kk: vv for kk, vv in f.items() if kk != "info"} for k, f in source.features.items()
-                if k not in ("timestamp", "frame_index", "episode_index", "index", "task_index")}
-    cam = next(k for k, f in source.features.items() if f["dtype"] == "video")
-    info = source.features[cam]["info"]
-    encoder = VideoEncoderConfig(vcodec={"av1": "libsvtav1"}.get(info["video.codec"], info["video.codec"]),
-                                 pix_fmt=info["video.pix_fmt"], g=info["video.g"], crf=info["video.crf"],
-                                 preset=info.get("video.preset"))
+                if k not in INDEX_COLUMNS}
+    encoder = None
+    if layout.video:  # the same settings as our sink: the source's, read from the stream where info.json is silent
+        settings = next(iter(layout.video.values()))
+        encoder = RGBEncoderConfig(vcodec={"av1": "libsvtav1"}.get(settings.codec, settings.codec),
+                                   pix_fmt=settings.pix_fmt, g=settings.gop, crf=settings.crf, preset=settings.preset)
+    numeric = {k: tuple(f["shape"]) for k, f in features.items() if f["dtype"] not in ("video", "image")}
     start = time.perf_counter()
     ds = LeRobotDataset.create("bench/lerobot", fps=source.fps, features=features, root=root,
-                               robot_type=source.info.get("robot_type"), rgb_encoder=encoder)
+                               robot_type=source.info.get("robot_type"), use_videos=bool(layout.video),
+                               rgb_encoder=encoder)
     for ep in episodes:
+        arrays = {"observation.state": ep.state, "action": ep.action, **ep.extras}
         for t in range(ep.length):
             frame = {k: v[t] for k, v in ep.frames.items()}
-            frame.update({"observation.state": ep.state[t], "action": ep.action[t], "task": ep.task})
-            frame.update({k: v[t] for k, v in ep.extras.items()})
+            frame.update({k: np.asarray(arrays[k][t]).reshape(shape) for k, shape in numeric.items()})
+            frame["task"] = ep.task
             ds.add_frame(frame)
         ds.save_episode()
     ds.finalize()
     return time.perf_counter() - start
 
 
-def write_with_augment(source, episodes, root: Path, writers: int) -> float:
+def source_layout(source):
+    from augment.writer import Layout
+
+    first = source.select(None)[0]
+    videos = {k: source.video_file(first, k) for k in source.cameras if source.is_video(k)}
+    return Layout.from_source(source.info, dict(source.features), video_files=videos)
+
+
+def write_with_augment(episodes, layout, root: Path, writers: int) -> float:
     import ray
 
     from augment.pipeline import episode_row
     from augment.runner import _datasink_class, init_ray
-    from augment.writer import Layout, commit
+    from augment.writer import commit
 
-    features = {k: f for k, f in source.features.items()}
-    layout = Layout.from_source(source.info, features)
     init_ray(None)
     rows = [episode_row(ep, ep.uid, "1") for ep in episodes]
     per_file = max(1, len(rows) // writers)
@@ -91,20 +102,23 @@ def main() -> None:
     args = p.parse_args()
 
     source, episodes = load_episodes(args.source, args.copies)
+    layout = source_layout(source)
     frames = sum(e.length for e in episodes)
-    print(f"{len(episodes)} episodes, {frames} frames, cameras {list(episodes[0].frames)}, "
-          f"{episodes[0].frames[next(iter(episodes[0].frames))].shape[1:3]} px, codec from the source")
+    sizes = {k: v.shape[1:3] for k, v in episodes[0].frames.items()}
+    print(f"{len(episodes)} episodes, {frames} frames, cameras {sizes}, "
+          f"video {({k: v.codec for k, v in layout.video.items()}) or 'none'} (the source's settings)")
     work = Path(tempfile.mkdtemp(prefix="bench_writer_"))
     try:
-        ours = write_with_augment(source, episodes, work / "augment", args.writers)
+        ours = write_with_augment(episodes, layout, work / "augment", args.writers)
         print(f"augment (Ray sink, {args.writers} writers): {ours:7.2f} s  {frames / ours:7.1f} frames/s")
-        theirs = write_with_lerobot(source, episodes, work / "lerobot")
+        theirs = write_with_lerobot(source, episodes, layout, work / "lerobot")
         print(f"lerobot add_frame/save_episode:       {theirs:7.2f} s  {frames / theirs:7.1f} frames/s")
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
         a, b = LeRobotDataset("a", root=work / "augment"), LeRobotDataset("b", root=work / "lerobot")
         assert len(a) == len(b) == frames and a.num_episodes == b.num_episodes == len(episodes)
-        assert np.array_equal(a[len(a) - 1]["action"].numpy(), b[len(b) - 1]["action"].numpy())
+        for key in layout.numeric_keys():  # the same values, as lerobot loads them
+            assert np.array_equal(np.asarray(a[len(a) - 1][key]), np.asarray(b[len(b) - 1][key])), key
         print(f"speedup: {theirs / ours:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
