@@ -18,22 +18,21 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
+from augment.stage import Stage, derive_seed
 from editors.compose import replace_background
 from editors.segment import background_plate
 from editors.workspace import workspace_masks
+from editors.edit_base import ImageEditSpec
 from editors.segmenter import SegmenterSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
-class BackgroundSpec(StageSpec):
+class BackgroundSpec(ImageEditSpec):
     type: Literal["background"] = "background"
     backgrounds: str = Field("procedural", description="'procedural', or a folder of images")
     variants: int = Field(1, ge=1, description="new episodes per input, each with another background")
     seed: int = Field(0, description="with the episode uid and variant, picks the background")
-    cameras: list[str] | None = Field(
-        None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel foreground")
     saturation_threshold: float | None = Field(
         0.45, description="keep strongly coloured still pixels (objects) as foreground; null disables"
@@ -42,20 +41,7 @@ class BackgroundSpec(StageSpec):
     segmenter: SegmenterSpec | None = Field(
         None, description="a model-backed segmenter (kind sam or text); default: the weight-free thresholds above"
     )
-    review_dir: str | None = Field(None, description="write a source | edited PNG per output episode here")
-    review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
-
     stage_class = "editors.background:BackgroundStage"
-    default_cameras = "fixed"
-
-    def finish_job(self, out_root: Path) -> dict:
-        """Stack the per-episode review PNGs into one review.png for the job."""
-        if not self.review_dir:
-            return {}
-        from editors.review import write_job_grid
-
-        grid = write_job_grid(Path(self.review_dir))
-        return {"review": str(grid)} if grid else {}
 
     @field_validator("backgrounds")
     @classmethod

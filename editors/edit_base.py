@@ -41,14 +41,12 @@ class DiffusionSpec(BaseModel):
     negative_prompt: str = ""
 
 
-class EditSpec(StageSpec):
-    segmenter: SegmenterSpec = Field(default_factory=SegmenterSpec, description="what to keep; default weight-free")
-    apply_to: Literal["first", "all"] = Field("first", description="first: rollout mode; all: structure-preserving")
-    first_frames: int = Field(1, ge=1, description="frames edited when apply_to is first")
+class ImageEditSpec(StageSpec):
+    """What every image edit's spec shares: review pages, and fixed cameras by default (a still
+    background or object pasted into a moving camera's view would be wrong)."""
+
     cameras: list[str] | None = Field(
         None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
-    variants: int = Field(1, ge=1, description="new episodes per input, each with its own seed")
-    seed: int = 0
     review_dir: str | None = Field(None, description="write one review PNG per output episode into this folder")
     review_max: int = Field(50, ge=0, description="review PNGs per worker at most, so a big job writes a sample")
 
@@ -62,6 +60,14 @@ class EditSpec(StageSpec):
 
         grid = write_job_grid(Path(self.review_dir))
         return {"review": str(grid)} if grid else {}
+
+
+class EditSpec(ImageEditSpec):
+    segmenter: SegmenterSpec = Field(default_factory=SegmenterSpec, description="what to keep; default weight-free")
+    apply_to: Literal["first", "all"] = Field("first", description="first: rollout mode; all: structure-preserving")
+    first_frames: int = Field(1, ge=1, description="frames edited when apply_to is first")
+    variants: int = Field(1, ge=1, description="new episodes per input, each with its own seed")
+    seed: int = 0
 
 
 class EditSkipped(Exception):

@@ -18,28 +18,23 @@ import numpy as np
 from pydantic import Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
+from augment.stage import Stage, derive_seed
 from editors.background import BackgroundSpec, BackgroundStage, named, write_review
 from editors.compose import dilate
+from editors.edit_base import ImageEditSpec
 from editors.workspace import continues_from, workspace_masks
 
 
-class SurfaceSpec(StageSpec):
+class SurfaceSpec(ImageEditSpec):
     type: Literal["surface"] = "surface"
     textures: str = Field("procedural", description="'procedural', or a folder of images")
     variants: int = Field(1, ge=1, description="new episodes per input, each with another texture")
     seed: int = Field(0, description="with the episode uid and variant, picks the texture")
-    cameras: list[str] | None = Field(
-        None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel moving")
     shading_blur: int = Field(4, ge=1, description="px scale over which the old surface's grain is smoothed away")
     contrast: float = Field(0.35, ge=0, le=1, description="procedural textures: how far their two colours lie apart")
-    review_dir: str | None = Field(None, description="write a source | edited PNG per output episode here")
-    review_max: int = Field(50, ge=0, description="review PNGs per worker at most")
 
     stage_class = "editors.surface:SurfaceStage"
-    default_cameras = "fixed"
-    finish_job = BackgroundSpec.finish_job
 
     @property
     def textures_spec(self) -> BackgroundSpec:  # the texture source is the background stage's
