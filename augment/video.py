@@ -60,6 +60,10 @@ class VideoSettings:
         if self.preset is not None:
             opts["preset"] = str(self.preset)
         if self.encoder() in ("libx264", "libx265"):
+            # No B-frames: with them an episode's frames are reordered across the key frame that starts
+            # it, x265 failed to mux at the end of long parts, and lerobot's aggregate_datasets (FFmpeg's
+            # concat demuxer) met non-increasing DTS where our file follows the source's.
+            opts["bf"] = "0"
             opts["forced-idr"] = "1"  # a forced key frame (each episode's first) is an IDR: nothing before it is referenced
         return opts
 
