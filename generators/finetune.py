@@ -250,7 +250,7 @@ def load_pipeline(model: str, dtype: torch.dtype):
     from diffusers import DiffusionPipeline
 
     try:
-        return DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+        return DiffusionPipeline.from_pretrained(model, dtype=dtype)
     except (OSError, ValueError) as e:
         raise ValueError(f"finetune: cannot load {model!r}: {e}") from e
 
@@ -282,6 +282,7 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
 
     transformer = family.transformer
     transformer.requires_grad_(False)
+    torch.manual_seed(derive_seed(config.seed, "lora"))  # peft draws A (B starts at zero: the base model)
     transformer.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha or config.rank,
                                        init_lora_weights=True, target_modules=config.target_modules))
     params = [p for p in transformer.parameters() if p.requires_grad]

@@ -1,0 +1,134 @@
+"""`augment finetune` on the tiny random-weight Wan 2.2 I2V pipeline and a tiny blob dataset written by
+lerobot: the loss falls, the LoRA it writes loads into the wan-i2v stage and changes its rollout, a seed
+reproduces a run, and a run killed mid-way resumes from its checkpoint to the same weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("peft")
+
+from augment.cli import main  # noqa: E402
+from augment.registry import spec_class  # noqa: E402
+from generators.finetune_config import FinetuneConfig  # noqa: E402
+from generators.tiny import TINY_SETTINGS, save_tiny_pipeline  # noqa: E402
+from test_labelers_train import make_blob_dataset  # noqa: E402
+
+CAMERA = "observation.images.top"
+# 20 frames at 10 fps: two 9-frame clips per episode at model_fps 10; 16x16 is the tiny model's multiple
+TINY = {"height": 16, "width": 16, "num_frames": 9, "model_fps": 10, "max_sequence_length": 16, "rank": 8,
+        "lr": 1e-3, "batch_size": 2, "val_fraction": 0.25, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("finetune")
+    return {"dataset": make_blob_dataset(base / "ds", episodes=8, steps=20),
+            "model": save_tiny_pipeline("wan-i2v", base / "wan"), "base": base}
+
+
+@pytest.fixture(scope="module")
+def trained(files):
+    """40 steps through the command line, as a user runs it."""
+    out = files["base"] / "lora"
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**TINY, "steps": 40, "checkpoint_every": 20}.items()]
+    assert main(["finetune", "--dataset", str(files["dataset"]), "--model", str(files["model"]), "--out", str(out),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    return out
+
+
+def lora_tensors(folder):
+    from safetensors.torch import load_file
+
+    return load_file(folder / "pytorch_lora_weights.safetensors")
+
+
+def run(files, out, log=None, on_step=None, **settings):
+    from generators.finetune import finetune
+
+    return finetune(str(files["dataset"]), str(files["model"]), out, FinetuneConfig(**{**TINY, **settings}),
+                    log=log or (lambda _m: None), on_step=on_step)
+
+
+def test_loss_falls_and_the_report_compares_held_out_episodes(trained):
+    report = json.loads((trained / "report.json").read_text())
+    setup = json.loads((trained / "finetune.json").read_text())
+    assert setup["family"] == "wan-i2v" and setup["camera"] == CAMERA
+    assert len(setup["held_out_episodes"]) == 2 and not set(setup["held_out_episodes"]) & set(setup["train_episodes"])
+    assert report["train_clips"] == 12 and report["held_out_clips"] == 4  # 6 + 2 episodes, 2 clips each
+    curve = report["train_loss_curve"]
+    assert len(curve) == 40 and np.mean(curve[-10:]) < 0.9 * np.mean(curve[:10])
+    loss = report["denoising_loss"]
+    # episodes never trained on, the same noise and noise levels: the fine-tuned model denoises them better
+    assert loss["after"]["held_out"]["mean"] < 0.9 * loss["before"]["held_out"]["mean"]
+    assert loss["after"]["train"]["mean"] < 0.9 * loss["before"]["train"]["mean"]
+    assert set(loss["after"]["held_out"]["per_sigma"]) == {"0.1", "0.3", "0.5", "0.7", "0.9"}
+    assert (trained / "cache" / "clips.pt").is_file()
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["step-00000020", "step-00000040"]
+
+
+def rollout(model, **fields) -> np.ndarray:
+    from augment.source import LeRobotSource
+
+    spec = spec_class("wan-i2v").model_validate({"type": "wan-i2v", "model": str(model), "dtype": "float32",
+                                                 "device": "cpu", "max_clips": 1, **TINY_SETTINGS["wan-i2v"],
+                                                 "model_fps": 10, **fields})
+    stage = spec.build()
+    stage.setup()
+    episode = LeRobotSource(rollout.dataset, [CAMERA]).read_episode(0)
+    return stage([episode])[0].frames[CAMERA].astype(int)
+
+
+def test_the_lora_loads_into_the_wan_stage_and_changes_its_rollout(files, trained):
+    rollout.dataset = files["dataset"]
+    base = rollout(files["model"])
+    tuned = rollout(files["model"], lora=[{"path": str(trained)}])
+    assert np.array_equal(tuned[0], base[0])  # pinned first frame
+    assert np.abs(tuned - base).mean() > 0.1  # 40 steps of a tiny random model, 2 denoising steps: small, never 0
+    off = rollout(files["model"], lora=[{"path": str(trained), "scale": 0.0}])
+    assert np.array_equal(off, base)
+
+
+def test_a_seed_reproduces_a_run_and_another_seed_does_not(files, tmp_path):
+    logs = []
+    run(files, tmp_path / "a", steps=6)
+    run(files, tmp_path / "b", steps=6)
+    run(files, tmp_path / "c", steps=6, seed=1)
+    a, b, c = (lora_tensors(tmp_path / x) for x in "abc")
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    assert any(not bool((a[k] == c[k]).all()) for k in a)
+    # a second run in the same folder (more steps) reuses the cached encodings and resumes at step 6
+    report = run(files, tmp_path / "a", steps=8, log=logs.append)
+    assert any(m.startswith("cached encodings") for m in logs) and report["resumed_from"] == 6
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(files, tmp_path):
+    def kill(step, _loss):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(files, tmp_path / "killed", steps=12, checkpoint_every=4, on_step=kill)
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["step-00000004"]
+    assert not (tmp_path / "killed" / "pytorch_lora_weights.safetensors").exists()
+    logs = []
+    report = run(files, tmp_path / "killed", steps=12, checkpoint_every=4, log=logs.append)
+    assert report["resumed_from"] == 4 and len(report["train_loss_curve"]) == 8
+    assert any("resumed from" in m for m in logs)
+    run(files, tmp_path / "whole", steps=12, checkpoint_every=4)
+    resumed, whole = lora_tensors(tmp_path / "killed"), lora_tensors(tmp_path / "whole")
+    assert all(bool((resumed[k] == whole[k]).all()) for k in whole)  # the same draws, the same optimizer state
+
+
+def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
+    args = ["finetune", "--dataset", str(files["dataset"]), "--model", str(files["model"]), "--out", str(tmp_path)]
+    assert main([*args, "--set", "rank=0"]) == 2
+    assert "rank" in capsys.readouterr().err
+    assert main([*args, "--set", "camera=observation.images.wrist", *sum([["--set", f"{k}={json.dumps(v)}"]
+                                                                           for k, v in TINY.items()], [])]) == 2
+    assert "finetune.camera" in capsys.readouterr().err
+    assert main([*args, "--set", "height=12", "--set", "width=16", "--set", "device=cpu"]) == 2
+    assert "multiples of 16" in capsys.readouterr().err
