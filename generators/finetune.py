@@ -245,6 +245,51 @@ def denoising_loss(family: WanFamily, clips: list[dict], sigmas: list[float], se
     return {"mean": float(np.mean(list(per_sigma.values()))), "per_sigma": per_sigma, "clips": len(clips)}
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def rollout_comparison(root: str, model: str, out: Path, family_type: str, geometry: dict, config: FinetuneConfig,
+                       log) -> dict:
+    """Held-out episodes rolled out by the generator stage itself (one clip from the recorded first frame,
+    the episode's task as the prompt) without and with the LoRA, against the recorded continuation:
+    PSNR and mean absolute error over the frames after the first (a weight-free measure; a rollout is one
+    sample of many futures, so this tracks looking like the robot more than matching one motion)."""
+    from augment.registry import spec_class
+    from augment.source import LeRobotSource
+
+    episodes = geometry["held_out_episodes"][:config.rollout_episodes]
+    if not episodes:
+        return {}
+    camera = geometry["camera"]
+    source = LeRobotSource(root, [camera])
+    fields = {"type": family_type, "model": model, "dtype": config.dtype, "device": config.device, "camera": camera,
+              "max_clips": 1, "num_frames": geometry["num_frames"], "model_fps": geometry["model_fps"],
+              "height": geometry["height"], "width": geometry["width"], "seed": config.seed,
+              "prompt_template": config.prompt_template, "max_sequence_length": config.max_sequence_length}
+    if config.rollout_steps:
+        fields["num_inference_steps"] = config.rollout_steps
+    if config.rollout_guidance is not None:
+        fields["guidance_scale"] = config.rollout_guidance
+    real = [source.read_episode(i) for i in episodes]
+    result = {"episodes": episodes}
+    for name, lora in (("before", []), ("after", [{"path": str(out)}])):
+        stage = spec_class(family_type).model_validate({**fields, "lora": lora}).build()
+        stage.setup()
+        scores = []
+        for ep in real:
+            span = int(math.floor((geometry["num_frames"] - 1) * ep.fps / geometry["model_fps"])) + 1
+            ep = ep.replace(frames={camera: ep.frames[camera][:span]}, state=None, action=None, extras={})
+            video = stage([ep])[0].frames[camera]
+            scores.append((psnr(video[1:], ep.frames[camera][1:len(video)]),
+                           float(np.abs(video[1:].astype(int) - ep.frames[camera][1:len(video)]).mean())))
+        result[name] = {"psnr": float(np.mean([s[0] for s in scores])), "mae": float(np.mean([s[1] for s in scores]))}
+        del stage
+    log(f"held-out rollouts PSNR {result['before']['psnr']:.2f} -> {result['after']['psnr']:.2f} dB")
+    return result
+
+
 # ---- the run -------------------------------------------------------------------------------------------
 def load_pipeline(model: str, dtype: torch.dtype):
     from diffusers import DiffusionPipeline
@@ -333,14 +378,18 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     transformer.enable_adapters()
     after = {"held_out": denoising_loss(family, held_out, config.eval_sigmas, config.seed, device),
              "train": denoising_loss(family, train, config.eval_sigmas, config.seed, device)}
+    report_type = family.generator_type
+    del family, transformer, pipe, optimizer, params  # the stages load their own pipeline
+    rollouts = rollout_comparison(root, model, out, report_type, geometry, config, log)
     report = {
-        "model": model, "dataset": root, "family": family.generator_type, "lora": str(out / LORA_FILE),
+        "model": model, "dataset": root, "family": report_type, "lora": str(out / LORA_FILE),
         "steps": config.steps, "resumed_from": start, "seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(1, config.steps - start), 4), "device": device,
         "train_clips": len(train), "held_out_clips": len(held_out),
         "denoising_loss": {"before": before, "after": after},
+        "rollouts": rollouts,
         "train_loss_curve": losses,
-        "use": {"type": family.generator_type, "model": model, "lora": [{"path": str(out)}],
+        "use": {"type": report_type, "model": model, "lora": [{"path": str(out)}],
                 "camera": geometry["camera"], "num_frames": geometry["num_frames"],
                 "model_fps": geometry["model_fps"], "height": geometry["height"], "width": geometry["width"]},
     }

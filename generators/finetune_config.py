@@ -50,6 +50,10 @@ class FinetuneConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     val_fraction: float = Field(0.2, ge=0, lt=1, description="episodes held out for the report, never trained on")
     eval_sigmas: list[float] = Field([0.1, 0.3, 0.5, 0.7, 0.9], description="noise levels of the held-out loss")
+    rollout_episodes: int = Field(2, ge=0, description="held-out episodes rolled out from their first frame with "
+                                                        "and without the LoRA, compared with what was recorded")
+    rollout_steps: int | None = Field(None, ge=1, description="denoising steps of those rollouts; default: the model's")
+    rollout_guidance: float | None = Field(None, ge=0, description="their guidance scale; default: the model's")
     seed: int = 0
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
     dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$",

@@ -20,7 +20,7 @@ from test_labelers_train import make_blob_dataset  # noqa: E402
 CAMERA = "observation.images.top"
 # 20 frames at 10 fps: two 9-frame clips per episode at model_fps 10; 16x16 is the tiny model's multiple
 TINY = {"height": 16, "width": 16, "num_frames": 9, "model_fps": 10, "max_sequence_length": 16, "rank": 8,
-        "lr": 1e-3, "batch_size": 2, "val_fraction": 0.25, "device": "cpu"}
+        "lr": 1e-3, "batch_size": 2, "val_fraction": 0.25, "device": "cpu", "rollout_steps": 2}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def lora_tensors(folder):
 def run(files, out, log=None, on_step=None, **settings):
     from generators.finetune import finetune
 
-    return finetune(str(files["dataset"]), str(files["model"]), out, FinetuneConfig(**{**TINY, **settings}),
+    return finetune(str(files["dataset"]), str(files["model"]), out, FinetuneConfig(**{**TINY, "rollout_episodes": 0, **settings}),
                     log=log or (lambda _m: None), on_step=on_step)
 
 
@@ -66,6 +66,11 @@ def test_loss_falls_and_the_report_compares_held_out_episodes(trained):
     assert loss["after"]["held_out"]["mean"] < 0.9 * loss["before"]["held_out"]["mean"]
     assert loss["after"]["train"]["mean"] < 0.9 * loss["before"]["train"]["mean"]
     assert set(loss["after"]["held_out"]["per_sigma"]) == {"0.1", "0.3", "0.5", "0.7", "0.9"}
+    # the held-out episodes rolled out by the wan-i2v stage from their first frames, against what was recorded
+    rollouts = report["rollouts"]
+    assert rollouts["episodes"] == setup["held_out_episodes"]
+    assert all(0 < rollouts[k]["psnr"] < 60 and rollouts[k]["mae"] > 0 for k in ("before", "after"))
+    assert rollouts["before"]["psnr"] != rollouts["after"]["psnr"]
     assert (trained / "cache" / "clips.pt").is_file()
     assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["step-00000020", "step-00000040"]
 
