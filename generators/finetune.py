@@ -40,26 +40,51 @@ CHECKPOINTS = "checkpoints"
 
 
 # ---- model families ----------------------------------------------------------------------------------
-class WanFamily:
+class Family:
+    """What differs between model families: the stage whose defaults a clip follows, how a clip is encoded
+    (once, then cached), and the training loss at a noise level u in [0, 1] (the same u, 0 = clean,
+    1 = pure noise, for training draws and for the report's fixed levels)."""
+
+    generator_type = ""
+    default_sampling = "uniform"
+
+    def __init__(self, pipe: Any, config: FinetuneConfig):
+        from augment.registry import import_object, spec_class
+
+        spec = spec_class(self.generator_type)
+        self.pipe, self.config, self.transformer = pipe, config, pipe.transformer
+        self.stage = import_object(spec.stage_class)
+        self.text_length = config.max_sequence_length or spec.model_fields["max_sequence_length"].default
+
+    def multiples(self) -> tuple[int, int]:
+        """(spatial multiple, temporal step), as the generator stage reads them."""
+        raise NotImplementedError
+
+    def fixed_resolution(self) -> tuple[int, int] | None:
+        return None
+
+    def pixels(self, video: np.ndarray, device: str) -> torch.Tensor:
+        return torch.from_numpy(video).permute(3, 0, 1, 2)[None].to(device, self.pipe.vae.dtype) / 127.5 - 1.0
+
+
+class WanFamily(Family):
     """Wan 2.1 I2V / Wan 2.2 one-expert I2V: the transformer sees [noisy latents | mask + first-frame
     latents] (36 channels) and predicts the flow velocity noise - x0 at timestep sigma * 1000."""
 
     generator_type = "wan-i2v"
+    default_sampling = "logit_normal"
 
     def __init__(self, pipe: Any, config: FinetuneConfig):
-        from generators.wan import WanStage
-
+        super().__init__(pipe, config)
         if pipe.config.expand_timesteps:
             raise ValueError("finetune: Wan 2.2 TI2V-5B (expand_timesteps) is not supported yet; Wan 2.1 I2V and "
                              "one-expert Wan 2.2 I2V are")
         if getattr(pipe, "transformer_2", None) is not None or pipe.transformer is None:
             raise ValueError("finetune: Wan 2.2 A14B (two experts) is not supported yet: each expert needs its own "
                              "LoRA on its own noise range")
-        if pipe.image_encoder is not None and config.max_sequence_length != 512:
+        if pipe.image_encoder is not None and self.text_length != 512:
             raise ValueError("finetune.max_sequence_length: a Wan 2.1 I2V model (CLIP image tokens) needs 512; "
-                             f"got {config.max_sequence_length}")
-        self.pipe, self.config, self.stage = pipe, config, WanStage
-        self.transformer = pipe.transformer
+                             f"got {self.text_length}")
         scheduler_shift = getattr(pipe.scheduler.config, "flow_shift", None) or 1.0
         self.shift = config.flow_shift or scheduler_shift
 
@@ -75,30 +100,28 @@ class WanFamily:
 
         pipe, vae = self.pipe, self.pipe.vae
         frames, height, width = video.shape[:3]
-        pixels = torch.from_numpy(video).permute(3, 0, 1, 2)[None].to(device, vae.dtype) / 127.5 - 1.0
         mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(device)
         std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(device)
         # the mode of the posterior, as the pipeline encodes its condition: cached once, deterministic
-        latents = (retrieve_latents(vae.encode(pixels), sample_mode="argmax").float() - mean) / std
+        latents = (retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float() - mean) / std
         first = Image.fromarray(video[0])
         image = pipe.video_processor.preprocess(first, height=height, width=width).to(device, torch.float32)
         # the pipeline's own conditioning (first-frame mask + latents of [frame 0, zeros...]): zero noise in
         _, condition = pipe.prepare_latents(image, 1, vae.config.z_dim, height, width, frames, torch.float32,
                                             device, latents=torch.zeros_like(latents))
         text, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
-                                     max_sequence_length=self.config.max_sequence_length, device=device)
+                                     max_sequence_length=self.text_length, device=device)
         out = {"latents": latents[0], "condition": condition[0], "text": text[0]}
         if pipe.image_encoder is not None:
             out["image"] = pipe.encode_image(first, device)[0]
         return {k: v.detach().float().cpu() for k, v in out.items()}
 
-    def sigmas(self, u: torch.Tensor) -> torch.Tensor:
-        return self.shift * u / (1 + (self.shift - 1) * u)
-
-    def loss(self, batch: dict, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Flow matching: x_sigma = (1 - sigma) x0 + sigma noise; the target is the velocity noise - x0."""
+    def loss(self, batch: dict, u: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Flow matching: x_sigma = (1 - sigma) x0 + sigma noise, sigma = u shifted as the scheduler's
+        flow_shift; the target is the velocity noise - x0."""
         dtype = self.transformer.dtype
         x0 = batch["latents"]
+        sigma = self.shift * u / (1 + (self.shift - 1) * u)
         s = sigma.view(-1, 1, 1, 1, 1)
         noisy = (1 - s) * x0 + s * noise
         pred = self.transformer(hidden_states=torch.cat([noisy, batch["condition"]], 1).to(dtype),
@@ -108,7 +131,70 @@ class WanFamily:
         return torch.nn.functional.mse_loss(pred.float(), (noise - x0).float(), reduction="none").mean((1, 2, 3, 4))
 
 
-FAMILIES = {"WanImageToVideoPipeline": WanFamily}
+class CogVideoXFamily(Family):
+    """CogVideoX I2V: DDPM-style noising (scheduler.add_noise at an integer timestep); the transformer sees
+    [noisy latents | first-frame latents, zeros after] along channels and predicts the scheduler's
+    prediction type (the published checkpoints: v_prediction). An MSE on v equals the x0 loss weighted by
+    1 / (1 - alpha_bar) of diffusers' train_cogvideox_image_to_video_lora.py."""
+
+    generator_type = "cogvideox-i2v"
+
+    def __init__(self, pipe: Any, config: FinetuneConfig):
+        super().__init__(pipe, config)
+        if self.transformer.config.patch_size_t is not None:
+            raise ValueError("finetune: CogVideoX 1.5 (temporal patches) is not supported yet; CogVideoX 1.0 I2V is")
+        self.prediction = pipe.scheduler.config.prediction_type
+        if self.prediction not in ("epsilon", "v_prediction", "sample"):
+            raise ValueError(f"finetune: scheduler prediction type {self.prediction!r} is not supported")
+
+    def multiples(self) -> tuple[int, int]:
+        return self.pipe.vae_scale_factor_spatial * self.transformer.config.patch_size, \
+            self.pipe.vae_scale_factor_temporal
+
+    def fixed_resolution(self) -> tuple[int, int] | None:
+        config, scale = self.transformer.config, self.pipe.vae_scale_factor_spatial
+        return (config.sample_height * scale, config.sample_width * scale) \
+            if config.use_learned_positional_embeddings else None
+
+    @torch.no_grad()
+    def encode(self, video: np.ndarray, prompt: str, device: str) -> dict:
+        from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_latents
+
+        pipe, vae = self.pipe, self.pipe.vae
+        scale = vae.config.scaling_factor
+        pixels = self.pixels(video, device)
+        latents = retrieve_latents(vae.encode(pixels), sample_mode="argmax").float().permute(0, 2, 1, 3, 4) * scale
+        # the pipeline's conditioning: the first frame's latents (its scaling quirk included), zeros after
+        image = retrieve_latents(vae.encode(pixels[:, :, :1]), sample_mode="argmax").float().permute(0, 2, 1, 3, 4)
+        image = image / scale if vae.config.invert_scale_latents else image * scale
+        condition = torch.cat([image, torch.zeros_like(latents[:, 1:])], 1)
+        text, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
+                                     max_sequence_length=self.text_length, device=device)
+        out = {"latents": latents[0], "condition": condition[0], "text": text[0]}
+        return {k: v.detach().float().cpu() for k, v in out.items()}
+
+    def loss(self, batch: dict, u: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        pipe, dtype = self.pipe, self.transformer.dtype
+        scheduler = pipe.scheduler
+        x0 = batch["latents"]  # (B, F, C, h, w)
+        steps = scheduler.config.num_train_timesteps
+        t = (u * (steps - 1)).round().long().clamp(0, steps - 1).to(x0.device)
+        noisy = scheduler.add_noise(x0, noise, t)
+        config = self.transformer.config
+        height, width = (x0.shape[-2] * pipe.vae_scale_factor_spatial, x0.shape[-1] * pipe.vae_scale_factor_spatial)
+        rotary = pipe._prepare_rotary_positional_embeddings(height, width, x0.shape[1], x0.device) \
+            if config.use_rotary_positional_embeddings else None
+        ofs = None if config.ofs_embed_dim is None else x0.new_full((x0.shape[0],), 2.0)
+        pred = self.transformer(hidden_states=torch.cat([noisy, batch["condition"]], 2).to(dtype),
+                                encoder_hidden_states=batch["text"].to(dtype), timestep=t, ofs=ofs,
+                                image_rotary_emb=rotary, return_dict=False)[0]
+        target = {"epsilon": noise, "sample": x0}.get(self.prediction)
+        if target is None:
+            target = scheduler.get_velocity(x0, noise, t)
+        return torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean((1, 2, 3, 4))
+
+
+FAMILIES = {"WanImageToVideoPipeline": WanFamily, "CogVideoXImageToVideoPipeline": CogVideoXFamily}
 
 
 # ---- clips -------------------------------------------------------------------------------------------
@@ -129,7 +215,7 @@ def split_episodes(indices: list[int], val_fraction: float, seed: int) -> tuple[
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def build_clips(root: str, family: WanFamily, config: FinetuneConfig, log) -> tuple[list[dict], dict]:
+def build_clips(root: str, family: Family, config: FinetuneConfig, log) -> tuple[list[dict], dict]:
     from augment.source import LeRobotSource
 
     probe = LeRobotSource(root)
@@ -140,7 +226,9 @@ def build_clips(root: str, family: WanFamily, config: FinetuneConfig, log) -> tu
     clip_frames = valid_frame_count(config.num_frames or stage.default_frames, step)
     model_fps = config.model_fps or stage.default_fps
     shape = source.features[camera]["shape"]  # (H, W, C) as lerobot records it
-    if config.height or config.width:
+    if family.fixed_resolution() is not None:  # learned positional embeddings: one size only
+        height, width = family.fixed_resolution()
+    elif config.height or config.width:
         height, width = config.height or shape[0], config.width or shape[1]
         if height % multiple or width % multiple:
             raise ValueError(f"finetune: height/width {height}x{width} must be multiples of {multiple}")
@@ -167,7 +255,7 @@ def build_clips(root: str, family: WanFamily, config: FinetuneConfig, log) -> tu
     return clips, geometry
 
 
-def encoded_clips(root: str, model: str, out: Path, family: WanFamily, config: FinetuneConfig, device: str,
+def encoded_clips(root: str, model: str, out: Path, family: Family, config: FinetuneConfig, device: str,
                   log) -> tuple[list[dict], dict]:
     """The cached encodings, or encode every clip once (VAE + text encoder) and cache them."""
     key = {"dataset": str(Path(root).resolve()) if Path(root).exists() else root, "model": model,
@@ -229,7 +317,7 @@ def load_checkpoint(folder: Path, transformer, optimizer) -> int:
 
 # ---- evaluation ----------------------------------------------------------------------------------------
 @torch.no_grad()
-def denoising_loss(family: WanFamily, clips: list[dict], sigmas: list[float], seed: int, device: str) -> dict:
+def denoising_loss(family: Family, clips: list[dict], sigmas: list[float], seed: int, device: str) -> dict:
     """Mean flow-matching loss at fixed noise levels with fixed noise per clip: before and after compare."""
     if not clips:
         return {}
@@ -250,8 +338,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
-def rollout_comparison(root: str, model: str, out: Path, family_type: str, geometry: dict, config: FinetuneConfig,
-                       log) -> dict:
+def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_length: int, geometry: dict,
+                       config: FinetuneConfig, log) -> dict:
     """Held-out episodes rolled out by the generator stage itself (one clip from the recorded first frame,
     the episode's task as the prompt) without and with the LoRA, against the recorded continuation:
     PSNR and mean absolute error over the frames after the first (a weight-free measure; a rollout is one
@@ -267,7 +355,7 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, geome
     fields = {"type": family_type, "model": model, "dtype": config.dtype, "device": config.device, "camera": camera,
               "max_clips": 1, "num_frames": geometry["num_frames"], "model_fps": geometry["model_fps"],
               "height": geometry["height"], "width": geometry["width"], "seed": config.seed,
-              "prompt_template": config.prompt_template, "max_sequence_length": config.max_sequence_length}
+              "prompt_template": config.prompt_template, "max_sequence_length": text_length}
     if config.rollout_steps:
         fields["num_inference_steps"] = config.rollout_steps
     if config.rollout_guidance is not None:
@@ -351,12 +439,12 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
         g = torch.Generator("cpu").manual_seed(derive_seed(config.seed, "step", step))
         picks = torch.randint(len(train), (config.batch_size,), generator=g).tolist()
         batch = collate([train[i] for i in picks], device)
-        u = compute_density_for_timestep_sampling(config.timestep_sampling, config.batch_size, logit_mean=0.0,
+        u = compute_density_for_timestep_sampling(config.timestep_sampling or family.default_sampling, config.batch_size, logit_mean=0.0,
                                                   logit_std=1.0, mode_scale=1.29, generator=g)
         noise = torch.randn(batch["latents"].shape, generator=g).to(device)
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-        loss = family.loss(batch, family.sigmas(u).to(device), noise).mean()
+        loss = family.loss(batch, u.to(device), noise).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -378,9 +466,9 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     transformer.enable_adapters()
     after = {"held_out": denoising_loss(family, held_out, config.eval_sigmas, config.seed, device),
              "train": denoising_loss(family, train, config.eval_sigmas, config.seed, device)}
-    report_type = family.generator_type
+    report_type, text_length = family.generator_type, family.text_length
     del family, transformer, pipe, optimizer, params  # the stages load their own pipeline
-    rollouts = rollout_comparison(root, model, out, report_type, geometry, config, log)
+    rollouts = rollout_comparison(root, model, out, report_type, text_length, geometry, config, log)
     report = {
         "model": model, "dataset": root, "family": report_type, "lora": str(out / LORA_FILE),
         "steps": config.steps, "resumed_from": start, "seconds": round(seconds, 2),

@@ -22,7 +22,7 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: str | None = Field(None, description="generator type whose objective and layout to use "
-                                                 "(wan-i2v); default: read from the model's pipeline class")
+                                                 "(wan-i2v, cogvideox-i2v); default: read from the model's pipeline class")
     camera: str | None = Field(None, description="the camera to learn; may be left out when the dataset has one")
     prompt_template: str = Field("{task}. {edit}", description="as the generator stage's: the task is the prompt")
     num_frames: int | None = Field(None, ge=2, description="frames per clip at model_fps (rounded to the VAE's 4k+1)")
@@ -30,7 +30,8 @@ class FinetuneConfig(BaseModel):
     width: int | None = Field(None, ge=8)
     model_fps: float | None = Field(None, gt=0, description="the fps the model generates at")
     clips_per_episode: int = Field(4, ge=1, description="most clips cut from one episode (consecutive, no overlap)")
-    max_sequence_length: int = Field(512, ge=1, description="text tokens (Wan 2.1 I2V needs 512)")
+    max_sequence_length: int | None = Field(None, ge=1, description="text tokens; default: the generator's "
+                                                                     "(Wan 512, CogVideoX 226)")
 
     rank: int = Field(32, ge=1, description="LoRA rank")
     alpha: float | None = Field(None, gt=0, description="LoRA alpha; default: the rank")
@@ -41,15 +42,17 @@ class FinetuneConfig(BaseModel):
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    timestep_sampling: str = Field("logit_normal", pattern="^(uniform|logit_normal|mode)$",
-                                   description="density of the training noise levels (diffusers' "
-                                               "compute_density_for_timestep_sampling)")
+    timestep_sampling: str | None = Field(None, pattern="^(uniform|logit_normal|mode)$",
+                                          description="density of the training noise levels (diffusers' "
+                                                      "compute_density_for_timestep_sampling); default: "
+                                                      "logit_normal for flow matching, uniform for DDPM-style")
     flow_shift: float | None = Field(None, gt=0, description="shift of the sampled sigmas; default: the "
                                                              "scheduler's flow_shift (Wan 480p: 3.0)")
     checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints (resume points)")
     keep_checkpoints: int = Field(2, ge=1)
     val_fraction: float = Field(0.2, ge=0, lt=1, description="episodes held out for the report, never trained on")
-    eval_sigmas: list[float] = Field([0.1, 0.3, 0.5, 0.7, 0.9], description="noise levels of the held-out loss")
+    eval_sigmas: list[float] = Field([0.1, 0.3, 0.5, 0.7, 0.9], description="noise levels of the held-out loss "
+                                     "(flow: sigma before the shift; DDPM-style: the fraction of the timesteps)")
     rollout_episodes: int = Field(2, ge=0, description="held-out episodes rolled out from their first frame with "
                                                         "and without the LoRA, compared with what was recorded")
     rollout_steps: int | None = Field(None, ge=1, description="denoising steps of those rollouts; default: the model's")

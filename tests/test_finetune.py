@@ -137,3 +137,28 @@ def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
     assert "finetune.camera" in capsys.readouterr().err
     assert main([*args, "--set", "height=12", "--set", "width=16", "--set", "device=cpu"]) == 2
     assert "multiples of 16" in capsys.readouterr().err
+
+
+def test_cogvideox_learns_its_prediction_type_and_its_lora_loads_into_its_stage(files, tmp_path):
+    """The second family: DDPM-style noising and the scheduler's prediction type, learned positional
+    embeddings (one size: the size settings are not needed)."""
+    model = save_tiny_pipeline("cogvideox-i2v", tmp_path / "cog")
+    out = tmp_path / "lora"
+    settings = {k: v for k, v in TINY.items() if k not in ("height", "width")}
+    report = run({**files, "model": model}, out, steps=40, rollout_episodes=1, **settings)
+    setup = json.loads((out / "finetune.json").read_text())
+    assert setup["family"] == "cogvideox-i2v" and (setup["height"], setup["width"]) == (16, 16)
+    loss = report["denoising_loss"]
+    assert loss["after"]["held_out"]["mean"] < 0.9 * loss["before"]["held_out"]["mean"]
+    rollout.dataset = files["dataset"]
+    fields = {"type": "cogvideox-i2v", **TINY_SETTINGS["cogvideox-i2v"]}
+    spec = spec_class("cogvideox-i2v")
+    videos = []
+    for lora in ([], [{"path": str(out)}]):
+        stage = spec.model_validate({**fields, "model": str(model), "dtype": "float32", "device": "cpu",
+                                     "max_clips": 1, "model_fps": 10, "lora": lora}).build()
+        stage.setup()
+        from augment.source import LeRobotSource
+
+        videos.append(stage([LeRobotSource(files["dataset"], [CAMERA]).read_episode(0)])[0].frames[CAMERA].astype(int))
+    assert np.abs(videos[1] - videos[0]).mean() > 0.1
