@@ -21,6 +21,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, type=Path, help="source dataset root (holds meta/info.json)")
     p.add_argument("--model", required=True, help="model id or local folder saved with save_pretrained")
     p.add_argument("--out", required=True, type=Path, help="LoRA folder to write (and resume from)")
+    p.add_argument("--address", default=None, help="train data-parallel with Ray Train on this cluster ('auto', "
+                   "'ray://host:10001', 'local' to start one here); --out must be a folder every worker sees. "
+                   "Default: one local process, no Ray")
+    p.add_argument("--workers", type=int, default=None, help="Ray Train workers (default: one per GPU of the cluster)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a training setting, e.g. --set steps=2000 --set rank=64 --set camera=observation.images.top")
     return p
@@ -46,7 +50,7 @@ def run(args) -> int:
     from generators.finetune import finetune
 
     try:
-        finetune(str(args.dataset), args.model, args.out, config)
+        finetune(str(args.dataset), args.model, args.out, config, address=args.address, workers=args.workers)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -379,31 +379,161 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
 
 
 # ---- the run -------------------------------------------------------------------------------------------
-def load_pipeline(model: str, dtype: torch.dtype):
+def load_pipeline(model: str, dtype: torch.dtype, encoders: bool = True):
+    """The pipeline; without its text / image encoders (a training worker reads their cached outputs)."""
     from diffusers import DiffusionPipeline
 
     try:
-        return DiffusionPipeline.from_pretrained(model, dtype=dtype)
+        drop = {}
+        if not encoders:
+            parts = DiffusionPipeline.load_config(model)
+            drop = {k: None for k in ("text_encoder", "tokenizer", "image_encoder", "image_processor") if k in parts}
+        return DiffusionPipeline.from_pretrained(model, dtype=dtype, **drop)
     except (OSError, ValueError) as e:
         raise ValueError(f"finetune: cannot load {model!r}: {e}") from e
 
 
-def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log=print, on_step=None) -> dict:
-    """Train (or resume) the LoRA; returns the report. on_step(step, loss) is called after each step."""
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
-    pipe = load_pipeline(model, getattr(torch, config.dtype))
+def family_of(pipe: Any, model: str, config: FinetuneConfig) -> Family:
     name = type(pipe).__name__
     if name not in FAMILIES:
         raise ValueError(f"finetune: {name} from {model!r} is not supported; supported: {', '.join(FAMILIES)}")
     family = FAMILIES[name](pipe, config)
     if config.family and config.family != family.generator_type:
         raise ValueError(f"finetune.family: {model!r} is a {family.generator_type} model, not {config.family}")
+    return family
+
+
+def attach_lora(transformer, config: FinetuneConfig) -> list:
+    """A peft LoRA on the frozen transformer, A drawn from the seed (B starts at zero: the base model);
+    returns its parameters, in float32 whatever the frozen weights are."""
+    from peft import LoraConfig
+
+    transformer.requires_grad_(False)
+    torch.manual_seed(derive_seed(config.seed, "lora"))
+    transformer.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha or config.rank,
+                                       init_lora_weights=True, target_modules=config.target_modules))
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    for p in params:
+        p.data = p.data.float()
+    if config.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    return params
+
+
+def train_loop(family: Family, params: list, train: list[dict], out: Path, config: FinetuneConfig, device: str,
+               log, on_step=None, rank: int = 0, world: int = 1) -> dict:
+    """The optimisation, the same in one process and on every Ray Train worker. Step s's batch, noise and
+    noise levels come from (seed, step[, rank]); with several workers the LoRA gradients are averaged
+    (all_reduce: the adapter is all that trains, so no DDP wrapper is needed) and rank 0 writes checkpoints."""
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    transformer = family.transformer
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    start = 0
+    resumed = last_checkpoint(out)
+    if resumed is not None:
+        start = load_checkpoint(resumed, transformer, optimizer)
+        log(f"resumed from {resumed} (step {start})")
+    if world > 1:
+        import torch.distributed as dist
+    sampling = config.timestep_sampling or family.default_sampling
+    transformer.train()
+    losses, started = [], time.perf_counter()
+    for step in range(start, config.steps):
+        g = torch.Generator("cpu").manual_seed(derive_seed(config.seed, "step", step, *([rank] if world > 1 else [])))
+        picks = torch.randint(len(train), (config.batch_size,), generator=g).tolist()
+        batch = collate([train[i] for i in picks], device)
+        u = compute_density_for_timestep_sampling(sampling, config.batch_size, logit_mean=0.0, logit_std=1.0,
+                                                  mode_scale=1.29, generator=g)
+        noise = torch.randn(batch["latents"].shape, generator=g).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+        loss = family.loss(batch, u.to(device), noise).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if world > 1:
+            for p in params:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            if rank == 0:
+                save_checkpoint(out, step + 1, transformer, optimizer, config.keep_checkpoints)
+            if world > 1:
+                dist.barrier()  # no worker runs ahead of a checkpoint a restart would resume from
+        if (step + 1) % max(1, config.steps // 10) == 0:
+            log(f"step {step + 1}/{config.steps} loss {np.mean(losses[-10:]):.4f}")
+    transformer.eval()
+    return {"start": start, "losses": losses, "seconds": time.perf_counter() - started}
+
+
+def _ray_worker(job: dict) -> None:
+    """One Ray Train worker: the transformer (no text encoder: the cache holds its outputs), the cached
+    clips from the shared --out folder, the same loop; rank 0 reports its losses through a file."""
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    config, out = FinetuneConfig(**job["config"]), Path(job["out"])
+    torch.set_num_threads(config.num_threads)
+    device = str(ray.train.torch.get_device()) if config.device != "cpu" else "cpu"
+    pipe = load_pipeline(job["model"], getattr(torch, config.dtype), encoders=False)
+    family = family_of(pipe, job["model"], config)
+    family.transformer.to(device)
+    clips = torch.load(out / CACHE_FILE, weights_only=False)["clips"]
+    params = attach_lora(family.transformer, config)
+    result = train_loop(family, params, [c for c in clips if not c["held_out"]], out, config, device,
+                        log=print if rank == 0 else (lambda _m: None), rank=rank, world=world)
+    if rank == 0:
+        (out / "ray_train.json").write_text(json.dumps({**result, "workers": world}))
+
+
+def train_on_ray(address: str, workers: int | None, model: str, out: Path, config: FinetuneConfig, log) -> dict:
+    """Data-parallel over a Ray cluster's GPUs (or CPUs when it has none): Ray Train runs the same loop on
+    every worker. --out must be a folder every worker sees (one machine, or a shared file system)."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if address == "local" else address, include_dashboard=False)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    use_gpu = gpus > 0 and config.device != "cpu"
+    workers = workers or (gpus if use_gpu else 1)
+    log(f"Ray Train: {workers} worker(s), {'one GPU each' if use_gpu else 'on CPUs'}")
+    trainer = TorchTrainer(_ray_worker, train_loop_config={"config": config.model_dump(mode="json"), "out": str(out),
+                                                           "model": model},
+                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                                        resources_per_worker=None if use_gpu else {"CPU": 1}),
+                           run_config=RunConfig(storage_path=str((out / "ray").resolve()), name="finetune"))
+    try:
+        trainer.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    return json.loads((out / "ray_train.json").read_text())
+
+
+def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log=print, on_step=None,
+             address: str | None = None, workers: int | None = None) -> dict:
+    """Train (or resume) the LoRA; returns the report. on_step(step, loss) is called after each step (one
+    process only). address: a Ray cluster ('auto', 'ray://...', 'local' to start one) to train on with
+    Ray Train, data-parallel over `workers` workers (default: one per GPU)."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    pipe = load_pipeline(model, getattr(torch, config.dtype))
+    family = family_of(pipe, model, config)
     pipe.to(device)
     clips, geometry = encoded_clips(root, model, out, family, config, device, log)
     # the frozen encoders are done: only the transformer stays on the device
@@ -412,52 +542,21 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
             getattr(pipe, part).to("cpu")
     train = [c for c in clips if not c["held_out"]]
     held_out = [c for c in clips if c["held_out"]]
-
-    transformer = family.transformer
-    transformer.requires_grad_(False)
-    torch.manual_seed(derive_seed(config.seed, "lora"))  # peft draws A (B starts at zero: the base model)
-    transformer.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha or config.rank,
-                                       init_lora_weights=True, target_modules=config.target_modules))
-    params = [p for p in transformer.parameters() if p.requires_grad]
-    for p in params:  # the adapter trains in float32 whatever the frozen weights are
-        p.data = p.data.float()
-    if config.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    start = 0
-    resumed = last_checkpoint(out)
-    if resumed is not None:
-        start = load_checkpoint(resumed, transformer, optimizer)
-        log(f"resumed from {resumed} (step {start})")
     (out / CONFIG_FILE).write_text(json.dumps({"model": model, "dataset": root, "family": family.generator_type,
                                                "settings": config.model_dump(mode="json"), **geometry}, indent=2))
-    from diffusers.training_utils import compute_density_for_timestep_sampling
-
-    transformer.train()
-    losses, started = [], time.perf_counter()
-    for step in range(start, config.steps):
-        g = torch.Generator("cpu").manual_seed(derive_seed(config.seed, "step", step))
-        picks = torch.randint(len(train), (config.batch_size,), generator=g).tolist()
-        batch = collate([train[i] for i in picks], device)
-        u = compute_density_for_timestep_sampling(config.timestep_sampling or family.default_sampling, config.batch_size, logit_mean=0.0,
-                                                  logit_std=1.0, mode_scale=1.29, generator=g)
-        noise = torch.randn(batch["latents"].shape, generator=g).to(device)
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-        loss = family.loss(batch, u.to(device), noise).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        losses.append(loss.item())
-        if on_step is not None:
-            on_step(step + 1, losses[-1])
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            save_checkpoint(out, step + 1, transformer, optimizer, config.keep_checkpoints)
-        if (step + 1) % max(1, config.steps // 10) == 0:
-            log(f"step {step + 1}/{config.steps} loss {np.mean(losses[-10:]):.4f}")
-    seconds = time.perf_counter() - started
+    transformer = family.transformer
+    params = attach_lora(transformer, config)
+    if address is None:
+        result = train_loop(family, params, train, out, config, device, log, on_step)
+    else:
+        transformer.to("cpu")  # the workers train; this process only evaluates afterwards
+        result = train_on_ray(address, workers, model, out, config, log)
+        transformer.to(device)
+        set_peft_model_state_dict(transformer, load_file(last_checkpoint(out) / "adapter.safetensors"))
+    start, losses, seconds = result["start"], result["losses"], result["seconds"]
     transformer.eval()
+
+    from peft.utils import get_peft_model_state_dict
 
     type(pipe).save_lora_weights(out, transformer_lora_layers=get_peft_model_state_dict(transformer))
     transformer.disable_adapters()
@@ -467,11 +566,12 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     after = {"held_out": denoising_loss(family, held_out, config.eval_sigmas, config.seed, device),
              "train": denoising_loss(family, train, config.eval_sigmas, config.seed, device)}
     report_type, text_length = family.generator_type, family.text_length
-    del family, transformer, pipe, optimizer, params  # the stages load their own pipeline
+    del family, transformer, pipe, params  # the stages load their own pipeline
     rollouts = rollout_comparison(root, model, out, report_type, text_length, geometry, config, log)
     report = {
         "model": model, "dataset": root, "family": report_type, "lora": str(out / LORA_FILE),
         "steps": config.steps, "resumed_from": start, "seconds": round(seconds, 2),
+        "workers": result.get("workers", 1),
         "seconds_per_step": round(seconds / max(1, config.steps - start), 4), "device": device,
         "train_clips": len(train), "held_out_clips": len(held_out),
         "denoising_loss": {"before": before, "after": after},

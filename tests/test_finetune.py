@@ -162,3 +162,19 @@ def test_cogvideox_learns_its_prediction_type_and_its_lora_loads_into_its_stage(
 
         videos.append(stage([LeRobotSource(files["dataset"], [CAMERA]).read_episode(0)])[0].frames[CAMERA].astype(int))
     assert np.abs(videos[1] - videos[0]).mean() > 0.1
+
+
+def test_ray_train_runs_the_same_loop_data_parallel(files, tmp_path):
+    """--address: two Ray Train workers (CPU, gloo) average their LoRA gradients; rank 0 checkpoints."""
+    pytest.importorskip("ray.train")
+    out = tmp_path / "ray"
+    sets = {**TINY, "steps": 12, "checkpoint_every": 6, "rollout_episodes": 0, "num_threads": 1}
+    assert main(["finetune", "--dataset", str(files["dataset"]), "--model", str(files["model"]), "--out", str(out),
+                 "--address", "local", "--workers", "2",
+                 *[a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["workers"] == 2 and len(report["train_loss_curve"]) == 12
+    loss = report["denoising_loss"]
+    assert loss["after"]["train"]["mean"] < loss["before"]["train"]["mean"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000006", "step-00000012"]
+    assert lora_tensors(out)  # the LoRA the driver wrote from rank 0's last checkpoint
