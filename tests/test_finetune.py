@@ -143,6 +143,9 @@ def test_cogvideox_learns_its_prediction_type_and_its_lora_loads_into_its_stage(
     """The second family: DDPM-style noising and the scheduler's prediction type, learned positional
     embeddings (one size: the size settings are not needed)."""
     model = save_tiny_pipeline("cogvideox-i2v", tmp_path / "cog")
+    # the published CogVideoX checkpoints predict v (the tiny build's DDIM default is epsilon)
+    scheduler = model / "scheduler" / "scheduler_config.json"
+    scheduler.write_text(json.dumps({**json.loads(scheduler.read_text()), "prediction_type": "v_prediction"}))
     out = tmp_path / "lora"
     settings = {k: v for k, v in TINY.items() if k not in ("height", "width")}
     report = run({**files, "model": model}, out, steps=40, rollout_episodes=1, **settings)
