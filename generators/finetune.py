@@ -43,7 +43,15 @@ def last_checkpoint(out: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def save_checkpoint(out: Path, step: int, transformer, optimizer, keep: int) -> None:
+# what a checkpoint's adapter and optimizer state depend on: resuming with others would mix two runs
+RESUME_KEYS = ("rank", "alpha", "target_modules", "seed", "lr", "batch_size", "timestep_sampling", "flow_shift")
+
+
+def resume_settings(config: FinetuneConfig) -> dict:
+    return config.model_dump(mode="json", include=set(RESUME_KEYS))
+
+
+def save_checkpoint(out: Path, step: int, transformer, optimizer, config: FinetuneConfig) -> None:
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
@@ -53,18 +61,25 @@ def save_checkpoint(out: Path, step: int, transformer, optimizer, keep: int) -> 
     tmp.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in get_peft_model_state_dict(transformer).items()}, tmp / "adapter.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step}))  # last: a folder without it is incomplete
+    # last: a folder without it is incomplete
+    (tmp / "state.json").write_text(json.dumps({"step": step, "settings": resume_settings(config)}))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
     done = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if p.suffix != ".tmp")
-    for old in done[:-keep]:
+    for old in done[:-config.keep_checkpoints]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(folder: Path, transformer, optimizer) -> int:
+def load_checkpoint(folder: Path, transformer, optimizer, config: FinetuneConfig) -> int:
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    saved = json.loads((folder / "state.json").read_text()).get("settings", {})
+    changed = {k: (saved[k], v) for k, v in resume_settings(config).items() if k in saved and saved[k] != v}
+    if changed:
+        raise ValueError(f"finetune: {folder} was trained with other settings ("
+                         + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+                         + "); resume with the same ones or write to another --out")
     set_peft_model_state_dict(transformer, load_file(folder / "adapter.safetensors"))
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
     return json.loads((folder / "state.json").read_text())["step"]
@@ -187,7 +202,7 @@ def train_loop(family: Family, params: list, train: list[dict], out: Path, confi
     start = 0
     resumed = last_checkpoint(out)
     if resumed is not None:
-        start = load_checkpoint(resumed, transformer, optimizer)
+        start = load_checkpoint(resumed, transformer, optimizer, config)
         log(f"resumed from {resumed} (step {start})")
     if world > 1:
         import torch.distributed as dist
@@ -217,7 +232,7 @@ def train_loop(family: Family, params: list, train: list[dict], out: Path, confi
             on_step(step + 1, losses[-1])
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             if rank == 0:
-                save_checkpoint(out, step + 1, transformer, optimizer, config.keep_checkpoints)
+                save_checkpoint(out, step + 1, transformer, optimizer, config)
             if world > 1:
                 dist.barrier()  # no worker runs ahead of a checkpoint a restart would resume from
         if (step + 1) % max(1, config.steps // 10) == 0:

@@ -139,6 +139,34 @@ def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
     assert "multiples of 16" in capsys.readouterr().err
 
 
+def test_a_resume_with_other_settings_and_unsupported_layouts_are_refused(files, tmp_path):
+    run(files, tmp_path / "a", steps=2)
+    with pytest.raises(ValueError, match=r"step-00000002 was trained with other settings \(rank: 8 there, 4 now\)"):
+        run(files, tmp_path / "a", steps=4, rank=4)
+    two_experts = save_tiny_pipeline("wan-i2v", tmp_path / "a14b", layout="2.2-a14b")
+    with pytest.raises(ValueError, match=r"Wan 2\.2 A14B \(two experts\) is not supported yet"):
+        run({**files, "model": two_experts}, tmp_path / "b", steps=2)
+
+
+def test_wan21_caches_the_clip_image_tokens_and_its_lora_loads(files, tmp_path):
+    """Wan 2.1 I2V: the CLIP image embedding of the first frame is cached and fed to the transformer;
+    the text keeps the 512 tokens the stage requires."""
+    import torch
+
+    model = save_tiny_pipeline("wan-i2v", tmp_path / "wan21", layout="2.1")
+    with pytest.raises(ValueError, match=r"needs 512; got 16"):
+        run({**files, "model": model}, tmp_path / "short", steps=2)
+    report = run({**files, "model": model}, tmp_path / "lora", steps=20, max_sequence_length=512)
+    clips = torch.load(tmp_path / "lora" / "cache" / "clips.pt", weights_only=False)["clips"]
+    assert tuple(clips[0]["image"].shape) == (17, 16) and tuple(clips[0]["text"].shape) == (512, 32)
+    loss = report["denoising_loss"]
+    assert loss["after"]["train"]["mean"] < loss["before"]["train"]["mean"]
+    rollout.dataset = files["dataset"]
+    base = rollout(model, max_sequence_length=512)
+    tuned = rollout(model, max_sequence_length=512, lora=[{"path": str(tmp_path / "lora")}])
+    assert np.abs(tuned - base).mean() > 0.05
+
+
 def test_cogvideox_learns_its_prediction_type_and_its_lora_loads_into_its_stage(files, tmp_path):
     """The second family: DDPM-style noising and the scheduler's prediction type, learned positional
     embeddings (one size: the size settings are not needed)."""
