@@ -209,3 +209,11 @@ def test_ray_train_runs_the_same_loop_data_parallel(files, tmp_path):
     assert loss["after"]["train"]["mean"] < loss["before"]["train"]["mean"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000006", "step-00000012"]
     assert lora_tensors(out)  # the LoRA the driver wrote from rank 0's last checkpoint
+
+
+def test_bfloat16_weights_and_gradient_checkpointing_train_a_float32_lora(files, tmp_path):
+    """The GPU memory options, on the CPU: frozen weights in bfloat16, activations recomputed."""
+    report = run(files, tmp_path / "bf16", steps=20, dtype="bfloat16", gradient_checkpointing=True)
+    loss = report["denoising_loss"]
+    assert loss["after"]["train"]["mean"] < 0.95 * loss["before"]["train"]["mean"]
+    assert {str(v.dtype) for v in lora_tensors(tmp_path / "bf16").values()} == {"torch.float32"}
