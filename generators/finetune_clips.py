@@ -29,6 +29,20 @@ def episode_clips(frames: np.ndarray, fps: float, model_fps: float, clip_frames:
     return [resize_video(frames[picks[s:s + clip_frames]], height, width) for s in list(starts)[:most]]
 
 
+def background_edits(frames: np.ndarray, count: int, seed: int, uid: str) -> list[np.ndarray]:
+    """`count` copies of one camera's video with a new procedural background each (the background
+    editor's weight-free recipe), so the LoRA learns the robot and its motion, not one room."""
+    if count == 0:
+        return []
+    from editors.background import composite, procedural_texture
+    from editors.segment import foreground_masks
+
+    masks = foreground_masks(frames)
+    h, w = frames.shape[1:3]
+    return [composite(frames, masks, procedural_texture(h, w, derive_seed(seed, uid, "finetune-edit", k)), feather=2)
+            for k in range(count)]
+
+
 def split_episodes(indices: list[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     if val_fraction <= 0 or len(indices) < 2:
         return list(indices), []
@@ -62,11 +76,16 @@ def build_clips(root: str, family: Family, config: FinetuneConfig, log) -> tuple
     for index in indices:
         ep = source.read_episode(index)
         prompt = render_prompt(config.prompt_template, ep.task, "")
-        cut = episode_clips(ep.frames[camera], ep.fps, model_fps, clip_frames, height, width, config.clips_per_episode)
-        if not cut:
-            short.append(index)
-        clips += [{"episode": index, "clip": k, "prompt": prompt, "video": v, "held_out": index in val}
-                  for k, v in enumerate(cut)]
+        variants = [ep.frames[camera]]
+        if index not in val:  # held-out episodes stay as recorded: the report measures the robot's own scenes
+            variants += background_edits(ep.frames[camera], config.edit_variants, config.seed, ep.uid)
+        for edit, frames in enumerate(variants):
+            cut = episode_clips(frames, ep.fps, model_fps, clip_frames, height, width, config.clips_per_episode)
+            if not cut:
+                short.append(index)
+                break
+            clips += [{"episode": index, "clip": k, "edit": edit, "prompt": prompt, "video": v,
+                       "held_out": index in val} for k, v in enumerate(cut)]
     log(f"{len(clips)} clips of {clip_frames} frames at {model_fps:g} fps, {height}x{width}, from "
         f"{len(indices) - len(short)} episodes ({len(short)} shorter than a clip)")
     geometry = {"camera": camera, "num_frames": clip_frames, "model_fps": model_fps, "height": height,
@@ -82,7 +101,8 @@ def encoded_clips(root: str, model: str, out: Path, family: Family, config: Fine
     """The cached encodings, or encode every clip once (VAE + text encoder) and cache them."""
     key = {"dataset": str(Path(root).resolve()) if Path(root).exists() else root, "model": model,
            **config.model_dump(include={"camera", "prompt_template", "num_frames", "height", "width", "model_fps",
-                                        "clips_per_episode", "max_sequence_length", "val_fraction", "seed"})}
+                                        "clips_per_episode", "max_sequence_length", "val_fraction", "seed",
+                                        "edit_variants"})}
     path = out / CACHE_FILE
     if path.is_file():
         cached = torch.load(path, weights_only=False)

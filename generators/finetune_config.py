@@ -30,6 +30,9 @@ class FinetuneConfig(BaseModel):
     width: int | None = Field(None, ge=8)
     model_fps: float | None = Field(None, gt=0, description="the fps the model generates at")
     clips_per_episode: int = Field(4, ge=1, description="most clips cut from one episode (consecutive, no overlap)")
+    edit_variants: int = Field(0, ge=0, description="background-edited copies of each training episode added as "
+                                                    "clips (editors/background.py's procedural recipe); held-out "
+                                                    "episodes stay as recorded")
     max_sequence_length: int | None = Field(None, ge=1, description="text tokens; default: the generator's "
                                                                      "(Wan 512, CogVideoX 226)")
 

@@ -217,3 +217,16 @@ def test_bfloat16_weights_and_gradient_checkpointing_train_a_float32_lora(files,
     loss = report["denoising_loss"]
     assert loss["after"]["train"]["mean"] < 0.95 * loss["before"]["train"]["mean"]
     assert {str(v.dtype) for v in lora_tensors(tmp_path / "bf16").values()} == {"torch.float32"}
+
+
+def test_edited_variants_add_training_clips_with_other_backgrounds(files, tmp_path):
+    import torch
+
+    report = run(files, tmp_path / "edits", steps=1, edit_variants=1)
+    assert report["train_clips"] == 24 and report["held_out_clips"] == 4  # held-out episodes: as recorded only
+    clips = torch.load(tmp_path / "edits" / "cache" / "clips.pt", weights_only=False)["clips"]
+    episode = next(c["episode"] for c in clips if not c["held_out"])
+    first = {c["edit"]: c for c in clips if c["episode"] == episode and c["clip"] == 0}
+    assert set(first) == {0, 1} and first[0]["prompt"] == first[1]["prompt"]
+    assert not torch.equal(first[0]["latents"], first[1]["latents"])  # another background: other latents
+    assert torch.equal(first[0]["condition"][:4], first[1]["condition"][:4])  # the same first-frame mask
