@@ -108,8 +108,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
-def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_length: int, geometry: dict,
-                       config: FinetuneConfig, log) -> dict:
+def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_length: int, lora_target: str,
+                       geometry: dict, config: FinetuneConfig, log) -> dict:
     """Held-out episodes rolled out by the generator stage itself (one clip from the recorded first frame,
     the episode's task as the prompt) without and with the LoRA, against the recorded continuation:
     PSNR and mean absolute error over the frames after the first (a weight-free measure; a rollout is one
@@ -132,7 +132,7 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
         fields["guidance_scale"] = config.rollout_guidance
     real = [source.read_episode(i) for i in episodes]
     result = {"episodes": episodes}
-    for name, lora in (("before", []), ("after", [{"path": str(out)}])):
+    for name, lora in (("before", []), ("after", [{"path": str(out), "target": lora_target}])):
         stage = spec_class(family_type).model_validate({**fields, "lora": lora}).build()
         stage.setup()
         scores = []
@@ -307,8 +307,8 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     pipe.to(device)
     clips, geometry = encoded_clips(root, model, out, family, config, device, log)
     # the frozen encoders are done: only the transformer stays on the device
-    for part in ("vae", "text_encoder", "image_encoder"):
-        if getattr(pipe, part, None) is not None:
+    for part in ("vae", "text_encoder", "image_encoder", "transformer", "transformer_2"):
+        if getattr(pipe, part, None) is not None and getattr(pipe, part) is not family.transformer:
             getattr(pipe, part).to("cpu")
     train = [c for c in clips if not c["held_out"]]
     held_out = [c for c in clips if c["held_out"]]
@@ -335,9 +335,10 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     transformer.enable_adapters()
     after = {"held_out": denoising_loss(family, held_out, config.eval_sigmas, config.seed, device),
              "train": denoising_loss(family, train, config.eval_sigmas, config.seed, device)}
-    report_type, text_length = family.generator_type, family.text_length
+    report_type, text_length, lora_target = family.generator_type, family.text_length, family.lora_target
     del family, transformer, pipe, params  # the stages load their own pipeline
-    rollouts = rollout_comparison(root, model, out, report_type, text_length, geometry, config, log)
+    rollouts = rollout_comparison(root, model, out, report_type, text_length, lora_target, geometry, config,
+                                  log)
     report = {
         "model": model, "dataset": root, "family": report_type, "lora": str(out / LORA_FILE),
         "steps": config.steps, "resumed_from": start, "seconds": round(seconds, 2),
@@ -347,7 +348,7 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
         "denoising_loss": {"before": before, "after": after},
         "rollouts": rollouts,
         "train_loss_curve": losses,
-        "use": {"type": report_type, "model": model, "lora": [{"path": str(out)}],
+        "use": {"type": report_type, "model": model, "lora": [{"path": str(out), "target": lora_target}],
                 "camera": geometry["camera"], "num_frames": geometry["num_frames"],
                 "model_fps": geometry["model_fps"], "height": geometry["height"], "width": geometry["width"]},
     }

@@ -36,6 +36,9 @@ class FinetuneConfig(BaseModel):
     max_sequence_length: int | None = Field(None, ge=1, description="text tokens; default: the generator's "
                                                                      "(Wan 512, CogVideoX 226)")
 
+    expert: str | None = Field(None, pattern="^(transformer|transformer_2)$",
+                               description="Wan 2.2 A14B: the expert to adapt (transformer: high noise, "
+                                           "transformer_2: low noise), on its share of the noise levels")
     rank: int = Field(32, ge=1, description="LoRA rank")
     alpha: float | None = Field(None, gt=0, description="LoRA alpha; default: the rank")
     target_modules: list[str] = Field(["to_q", "to_k", "to_v", "to_out.0"], description="transformer modules adapted")

@@ -20,6 +20,7 @@ class Family:
 
     generator_type = ""
     default_sampling = "uniform"
+    lora_target = "transformer"  # the generator's lora `target` the adapter goes into
 
     def __init__(self, pipe: Any, config: FinetuneConfig):
         from augment.registry import import_object, spec_class
@@ -52,14 +53,25 @@ class WanFamily(Family):
         if pipe.config.expand_timesteps:
             raise ValueError("finetune: Wan 2.2 TI2V-5B (expand_timesteps) is not supported yet; Wan 2.1 I2V and "
                              "one-expert Wan 2.2 I2V are")
-        if getattr(pipe, "transformer_2", None) is not None or pipe.transformer is None:
-            raise ValueError("finetune: Wan 2.2 A14B (two experts) is not supported yet: each expert needs its own "
-                             "LoRA on its own noise range")
+        # Wan 2.2 A14B: a high-noise expert (transformer, t >= boundary_ratio * 1000) and a low-noise one
+        # (transformer_2); each gets its own LoRA, trained on its own noise range only
+        self.range = (0.0, 1.0)
+        if getattr(pipe, "transformer_2", None) is not None:
+            if config.expert is None:
+                raise ValueError("finetune.expert: Wan 2.2 A14B has two experts; train one LoRA per expert: "
+                                 "expert=transformer (high noise) or expert=transformer_2 (low noise), and load "
+                                 "each with the matching lora target")
+            boundary = pipe.config.boundary_ratio
+            self.range = (boundary, 1.0) if config.expert == "transformer" else (0.0, boundary)
+            self.transformer = getattr(pipe, config.expert)
+        elif config.expert == "transformer_2":
+            raise ValueError("finetune.expert: this Wan model has one expert (no transformer_2)")
         if pipe.image_encoder is not None and self.text_length != 512:
             raise ValueError("finetune.max_sequence_length: a Wan 2.1 I2V model (CLIP image tokens) needs 512; "
                              f"got {self.text_length}")
         scheduler_shift = getattr(pipe.scheduler.config, "flow_shift", None) or 1.0
         self.shift = config.flow_shift or scheduler_shift
+        self.lora_target = config.expert or "transformer"
 
     def multiples(self) -> tuple[int, int]:
         return self.pipe.vae_scale_factor_spatial * self.transformer.config.patch_size[1], \
@@ -95,6 +107,7 @@ class WanFamily(Family):
         dtype = self.transformer.dtype
         x0 = batch["latents"]
         sigma = self.shift * u / (1 + (self.shift - 1) * u)
+        sigma = self.range[0] + (self.range[1] - self.range[0]) * sigma  # the expert's share of the schedule
         s = sigma.view(-1, 1, 1, 1, 1)
         noisy = (1 - s) * x0 + s * noise
         pred = self.transformer(hidden_states=torch.cat([noisy, batch["condition"]], 1).to(dtype),

@@ -139,13 +139,15 @@ def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
     assert "multiples of 16" in capsys.readouterr().err
 
 
-def test_a_resume_with_other_settings_and_unsupported_layouts_are_refused(files, tmp_path):
+def test_a_resume_with_other_settings_and_a_missing_expert_are_refused(files, tmp_path):
     run(files, tmp_path / "a", steps=2)
     with pytest.raises(ValueError, match=r"step-00000002 was trained with other settings \(rank: 8 there, 4 now\)"):
         run(files, tmp_path / "a", steps=4, rank=4)
     two_experts = save_tiny_pipeline("wan-i2v", tmp_path / "a14b", layout="2.2-a14b")
-    with pytest.raises(ValueError, match=r"Wan 2\.2 A14B \(two experts\) is not supported yet"):
+    with pytest.raises(ValueError, match=r"finetune\.expert: Wan 2\.2 A14B has two experts"):
         run({**files, "model": two_experts}, tmp_path / "b", steps=2)
+    with pytest.raises(ValueError, match=r"finetune\.expert: this Wan model has one expert"):
+        run(files, tmp_path / "c", steps=2, expert="transformer_2")
 
 
 def test_wan21_caches_the_clip_image_tokens_and_its_lora_loads(files, tmp_path):
@@ -230,3 +232,33 @@ def test_edited_variants_add_training_clips_with_other_backgrounds(files, tmp_pa
     assert set(first) == {0, 1} and first[0]["prompt"] == first[1]["prompt"]
     assert not torch.equal(first[0]["latents"], first[1]["latents"])  # another background: other latents
     assert torch.equal(first[0]["condition"][:4], first[1]["condition"][:4])  # the same first-frame mask
+
+
+def test_wan22_a14b_one_lora_per_expert_on_its_noise_range(files, tmp_path):
+    """Two experts split the schedule at boundary_ratio (0.875): the low-noise expert's LoRA trains at
+    sigma < 0.875 only and goes into transformer_2 (the generator's lora target)."""
+    model = save_tiny_pipeline("wan-i2v", tmp_path / "a14b", layout="2.2-a14b")
+    timesteps = []
+    from generators.finetune_families import WanFamily
+
+    loss = WanFamily.loss
+
+    def spy(self, batch, u, noise):
+        assert self.transformer is self.pipe.transformer_2
+        if not timesteps:
+            self.transformer.register_forward_pre_hook(
+                lambda _m, _args, kwargs: timesteps.extend(kwargs["timestep"].tolist()), with_kwargs=True)
+        return loss(self, batch, u, noise)
+
+    WanFamily.loss = spy
+    try:
+        report = run({**files, "model": model}, tmp_path / "low", steps=20, expert="transformer_2")
+    finally:
+        WanFamily.loss = loss
+    assert len(timesteps) > 20 and max(timesteps) < 875  # training draws and the report's levels alike
+    assert report["use"]["lora"] == [{"path": str(tmp_path / "low"), "target": "transformer_2"}]
+    assert report["denoising_loss"]["after"]["train"]["mean"] < report["denoising_loss"]["before"]["train"]["mean"]
+    rollout.dataset = files["dataset"]
+    base = rollout(model, num_inference_steps=4)
+    tuned = rollout(model, num_inference_steps=4, lora=[{"path": str(tmp_path / "low"), "target": "transformer_2"}])
+    assert np.abs(tuned - base).mean() > 0.05
