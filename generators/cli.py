@@ -11,7 +11,8 @@ from pathlib import Path
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "finetune", help="fine-tune an image-to-video model on a dataset's episodes (a LoRA for a generator's lora:)",
-        description="Train a LoRA on the transformer of a diffusers image-to-video model (Wan 2.1 / 2.2 I2V) "
+        description="Train a LoRA on the transformer of a diffusers image-to-video model (Wan 2.1 / 2.2 I2V, "
+        "CogVideoX 1.0 I2V, LTX-Video I2V) "
         "with the model's own objective, on clips of a LeRobot dataset's episodes (one camera, at the model's "
         "fps and size, the task as the prompt), and write DIR/pytorch_lora_weights.safetensors (load it with "
         "the generator's `lora: [{path: DIR}]`), DIR/finetune.json and DIR/report.json (held-out episodes' "

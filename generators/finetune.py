@@ -255,7 +255,8 @@ def _ray_worker(job: dict) -> None:
     pipe = load_pipeline(job["model"], getattr(torch, config.dtype), encoders=False)
     family = family_of(pipe, job["model"], config)
     family.transformer.to(device)
-    clips = torch.load(out / CACHE_FILE, weights_only=False)["clips"]
+    cached = torch.load(out / CACHE_FILE, weights_only=False)
+    clips, family.geometry = cached["clips"], cached["geometry"]
     params = attach_lora(family.transformer, config)
     result = train_loop(family, params, [c for c in clips if not c["held_out"]], out, config, device,
                         log=print if rank == 0 else (lambda _m: None), rank=rank, world=world)
@@ -306,6 +307,7 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     family = family_of(pipe, model, config)
     pipe.to(device)
     clips, geometry = encoded_clips(root, model, out, family, config, device, log)
+    family.geometry = geometry  # LTX's rotary scale depends on the clips' fps
     # the frozen encoders are done: only the transformer stays on the device
     for part in ("vae", "text_encoder", "image_encoder", "transformer", "transformer_2"):
         if getattr(pipe, part, None) is not None and getattr(pipe, part) is not family.transformer:

@@ -22,7 +22,7 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: str | None = Field(None, description="generator type whose objective and layout to use "
-                                                 "(wan-i2v, cogvideox-i2v); default: read from the model's pipeline class")
+                                                 "(wan-i2v, cogvideox-i2v, ltx-i2v); default: read from the model's pipeline class")
     camera: str | None = Field(None, description="the camera to learn; may be left out when the dataset has one")
     prompt_template: str = Field("{task}. {edit}", description="as the generator stage's: the task is the prompt")
     num_frames: int | None = Field(None, ge=2, description="frames per clip at model_fps (rounded to the VAE's 4k+1)")
@@ -34,7 +34,7 @@ class FinetuneConfig(BaseModel):
                                                     "clips (editors/background.py's procedural recipe); held-out "
                                                     "episodes stay as recorded")
     max_sequence_length: int | None = Field(None, ge=1, description="text tokens; default: the generator's "
-                                                                     "(Wan 512, CogVideoX 226)")
+                                                                     "(Wan 512, CogVideoX 226, LTX 128)")
 
     expert: str | None = Field(None, pattern="^(transformer|transformer_2)$",
                                description="Wan 2.2 A14B: the expert to adapt (transformer: high noise, "

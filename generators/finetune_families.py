@@ -4,6 +4,7 @@ A family follows its generator stage (generators/<type>.py): the same defaults, 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -180,4 +181,66 @@ class CogVideoXFamily(Family):
         return torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean((1, 2, 3, 4))
 
 
-FAMILIES = {"WanImageToVideoPipeline": WanFamily, "CogVideoXImageToVideoPipeline": CogVideoXFamily}
+class LTXFamily(Family):
+    """LTX-Video I2V: flow matching on packed latent tokens; the first latent frame is the clean image
+    (conditioning mask 1, timestep 0 for its tokens), so the loss counts the other tokens only. The
+    sigmas are shifted as the pipeline shifts its schedule (exp(mu) from the token count, dynamic shifting)."""
+
+    generator_type = "ltx-i2v"
+    default_sampling = "logit_normal"
+    geometry: dict = {}
+
+    def multiples(self) -> tuple[int, int]:
+        pipe = self.pipe
+        return pipe.vae_spatial_compression_ratio * pipe.transformer_spatial_patch_size, \
+            pipe.vae_temporal_compression_ratio
+
+    @torch.no_grad()
+    def encode(self, video: np.ndarray, prompt: str, device: str) -> dict:
+        from diffusers.pipelines.ltx.pipeline_ltx_image2video import retrieve_latents
+
+        pipe, vae = self.pipe, self.pipe.vae
+        latents = retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float()
+        latents = pipe._normalize_latents(latents, vae.latents_mean.float(), vae.latents_std.float())
+        text, mask, _, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
+                                              max_sequence_length=self.text_length, device=device)
+        out = {"latents": latents[0], "text": text[0], "text_mask": mask[0]}
+        return {k: v.detach().float().cpu() for k, v in out.items()}
+
+    def shift(self, tokens: int) -> float:
+        config = self.pipe.scheduler.config
+        if self.config.flow_shift:
+            return self.config.flow_shift
+        if not config.get("use_dynamic_shifting", False):
+            return config.get("shift", 1.0)
+        from diffusers.pipelines.ltx.pipeline_ltx_image2video import calculate_shift
+
+        return math.exp(calculate_shift(tokens, config.get("base_image_seq_len", 256),
+                                        config.get("max_image_seq_len", 4096), config.get("base_shift", 0.5),
+                                        config.get("max_shift", 1.15)))
+
+    def loss(self, batch: dict, u: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        pipe, dtype = self.pipe, self.transformer.dtype
+        x0 = batch["latents"]  # (B, C, f, h, w)
+        b, _, f, h, w = x0.shape
+        shift = self.shift(f * h * w)
+        sigma = (shift * u / (1 + (shift - 1) * u)).view(-1, 1, 1, 1, 1)
+        first = torch.zeros_like(x0[:, :1])
+        first[:, :, 0] = 1.0  # the conditioning image's latent frame stays clean
+        noisy = first * x0 + (1 - first) * ((1 - sigma) * x0 + sigma * noise)
+        p, pt = pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+        free = 1 - pipe._pack_latents(first, p, pt).squeeze(-1)  # (B, tokens): 0 on the image's tokens
+        ratio = pipe.vae_spatial_compression_ratio
+        frame_rate = int(round(self.geometry.get("model_fps", 25)))
+        pred = self.transformer(hidden_states=pipe._pack_latents(noisy, p, pt).to(dtype),
+                                encoder_hidden_states=batch["text"].to(dtype),
+                                timestep=sigma.view(-1, 1) * 1000 * free,
+                                encoder_attention_mask=batch["text_mask"], num_frames=f, height=h, width=w,
+                                rope_interpolation_scale=(pipe.vae_temporal_compression_ratio / frame_rate, ratio, ratio),
+                                return_dict=False)[0]
+        error = (pred.float() - pipe._pack_latents(noise - x0, p, pt).float()).pow(2).mean(-1)
+        return (error * free).sum(1) / free.sum(1)
+
+
+FAMILIES = {"WanImageToVideoPipeline": WanFamily, "CogVideoXImageToVideoPipeline": CogVideoXFamily,
+            "LTXImageToVideoPipeline": LTXFamily}

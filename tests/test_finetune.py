@@ -262,3 +262,23 @@ def test_wan22_a14b_one_lora_per_expert_on_its_noise_range(files, tmp_path):
     base = rollout(model, num_inference_steps=4)
     tuned = rollout(model, num_inference_steps=4, lora=[{"path": str(tmp_path / "low"), "target": "transformer_2"}])
     assert np.abs(tuned - base).mean() > 0.05
+
+
+def test_ltx_flow_matching_on_packed_tokens_and_its_lora_loads(files, tmp_path):
+    model = save_tiny_pipeline("ltx-i2v", tmp_path / "ltx")
+    out = tmp_path / "lora"
+    report = run({**files, "model": model}, out, steps=40, height=32, width=32)
+    assert json.loads((out / "finetune.json").read_text())["family"] == "ltx-i2v"
+    loss = report["denoising_loss"]
+    assert loss["after"]["held_out"]["mean"] < 0.9 * loss["before"]["held_out"]["mean"]
+    spec = spec_class("ltx-i2v")
+    videos = []
+    for lora in ([], [{"path": str(out)}]):
+        stage = spec.model_validate({"type": "ltx-i2v", **TINY_SETTINGS["ltx-i2v"], "model": str(model),
+                                     "dtype": "float32", "device": "cpu", "max_clips": 1, "model_fps": 10,
+                                     "lora": lora}).build()
+        stage.setup()
+        from augment.source import LeRobotSource
+
+        videos.append(stage([LeRobotSource(files["dataset"], [CAMERA]).read_episode(0)])[0].frames[CAMERA].astype(int))
+    assert np.abs(videos[1] - videos[0]).mean() > 0.05
