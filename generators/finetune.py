@@ -1,20 +1,22 @@
 """`augment finetune`: a LoRA on an image-to-video model's transformer, trained on the user's episodes.
 
-The recipe (DreamGen fine-tunes the video model on the target robot before any rollout), in one process:
+The recipe (DreamGen fine-tunes the video model on the target robot before any rollout):
     clips    from every source episode, the named camera resampled (nearest frame) to the model's fps,
              resized to the model's size and multiple, cut into clips of the model's frame count; the
              episode's task through the generator's prompt template is the prompt
     cache    VAE latents, the first-frame conditioning and the text (and CLIP image) embeddings are
              computed once and saved (DIR/cache/clips.pt); the VAE and the text encoder never run per step
-    train    a peft LoRA on the transformer, the family's own objective (Wan: flow matching, the
-             velocity noise - x0 at sigma drawn by diffusers' compute_density_for_timestep_sampling and
-             shifted as the scheduler's flow_shift), AdamW on the adapter only
+    train    a peft LoRA on the transformer, the family's own objective (finetune_families.py: Wan and
+             LTX flow matching, CogVideoX the scheduler's prediction type) at noise levels drawn by
+             diffusers' compute_density_for_timestep_sampling, AdamW on the adapter only; in this
+             process, or data-parallel on Ray Train workers (--address) running the same loop
     resume   DIR/checkpoints/step-N (adapter, optimizer, step) every `checkpoint_every` steps, written
              atomically; a rerun of the same command continues from the last one. Every step's batch,
              noise and sigmas are drawn from (seed, step), so a resumed run is the uninterrupted run.
     output   DIR/pytorch_lora_weights.safetensors (diffusers' format: the generator's `lora:` field
              loads it), DIR/finetune.json (settings, clip geometry, split) and DIR/report.json (the
-             held-out episodes' denoising loss at fixed noise levels and fixed noise, before and after)
+             held-out episodes' denoising loss at fixed noise levels and fixed noise, and their rollouts
+             against the recorded frames, before and after)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from augment.stage import derive_seed
 from generators.finetune_clips import CACHE_FILE, collate, encoded_clips
 from generators.finetune_config import CONFIG_FILE, LORA_FILE, REPORT_FILE, FinetuneConfig
 from generators.finetune_families import FAMILIES, Family
+
 CHECKPOINTS = "checkpoints"
 
 

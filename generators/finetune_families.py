@@ -28,6 +28,7 @@ class Family:
 
         spec = spec_class(self.generator_type)
         self.pipe, self.config, self.transformer = pipe, config, pipe.transformer
+        self.geometry: dict = {}  # the clips' camera, size, frames and fps, once they are cut
         self.stage = import_object(spec.stage_class)
         self.text_length = config.max_sequence_length or spec.model_fields["max_sequence_length"].default
 
@@ -188,7 +189,6 @@ class LTXFamily(Family):
 
     generator_type = "ltx-i2v"
     default_sampling = "logit_normal"
-    geometry: dict = {}
 
     def multiples(self) -> tuple[int, int]:
         pipe = self.pipe
