@@ -52,9 +52,7 @@ class WanFamily(Family):
 
     def __init__(self, pipe: Any, config: FinetuneConfig):
         super().__init__(pipe, config)
-        if pipe.config.expand_timesteps:
-            raise ValueError("finetune: Wan 2.2 TI2V-5B (expand_timesteps) is not supported yet; Wan 2.1 I2V and "
-                             "one-expert Wan 2.2 I2V are")
+        self.expand = bool(pipe.config.expand_timesteps)  # TI2V-5B: the first latent frame is the image's
         # Wan 2.2 A14B: a high-noise expert (transformer, t >= boundary_ratio * 1000) and a low-noise one
         # (transformer_2); each gets its own LoRA, trained on its own noise range only
         self.range = (0.0, 1.0)
@@ -93,9 +91,10 @@ class WanFamily(Family):
         latents = (retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float() - mean) / std
         first = Image.fromarray(video[0])
         image = pipe.video_processor.preprocess(first, height=height, width=width).to(device, torch.float32)
-        # the pipeline's own conditioning (first-frame mask + latents of [frame 0, zeros...]): zero noise in
-        _, condition = pipe.prepare_latents(image, 1, vae.config.z_dim, height, width, frames, torch.float32,
-                                            device, latents=torch.zeros_like(latents))
+        # the pipeline's own conditioning (first-frame mask + latents of [frame 0, zeros...], or for TI2V
+        # the first frame's latents alone): zero noise in
+        _, condition, *_ = pipe.prepare_latents(image, 1, vae.config.z_dim, height, width, frames, torch.float32,
+                                                device, latents=torch.zeros_like(latents))
         text, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
                                      max_sequence_length=self.text_length, device=device)
         out = {"latents": latents[0], "condition": condition[0], "text": text[0]}
@@ -112,11 +111,22 @@ class WanFamily(Family):
         sigma = self.range[0] + (self.range[1] - self.range[0]) * sigma  # the expert's share of the schedule
         s = sigma.view(-1, 1, 1, 1, 1)
         noisy = (1 - s) * x0 + s * noise
-        pred = self.transformer(hidden_states=torch.cat([noisy, batch["condition"]], 1).to(dtype),
-                                timestep=sigma * 1000, encoder_hidden_states=batch["text"].to(dtype),
+        if self.expand:
+            # TI2V: the image's latents are the first frame, its tokens at timestep 0, out of the loss
+            free = torch.ones_like(x0[:, :1])
+            free[:, :, 0] = 0
+            noisy = (1 - free) * batch["condition"] + free * noisy
+            p = self.transformer.config.patch_size
+            timestep = (free[:, 0, ::p[0], ::p[1], ::p[2]] * s[:, 0] * 1000).flatten(1)
+            inputs = noisy
+        else:
+            free, timestep, inputs = torch.ones_like(x0[:, :1]), sigma * 1000, torch.cat([noisy, batch["condition"]], 1)
+        pred = self.transformer(hidden_states=inputs.to(dtype), timestep=timestep,
+                                encoder_hidden_states=batch["text"].to(dtype),
                                 encoder_hidden_states_image=batch["image"].to(dtype) if "image" in batch else None,
                                 return_dict=False)[0]
-        return torch.nn.functional.mse_loss(pred.float(), (noise - x0).float(), reduction="none").mean((1, 2, 3, 4))
+        error = (pred.float() - (noise - x0).float()).pow(2) * free
+        return error.sum((1, 2, 3, 4)) / (free.sum((1, 2, 3, 4)) * x0.shape[1])
 
 
 class CogVideoXFamily(Family):

@@ -282,3 +282,16 @@ def test_ltx_flow_matching_on_packed_tokens_and_its_lora_loads(files, tmp_path):
 
         videos.append(stage([LeRobotSource(files["dataset"], [CAMERA]).read_episode(0)])[0].frames[CAMERA].astype(int))
     assert np.abs(videos[1] - videos[0]).mean() > 0.05
+
+
+def test_wan22_ti2v_keeps_the_image_frame_clean_and_its_lora_loads(files, tmp_path):
+    """TI2V-5B's layout (expand_timesteps): the first latent frame is the image's latents, its tokens
+    at timestep 0 and out of the loss."""
+    model = save_tiny_pipeline("wan-i2v", tmp_path / "ti2v", layout="2.2-ti2v")
+    report = run({**files, "model": model}, tmp_path / "lora", steps=40)
+    loss = report["denoising_loss"]
+    assert loss["after"]["held_out"]["mean"] < 0.9 * loss["before"]["held_out"]["mean"]
+    rollout.dataset = files["dataset"]
+    base = rollout(model)
+    tuned = rollout(model, lora=[{"path": str(tmp_path / "lora")}])
+    assert np.abs(tuned - base).mean() > 0.05
