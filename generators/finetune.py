@@ -111,11 +111,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two uint8 videos (T, H, W, 3) on luma, 7x7 Gaussian windows (Wang et al. 2004's constants)."""
+    import cv2
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    scores = []
+    for x, y in zip(a, b):
+        x = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float64)
+        y = cv2.cvtColor(y, cv2.COLOR_RGB2GRAY).astype(np.float64)
+
+        def blur(z):
+            return cv2.GaussianBlur(z, (7, 7), 1.5)
+
+        mx, my = blur(x), blur(y)
+        vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+        scores.append(float((((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean()))
+    return float(np.mean(scores))
+
+
 def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_length: int, lora_target: str,
                        geometry: dict, config: FinetuneConfig, log) -> dict:
     """Held-out episodes rolled out by the generator stage itself (one clip from the recorded first frame,
     the episode's task as the prompt) without and with the LoRA, against the recorded continuation:
-    PSNR and mean absolute error over the frames after the first (a weight-free measure; a rollout is one
+    PSNR, SSIM and mean absolute error over the frames after the first (a weight-free measure; a rollout is one
     sample of many futures, so this tracks looking like the robot more than matching one motion)."""
     from augment.registry import spec_class
     from augment.source import LeRobotSource
@@ -143,9 +162,10 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
             span = int(math.floor((geometry["num_frames"] - 1) * ep.fps / geometry["model_fps"])) + 1
             ep = ep.replace(frames={camera: ep.frames[camera][:span]}, state=None, action=None, extras={})
             video = stage([ep])[0].frames[camera]
-            scores.append((psnr(video[1:], ep.frames[camera][1:len(video)]),
-                           float(np.abs(video[1:].astype(int) - ep.frames[camera][1:len(video)]).mean())))
-        result[name] = {"psnr": float(np.mean([s[0] for s in scores])), "mae": float(np.mean([s[1] for s in scores]))}
+            real_frames = ep.frames[camera][1:len(video)]
+            scores.append((psnr(video[1:], real_frames), ssim(video[1:], real_frames),
+                           float(np.abs(video[1:].astype(int) - real_frames).mean())))
+        result[name] = {k: float(np.mean([s[i] for s in scores])) for i, k in enumerate(("psnr", "ssim", "mae"))}
         del stage
     log(f"held-out rollouts PSNR {result['before']['psnr']:.2f} -> {result['after']['psnr']:.2f} dB")
     return result
@@ -299,12 +319,20 @@ def finetune(root: str, model: str, out: str | Path, config: FinetuneConfig, log
     """Train (or resume) the LoRA; returns the report. on_step(step, loss) is called after each step (one
     process only). address: a Ray cluster ('auto', 'ray://...', 'local' to start one) to train on with
     Ray Train, data-parallel over `workers` workers (default: one per GPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.num_threads)
+    try:
+        return _finetune(root, model, Path(out), config, log, on_step, address, workers)
+    finally:
+        torch.set_num_threads(threads)  # a caller's (a test session's) setting is its own
+
+
+def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_step, address: str | None,
+              workers: int | None) -> dict:
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
     pipe = load_pipeline(model, getattr(torch, config.dtype))
     family = family_of(pipe, model, config)
