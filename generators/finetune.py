@@ -387,5 +387,5 @@ def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_
     }
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
     held = (before["held_out"] or {}).get("mean"), (after["held_out"] or {}).get("mean")
-    log(f"held-out denoising loss {held[0]} -> {held[1]}" if held[0] is not None else "no held-out episodes")
+    log(f"held-out denoising loss {held[0]:.4f} -> {held[1]:.4f}" if held[0] is not None else "no held-out episodes")
     return report
