@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     from labelers.cli import add_parser as add_train_idm
 
     add_train_idm(sub)
+    from generators.cli import add_parser as add_finetune  # `augment finetune`: generators/cli.py
+
+    add_finetune(sub)
     from verifiers.cli import add_parser as add_check  # `augment check`: verifiers/cli.py
     from verifiers.cli import add_train_parser as add_train_verifier
 
@@ -67,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             from labelers.cli import run as cmd_train_idm
 
             return cmd_train_idm(args)
+        if args.command == "finetune":
+            from generators.cli import run as cmd_finetune
+
+            return cmd_finetune(args)
         if args.command == "check":
             from verifiers.cli import run as cmd_check
 

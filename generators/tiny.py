@@ -36,14 +36,14 @@ def tiny_t5():
     return T5EncoderModel(config)
 
 
-def tiny_wan_transformer(image_dim: int | None = None):
+def tiny_wan_transformer(image_dim: int | None = None, in_channels: int = 36):
     from diffusers import WanTransformer3DModel
 
     # Wan 2.1 I2V attends to the CLIP image tokens through added K/V projections (image_dim set);
     # Wan 2.2 has neither.
     image = {"image_dim": image_dim, "added_kv_proj_dim": 2 * 12} if image_dim else {}
     return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                 in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+                                 in_channels=in_channels, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
                                  num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                                  rope_max_seq_len=32, **image)
 
@@ -51,7 +51,9 @@ def tiny_wan_transformer(image_dim: int | None = None):
 def tiny_wan(layout: str = "2.2"):
     """layout "2.2": one expert, no image encoder; "2.1": plus a CLIP vision encoder whose penultimate
     hidden states the transformer cross-attends to; "2.2-a14b": a high-noise expert (transformer) and a
-    low-noise one (transformer_2), switched at boundary_ratio * 1000 of the schedule."""
+    low-noise one (transformer_2), switched at boundary_ratio * 1000 of the schedule; "2.2-ti2v": as
+    TI2V-5B, the first frame's latents replace the first noisy latent frame (expand_timesteps, per-token
+    timesteps, 16 input channels instead of 16 noisy + 4 mask + 16 condition)."""
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
 
     if layout not in WAN_LAYOUTS:
@@ -71,7 +73,10 @@ def tiny_wan(layout: str = "2.2"):
             image_size=32, patch_size=8))
         parts["image_processor"] = CLIPImageProcessor(crop_size=32, size=32)
     torch.manual_seed(0)
-    transformer = tiny_wan_transformer(image_dim=16 if layout == "2.1" else None)
+    transformer = tiny_wan_transformer(image_dim=16 if layout == "2.1" else None,
+                                       in_channels=16 if layout == "2.2-ti2v" else 36)
+    if layout == "2.2-ti2v":
+        parts["expand_timesteps"] = True
     if layout == "2.2-a14b":
         torch.manual_seed(1)  # another expert: other weights
         parts["transformer_2"] = tiny_wan_transformer()
@@ -81,7 +86,7 @@ def tiny_wan(layout: str = "2.2"):
                                    scheduler=scheduler, transformer=transformer, **parts)
 
 
-WAN_LAYOUTS = ("2.2", "2.1", "2.2-a14b")
+WAN_LAYOUTS = ("2.2", "2.1", "2.2-a14b", "2.2-ti2v")
 
 
 class PassThroughSafetyChecker(torch.nn.Module):
