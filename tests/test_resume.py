@@ -96,3 +96,25 @@ def test_report_times_are_not_multiplied_by_best_of_n():
     assert [c.provenance["timings"]["read"] for c in children] == [0.25] * 4
     total = sum(c.provenance["timings"]["background"] for c in children)
     assert all(c.provenance["timings"]["background"] == total / 4 for c in children)
+
+
+def test_the_report_is_written_before_the_completion_marker(source_dataset, tmp_path, monkeypatch):
+    """A job that dies while making its report is not finished: the rerun commits again, with a report."""
+    import augment.pipeline as pipeline
+    from augment.writer import is_committed
+
+    out = tmp_path / "out"
+    spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], out, extra="  episodes: [0]\n"))
+    real = pipeline.build_report
+
+    def disk_full(job, summary):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "build_report", disk_full)
+    with pytest.raises(OSError):
+        run_local(spec, progress=False)
+    assert not is_committed(out)
+    monkeypatch.setattr(pipeline, "build_report", real)
+    report = run_local(load_spec(tmp_path / "s.yaml"), progress=False)
+    assert report["episodes_out"] == 1 and is_committed(out)
+    assert json.loads((out / "meta" / "augment_report.json").read_text())["episodes_out"] == 1
