@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
+from augment.stage import MAX_VARIANTS, Stage, StageSpec, derive_seed
 from editors.compose import mask_fraction
 from editors.segmenter import Segmentation, Segmenter, SegmenterSpec
 
@@ -66,7 +66,7 @@ class EditSpec(ImageEditSpec):
     segmenter: SegmenterSpec = Field(default_factory=SegmenterSpec, description="what to keep; default weight-free")
     apply_to: Literal["first", "all"] = Field("first", description="first: rollout mode; all: structure-preserving")
     first_frames: int = Field(1, ge=1, description="frames edited when apply_to is first")
-    variants: int = Field(1, ge=1, description="new episodes per input, each with its own seed")
+    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with its own seed")
     seed: int = 0
 
 
