@@ -161,3 +161,15 @@ def test_a_changed_spec_does_not_resume_a_partial_output(tmp_path, capsys, sourc
                    "--set", "sink.overwrite=true")[0] == 0
     report = json.loads((out / "meta" / "augment_report.json").read_text())
     assert report["episodes_out"] == 6 and report["episodes_done_before"] == 0
+
+
+@pytest.mark.parametrize("stages, sets, expected", [
+    ("  - type: [background]\n", [], ":5: stages[0].type: unknown stage type ['background']"),
+    ("  - type: background\n", ["stages.0.variants=[1"], "the value is not plain YAML"),
+    ("  - type: background\n", ["stages.0.variants=!!python/name:os.system"], "the value is not plain YAML"),
+    ("  - type: background\n    variants: 2\n    variants: 3\n", [], ":7: not valid YAML: duplicate key 'variants'"),
+])
+def test_bad_types_and_set_values_are_error_lines(tmp_path, capsys, source_dataset, stages, sets, expected):
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages=stages)
+    code, text = run_cli(capsys, "validate", str(spec), *[a for s in sets for a in ("--set", s)])
+    assert code == 2 and text.startswith("error: ") and expected in text and "Traceback" not in text
