@@ -174,17 +174,20 @@ def plan(spec: PipelineSpec) -> Job:
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
-    identity = job_identity(spec)
+    identity = job_identity(spec, source)
     claim_output(out, identity, spec.sink.overwrite)
     _, _, done = select_complete(read_manifests(out))
     todo = [i for i in selected if f"ep{i:06d}" not in done]
     return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes)
 
 
-def job_identity(spec: PipelineSpec) -> dict:
+def job_identity(spec: PipelineSpec, source: LeRobotSource) -> dict:
     """What fixes a job's output: the resolved spec, less where it writes and how many workers run it
-    (a resume may move the sink's path spelling or use another machine's resources)."""
+    (a resume may move the sink's path spelling or use another machine's resources), and what the
+    source's info.json says of its size (other data under the same path is another job)."""
     data = yaml.safe_load(spec.resolved_yaml())
+    data["source_fingerprint"] = {k: source.info.get(k) for k in
+                                  ("codebase_version", "fps", "total_episodes", "total_frames", "total_tasks")}
     data["sink"] = {k: v for k, v in data["sink"].items() if k not in ("root", "overwrite", "num_cpus")}
     for stage in data["stages"]:
         stage.pop("resources", None)

@@ -173,3 +173,24 @@ def test_bad_types_and_set_values_are_error_lines(tmp_path, capsys, source_datas
     spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages=stages)
     code, text = run_cli(capsys, "validate", str(spec), *[a for s in sets for a in ("--set", s)])
     assert code == 2 and text.startswith("error: ") and expected in text and "Traceback" not in text
+
+
+def test_other_data_under_the_source_path_does_not_resume(tmp_path, capsys, source_dataset, image_dataset,
+                                                          copy_tree, monkeypatch):
+    from augment.writer import PartWriter
+
+    src, out = copy_tree(source_dataset["root"], tmp_path / "src"), tmp_path / "out"
+    spec = write_spec(tmp_path / "s.yaml", src, out)
+    real_write = PartWriter.write
+
+    def die_after_first_part(self, rows):
+        real_write(self, rows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PartWriter, "write", die_after_first_part)
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet")[0] == 130
+    monkeypatch.setattr(PartWriter, "write", real_write)
+    shutil.rmtree(src)
+    copy_tree(image_dataset["root"], src)  # the same path, other episodes
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet")
+    assert code == 2 and "source_fingerprint.total_episodes: 4 -> 2" in text
