@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import MAX_VARIANTS, Stage, StageSpec, derive_seed
+from augment.stage import MAX_VARIANTS, Stage, StageSpec, StrictSpec, derive_seed
 from editors.compose import mask_fraction
 from editors.segmenter import Segmentation, Segmenter, SegmenterSpec
 
 
-class DiffusionSpec(BaseModel):
+class DiffusionSpec(StrictSpec):  # nested blocks are as strict as the stage
     """A diffusers pipeline, by model id or local path, and how to run it."""
 
     model_config = ConfigDict(extra="forbid")

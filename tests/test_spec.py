@@ -96,6 +96,8 @@ def test_duplicate_keys_are_errors_with_their_line(tmp_path):
     ("  root: /data/src\n", "  root: /data/src\n  cameras: []\n", 4, "source.cameras: an empty camera list"),
     ("type: background", "type: [background]", 6, "stages[0].type: unknown stage type ['background']"),
     ("type: background", "type: {a: 1}", 6, "stages[0].type: unknown stage type {'a': 1}"),
+    ("type: background\n    variants: 2", "type: consistency\n    limits: {jump: true}", 7,
+     "stages[0].limits.jump: expected float, got a boolean"),  # a stage's nested block is as strict
 ])
 def test_values_lax_yaml_would_coerce_are_errors(tmp_path, old, new, where, expected):
     path = write(tmp_path, GOOD.replace(old, new))
