@@ -407,7 +407,8 @@ def is_committed(root: Path) -> bool:
 
 # Paths our commit writes (relative to root), as globs; everything under .augment/ is ours too.
 OUR_FILES = ("data/chunk-*/file-*.parquet", "videos/*/chunk-*/file-*.mp4", "meta/info.json", "meta/stats.json",
-             "meta/tasks.parquet", "meta/episodes/chunk-*/file-*.parquet", "meta/augment_spec.yaml", REPORT)
+             "meta/tasks.parquet", "meta/episodes/chunk-*/file-*.parquet", "meta/augment_spec.yaml", REPORT,
+             "meta/*.tmp-*")  # _atomic_write_text's temporary, left by a kill mid-write
 
 
 def read_owner(root: Path) -> dict | None:

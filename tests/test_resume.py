@@ -118,3 +118,20 @@ def test_the_report_is_written_before_the_completion_marker(source_dataset, tmp_
     report = run_local(load_spec(tmp_path / "s.yaml"), progress=False)
     assert report["episodes_out"] == 1 and is_committed(out)
     assert json.loads((out / "meta" / "augment_report.json").read_text())["episodes_out"] == 1
+
+
+def test_remove_ours_keeps_everything_else(tmp_path):
+    from augment.writer import foreign_files, remove_ours
+
+    ours = [".augment/parts/p/manifest.json", "data/chunk-000/file-000.parquet",
+            "videos/observation.images.front/chunk-000/file-001.mp4", "meta/info.json",
+            "meta/episodes/chunk-000/file-000.parquet", "meta/augment_report.json", "meta/info.json.tmp-1a2b3c4d"]
+    theirs = ["notes.txt", "meta/eval.json", "data/extra/data/chunk-000/file-000.parquet", "videos/readme.md"]
+    for rel in ours + theirs:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    assert foreign_files(tmp_path) == sorted(theirs)
+    remove_ours(tmp_path)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(theirs) and not (tmp_path / ".augment").exists()
+    assert not (tmp_path / "meta" / "episodes").exists()  # emptied folders go too
