@@ -11,6 +11,7 @@ augment/local.py and augment/runner.py only differ in how they move rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -18,12 +19,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import yaml
+
 from augment.cameras import measure_cameras
 from augment.episode import VISUAL_DTYPES, Episode
 from augment.source import LeRobotSource
 from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
-from augment.writer import COMPLETE_MARKER, Layout, commit, is_committed, read_manifests, select_complete
+from augment.writer import (COMPLETE_MARKER, OWNER_MARKER, Layout, commit, foreign_files, is_committed, read_manifests,
+                            read_owner, remove_ours, select_complete, write_owner)
 
 ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
 PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input
@@ -170,33 +174,85 @@ def plan(spec: PipelineSpec) -> Job:
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
-    if out.exists() and any(out.iterdir()) and not (out / ".augment").is_dir():
-        raise JobError(f"sink.root {out} exists and holds something that is not an augment output; "
-                       "choose an empty or new folder")
-    if is_committed(out):
-        if not spec.sink.overwrite:
-            raise JobError(f"{out} already holds a finished dataset; set sink.overwrite=true "
-                           f"(--set sink.overwrite=true) to write it again")
-        import shutil
-
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    identity = job_identity(spec, source)
+    claim_output(out, identity, spec.sink.overwrite)
     _, _, done = select_complete(read_manifests(out))
     todo = [i for i in selected if f"ep{i:06d}" not in done]
     return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes)
 
 
+def job_identity(spec: PipelineSpec, source: LeRobotSource) -> dict:
+    """What fixes a job's output: the resolved spec, less where it writes and how many workers run it
+    (a resume may move the sink's path spelling or use another machine's resources), and what the
+    source's info.json says of its size (other data under the same path is another job)."""
+    data = yaml.safe_load(spec.resolved_yaml())
+    data["source_fingerprint"] = {k: source.info.get(k) for k in
+                                  ("codebase_version", "fps", "total_episodes", "total_frames", "total_tasks")}
+    data["sink"] = {k: v for k, v in data["sink"].items() if k not in ("root", "overwrite", "num_cpus")}
+    for stage in data["stages"]:
+        stage.pop("resources", None)
+    return data
+
+
+def spec_hash(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def changed_fields(old, new, path: str = "") -> list[str]:
+    """'field: old -> new' for every leaf that differs between two resolved specs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in {**old, **new} for c in changed_fields(old.get(k), new.get(k), f"{path}.{k}".lstrip("."))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in changed_fields(a, b, f"{path}[{i}]")]
+    return [] if old == new else [f"{path}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
+    """Make sure `out` is ours for this job, or refuse. Ours means our marker (OWNER_MARKER) is there,
+    written when we created the folder; anything else non-empty is someone's data, never touched."""
+    owner = read_owner(out) if out.is_dir() else None
+    if owner is None and out.exists():
+        if not out.is_dir():
+            raise JobError(f"sink.root {out} is a file; choose an empty or new folder")
+        present = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        if present:
+            raise JobError(f"sink.root {out} exists and holds something that is not an augment output "
+                           f"(no {OWNER_MARKER}): {', '.join(present[:10])}; choose an empty or new folder")
+    if owner is not None:
+        changes = changed_fields(owner.get("spec"), identity)
+        if is_committed(out) and not overwrite:
+            raise JobError(f"{out} already holds a finished dataset; set sink.overwrite=true "
+                           f"(--set sink.overwrite=true) to write it again")
+        if changes and not overwrite:
+            raise JobError(f"{out} holds a partial output of another spec; the changed fields: {'; '.join(changes)}. "
+                           "Rerun with the spec it was started with, or set sink.overwrite=true to start afresh")
+        if is_committed(out) or changes:  # overwrite: start afresh, deleting only what we wrote
+            others = foreign_files(out)
+            if others:
+                raise JobError(f"sink.overwrite: {out} also holds files augment did not write: "
+                               f"{', '.join(others[:10])}{' ...' if len(others) > 10 else ''}; move them away first")
+            remove_ours(out)
+            owner = None
+    if owner is None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_owner(out, {"job": spec_hash(identity), "created_at": time.time(), "spec": identity})
+
+
 def finish(job: Job) -> dict:
     """Commit the dataset and write the job report into meta/."""
     spec_text = job.spec.resolved_yaml()
-    summary = commit(job.out_root, job.layout, job.spec.sink.top_k, extra_meta={"augment_spec.yaml": spec_text})
-    report = build_report(job, summary)
-    for stage in job.spec.stages:
-        extra = stage.finish_job(job.out_root)
-        if extra:
-            report.setdefault("stages", {})[stage.label] = extra
-    (job.out_root / "meta" / "augment_report.json").write_text(json.dumps(report, indent=2))
-    return report
+
+    def report(summary: dict) -> dict:  # called inside the commit, before its completion marker
+        report = build_report(job, summary)
+        for stage in job.spec.stages:
+            extra = stage.finish_job(job.out_root)
+            if extra:
+                report.setdefault("stages", {})[stage.label] = extra
+        return report
+
+    summary = commit(job.out_root, job.layout, job.spec.sink.top_k, extra_meta={"augment_spec.yaml": spec_text},
+                     report=report)
+    return summary["report"]
 
 
 def build_report(job: Job, summary: dict) -> dict:

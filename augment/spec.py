@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from augment.registry import spec_class, stage_types
-from augment.stage import StageSpec
+from augment.stage import StageSpec, StrictSpec
 
 
 class SpecError(ValueError):
     """A spec that cannot run; the message lists every problem as `file:line: field: problem`."""
 
 
-class SourceSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SourceSpec(StrictSpec):
     root: Path = Field(description="a LeRobot v3.0 dataset root (the folder holding meta/info.json)")
     episodes: list[int | str] | None = Field(
         None, description='episode indices and ranges, e.g. [0, 3, "10:20"] (end excluded); default all'
@@ -37,9 +35,7 @@ class SourceSpec(BaseModel):
         return value
 
 
-class SinkSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SinkSpec(StrictSpec):
     root: Path = Field(description="output dataset root; created, must be empty or a previous run's output")
     repo_id: str = Field("local/augmented", description="the repo_id written into the dataset card")
     codec: str | None = Field(None, description="video codec (av1, h264, hevc); default: the source's")
@@ -53,9 +49,7 @@ class SinkSpec(BaseModel):
     overwrite: bool = Field(False, description="replace a finished dataset at root instead of refusing")
 
 
-class PipelineSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PipelineSpec(StrictSpec):
     name: str = "augment"
     seed: int = Field(0, description="base seed; each stage derives its own per episode")
     source: SourceSpec
@@ -71,6 +65,22 @@ class PipelineSpec(BaseModel):
 
 # ---------------------------------------------------------------------------------------------
 # Loading with line numbers
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: plain YAML keeps the last one, silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -111,6 +121,8 @@ def _describe(error: dict, model: type[BaseModel] | None) -> str:
         return f"unknown key; valid keys: {', '.join(model.model_fields)}"
     if kind == "missing":
         return "required field is missing"
+    if kind == "value_error":  # our validators' own words, without pydantic's "Value error, " prefix
+        return str(error["ctx"]["error"])
     return f"{error['msg']} (got {error.get('input')!r})"
 
 
@@ -121,8 +133,12 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
         raise SpecError(f"{path}: spec file not found")
     text = path.read_text()
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as e:  # file:line first, like every other spec error
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise SpecError(f"{where}: not valid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -136,7 +152,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
         try:
             _set_dotted(data, key, value)
             lines[tuple(int(k) if k.isdigit() else k for k in key.split("."))] = f"--set {key}"
-        except (IndexError, ValueError, TypeError, AttributeError):
+        except yaml.YAMLError as e:  # broken YAML or a tag (safe_load refuses those) in the value
+            raise SpecError(f"--set {item!r}: the value is not plain YAML: {str(e).splitlines()[0]}") from None
+        except (IndexError, ValueError, TypeError, AttributeError, KeyError):
             raise SpecError(f"--set {item!r}: {key} does not name a field of {path}") from None
 
     problems: list[str] = []
@@ -151,7 +169,8 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
     def dotted(loc: tuple) -> str:
         return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
-    raw_stages = data.get("stages") or []
+    raw_stages = data.get("stages")
+    raw_stages = [] if raw_stages is None else raw_stages  # `stages:` left empty: a copy; `false` is not
     if not isinstance(raw_stages, list):
         problems.append(f"{where(('stages',))}: stages: expected a list of stages")
         raw_stages = []
@@ -162,7 +181,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
         if not isinstance(raw, dict) or "type" not in raw:
             problems.append(f"{where(loc)}: {dotted(loc)}: each stage needs a `type:`; valid types: {', '.join(sorted(known))}")
             continue
-        if raw["type"] not in known:
+        if not isinstance(raw["type"], str) or raw["type"] not in known:  # a list/dict is unhashable
             problems.append(
                 f"{where((*loc, 'type'))}: {dotted(loc)}.type: unknown stage type {raw['type']!r}; "
                 f"valid types: {', '.join(sorted(known)) or '(none registered)'}"

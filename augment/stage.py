@@ -9,18 +9,53 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
 
 
-class Resources(BaseModel):
-    """How the runner places a stage: one actor pool of `concurrency` actors, each holding one copy
-    of the stage (its models), fed `batch_size` episodes per call."""
+MAX_INT = 2**31  # no count, size or index in a spec is larger; beyond it is a typo
+MAX_VARIANTS = 1000  # new episodes per input; more is a typo, not a plan
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(a, bool) for a in get_args(annotation))
+    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
+        return any(_accepts_bool(a) for a in get_args(annotation))
+    return False
+
+
+class StrictSpec(BaseModel):
+    """Base of every spec block: rejects what pydantic's lax mode would quietly coerce."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_values(cls, value: Any, info: ValidationInfo) -> Any:
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and not _accepts_bool(annotation):  # lax mode reads `true` as 1 / 1.0
+            raise ValueError(f"expected {_kind(annotation)}, got a boolean ({str(value).lower()})")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise ValueError(f"{value} is beyond {MAX_INT}; no count here is that large")
+        if info.field_name == "cameras" and isinstance(value, (list, dict)) and not value:
+            raise ValueError("an empty camera list; leave `cameras` out for the default")
+        return value
+
+
+def _kind(annotation: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    return " or ".join(names)
+
+
+class Resources(StrictSpec):
+    """How the runner places a stage: one actor pool of `concurrency` actors, each holding one copy
+    of the stage (its models), fed `batch_size` episodes per call."""
 
     num_cpus: float = Field(1.0, ge=0)
     num_gpus: float = Field(0.0, ge=0, description="fractions allowed: 0.5 packs two actors per GPU")
@@ -28,10 +63,8 @@ class Resources(BaseModel):
     batch_size: int = Field(1, ge=1, description="episodes per call")
 
 
-class StageSpec(BaseModel):
+class StageSpec(StrictSpec):
     """Base of every stage's YAML block. Subclasses add their fields and set `type` to a Literal."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: str
     name: str | None = Field(None, description="label in reports; defaults to the type")

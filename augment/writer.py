@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ from augment.video import VideoSettings, VideoWriter
 
 STAGING = ".augment"
 COMPLETE_MARKER = f"{STAGING}/complete.json"
+OWNER_MARKER = f"{STAGING}/owner.json"  # written when we create the folder: only then is it ours
+REPORT = "meta/augment_report.json"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 CHUNKS_SIZE = 1000
@@ -280,8 +282,12 @@ def rank(kept: list[tuple[dict, dict]], top_k: int) -> tuple[list[tuple[dict, di
     return survivors, dropped
 
 
-def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dict[str, str] | None = None) -> dict:
-    """Turn the finished parts under root into a LeRobot v3.0 dataset. Returns a summary."""
+def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dict[str, str] | None = None,
+           report: Callable[[dict], dict] | None = None) -> dict:
+    """Turn the finished parts under root into a LeRobot v3.0 dataset. Returns a summary.
+
+    report(summary) -> the job report, written to meta/augment_report.json before the completion
+    marker: a job killed anywhere in here is not finished, and its rerun commits again."""
     root = Path(root)
     kept, dropped, done = select_complete(read_manifests(root))
     if top_k is not None:
@@ -289,9 +295,8 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
         dropped = dropped + ranked_out
     for stale in ("meta/info.json", COMPLETE_MARKER):
         (root / stale).unlink(missing_ok=True)  # from here on, the folder does not look finished
-    for sub in ("data", "videos", "meta"):
-        shutil.rmtree(root / sub, ignore_errors=True)
-    (root / "meta").mkdir(parents=True)
+    remove_ours(root, keep_staging=True)  # a user's own files under meta/ etc. survive a re-commit
+    (root / "meta").mkdir(parents=True, exist_ok=True)
 
     # Group episodes by part (one data file and one video file per camera each), in uid order.
     parts: dict[str, tuple[dict, list[dict]]] = {}
@@ -373,7 +378,11 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
     _atomic_write_text(root / "meta" / "info.json", json.dumps(info, indent=4))
     summary = {"episodes": episode_index, "frames": frame_offset, "tasks": len(tasks),
                "dropped": dropped, "source_episodes_done": sorted(done)}
-    _atomic_write_text(root / COMPLETE_MARKER, json.dumps({"committed_at": time.time(), **summary}))
+    if report is not None:
+        summary["report"] = report(summary)
+        _atomic_write_text(root / REPORT, json.dumps(summary["report"], indent=2))
+    marker = {k: v for k, v in summary.items() if k != "report"}
+    _atomic_write_text(root / COMPLETE_MARKER, json.dumps({"committed_at": time.time(), **marker}))
     return summary
 
 
@@ -391,3 +400,56 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 def is_committed(root: Path) -> bool:
     return (Path(root) / COMPLETE_MARKER).is_file() and (Path(root) / "meta" / "info.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ownership: what in an output folder we wrote, so overwrite never deletes anything else
+
+# Paths our commit writes (relative to root), as globs; everything under .augment/ is ours too.
+OUR_FILES = ("data/chunk-*/file-*.parquet", "videos/*/chunk-*/file-*.mp4", "meta/info.json", "meta/stats.json",
+             "meta/tasks.parquet", "meta/episodes/chunk-*/file-*.parquet", "meta/augment_spec.yaml", REPORT,
+             "meta/*.tmp-*")  # _atomic_write_text's temporary, left by a kill mid-write
+
+
+def read_owner(root: Path) -> dict | None:
+    """Our marker's content, or None when the folder carries none (or a broken one): not ours."""
+    try:
+        owner = json.loads((Path(root) / OWNER_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and owner.get("tool") == "augment" else None
+
+
+def write_owner(root: Path, owner: dict) -> None:
+    (Path(root) / STAGING).mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(Path(root) / OWNER_MARKER, json.dumps({"tool": "augment", **owner}, indent=2))
+
+
+def foreign_files(root: Path) -> list[str]:
+    """Files under root that we did not write (relative paths, sorted)."""
+    root = Path(root)
+    out = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if path.is_dir() or rel.parts[0] == STAGING or any(rel.match(p) and len(rel.parts) == len(Path(p).parts)
+                                                             for p in OUR_FILES):
+            continue
+        out.append(rel.as_posix())
+    return sorted(out)
+
+
+def remove_ours(root: Path, keep_staging: bool = False) -> None:
+    """Delete the files we wrote under data/, videos/, meta/ (and .augment/ unless kept), then the
+    folders left empty; anything else stays where it is."""
+    root = Path(root)
+    for pattern in OUR_FILES:
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
+    for sub in ("data", "videos", "meta"):  # deepest first, so emptied parents go too
+        for folder in sorted((p for p in (root / sub).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        if (root / sub).is_dir() and not any((root / sub).iterdir()):
+            (root / sub).rmdir()
+    if not keep_staging:
+        shutil.rmtree(root / STAGING, ignore_errors=True)

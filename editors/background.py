@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import Stage, derive_seed
+from augment.stage import MAX_VARIANTS, Stage, derive_seed
 from editors.compose import replace_background
 from editors.segment import background_plate
 from editors.workspace import workspace_masks
@@ -31,7 +31,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 class BackgroundSpec(ImageEditSpec):
     type: Literal["background"] = "background"
     backgrounds: str = Field("procedural", description="'procedural', or a folder of images")
-    variants: int = Field(1, ge=1, description="new episodes per input, each with another background")
+    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with another background")
     seed: int = Field(0, description="with the episode uid and variant, picks the background")
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel foreground")
     saturation_threshold: float | None = Field(

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
+from augment.stage import MAX_VARIANTS, Stage, StageSpec, StrictSpec, derive_seed
 from editors.compose import mask_fraction
 from editors.segmenter import Segmentation, Segmenter, SegmenterSpec
 
 
-class DiffusionSpec(BaseModel):
+class DiffusionSpec(StrictSpec):  # nested blocks are as strict as the stage
     """A diffusers pipeline, by model id or local path, and how to run it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -66,7 +66,7 @@ class EditSpec(ImageEditSpec):
     segmenter: SegmenterSpec = Field(default_factory=SegmenterSpec, description="what to keep; default weight-free")
     apply_to: Literal["first", "all"] = Field("first", description="first: rollout mode; all: structure-preserving")
     first_frames: int = Field(1, ge=1, description="frames edited when apply_to is first")
-    variants: int = Field(1, ge=1, description="new episodes per input, each with its own seed")
+    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with its own seed")
     seed: int = 0
 
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from augment.stage import StrictSpec
 from editors.compose import dilate
 from editors.segment import foreground_masks
 from editors.workspace import workspace_masks
@@ -30,7 +31,7 @@ Box = list[float]  # [x0, y0, x1, y1], fractions of width and height
 Point = list[float]  # [x, y], fractions
 
 
-class SamArchitecture(BaseModel):
+class SamArchitecture(StrictSpec):  # nested blocks are as strict as the stage
     """A SAM built from explicit sizes (model_type: custom): for small or fine-tuned checkpoints."""
 
     model_config = ConfigDict(extra="forbid")
@@ -48,7 +49,7 @@ class SamArchitecture(BaseModel):
     iou_head_hidden_dim: int = Field(256, ge=8)
 
 
-class SegmenterSpec(BaseModel):
+class SegmenterSpec(StrictSpec):  # nested blocks are as strict as the stage
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["motion", "sam", "text"] = "motion"

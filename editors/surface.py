@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from augment.episode import Episode
-from augment.stage import Stage, derive_seed
+from augment.stage import MAX_VARIANTS, Stage, derive_seed
 from editors.background import BackgroundSpec, BackgroundStage, named, write_review
 from editors.compose import dilate
 from editors.edit_base import ImageEditSpec
@@ -28,7 +28,7 @@ from editors.workspace import continues_from, workspace_masks
 class SurfaceSpec(ImageEditSpec):
     type: Literal["surface"] = "surface"
     textures: str = Field("procedural", description="'procedural', or a folder of images")
-    variants: int = Field(1, ge=1, description="new episodes per input, each with another texture")
+    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with another texture")
     seed: int = Field(0, description="with the episode uid and variant, picks the texture")
     diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel moving")
     shading_blur: int = Field(4, ge=1, description="px scale over which the old surface's grain is smoothed away")

@@ -24,16 +24,16 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
+from augment.stage import Stage, StageSpec, StrictSpec, derive_seed
 
 TEMPLATE_FIELDS = ("task", "edit")
 INDEX_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
-class LoraAdapter(BaseModel):
+class LoraAdapter(StrictSpec):  # nested blocks are as strict as the stage
     """A LoRA (e.g. robot-fine-tuned weights, as in DreamGen), loaded with the pipeline's load_lora_weights."""
 
     model_config = ConfigDict(extra="forbid")

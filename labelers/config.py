@@ -10,14 +10,16 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from augment.stage import StrictSpec
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 REPORT_FILE = "report.json"
 
 
-class IdmConfig(BaseModel):
+class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
     """What `augment train-idm --set key=value` can change. Defaults fit a 2-core CPU in minutes."""
 
     model_config = ConfigDict(extra="forbid")

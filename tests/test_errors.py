@@ -108,3 +108,89 @@ def test_inspect_into_a_closed_pipe_is_quiet(source_dataset, tmp_path, monkeypat
     with open(tmp_path / "stdout", "w") as sink:
         monkeypatch.setattr(sys, "stdout", ClosedPipe(sink.fileno()))
         assert main(["inspect", str(source_dataset["root"])]) == 141
+
+
+def test_a_folder_with_a_bare_augment_dir_is_not_ours(tmp_path, capsys, source_dataset):
+    """Only our own marker (.augment/owner.json) makes a folder ours; a `.augment/` dir is not enough."""
+    out = tmp_path / "out"
+    (out / ".augment").mkdir(parents=True)
+    (out / "data").mkdir()
+    (out / "data" / "mine.parquet").write_text("user data")
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], out, extra="  episodes: [0]\n")
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet")
+    assert code == 2 and "not an augment output" in text and ".augment/owner.json" in text and "data/" in text
+    assert (out / "data" / "mine.parquet").read_text() == "user data"
+
+
+def test_overwrite_removes_only_what_we_wrote(tmp_path, capsys, source_dataset):
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], out, extra="  episodes: [0]\n")
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet")[0] == 0
+    assert (out / ".augment" / "owner.json").is_file()
+    (out / "notes.txt").write_text("my evaluation")
+    (out / "meta" / "eval.json").write_text("{}")
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet", "--set", "sink.overwrite=true")
+    assert code == 2 and "meta/eval.json" in text and "notes.txt" in text
+    assert (out / "notes.txt").exists() and (out / "meta" / "info.json").exists()  # nothing deleted
+    (out / "notes.txt").unlink()
+    (out / "meta" / "eval.json").unlink()
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet", "--set", "sink.overwrite=true")[0] == 0
+    assert (out / "meta" / "augment_report.json").exists()
+
+
+def test_a_changed_spec_does_not_resume_a_partial_output(tmp_path, capsys, source_dataset, monkeypatch):
+    from augment.writer import PartWriter
+
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], out,
+                      stages="  - type: background\n    variants: 2\n", extra="  episodes: [0, 1]\n")
+    real_write = PartWriter.write
+
+    def die_after_first_part(self, rows):
+        real_write(self, rows)
+        raise KeyboardInterrupt  # the job is stopped after episode 0's part
+
+    monkeypatch.setattr(PartWriter, "write", die_after_first_part)
+    run_cli(capsys, "run", str(spec), "--local", "--quiet", "--set", "sink.episodes_per_file=1")
+    monkeypatch.setattr(PartWriter, "write", real_write)
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet", "--set", "stages.0.variants=3")
+    assert code == 2 and "stages[0].variants: 2 -> 3" in text and "sink.overwrite" in text
+    assert not (out / "meta" / "info.json").exists()
+    # the same spec resumes; a changed one with overwrite starts afresh
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet", "--set", "stages.0.variants=3",
+                   "--set", "sink.overwrite=true")[0] == 0
+    report = json.loads((out / "meta" / "augment_report.json").read_text())
+    assert report["episodes_out"] == 6 and report["episodes_done_before"] == 0
+
+
+@pytest.mark.parametrize("stages, sets, expected", [
+    ("  - type: [background]\n", [], ":5: stages[0].type: unknown stage type ['background']"),
+    ("  - type: background\n", ["stages.0.variants=[1"], "the value is not plain YAML"),
+    ("  - type: background\n", ["stages.0.variants=!!python/name:os.system"], "the value is not plain YAML"),
+    ("  - type: background\n    variants: 2\n    variants: 3\n", [], ":7: not valid YAML: duplicate key 'variants'"),
+])
+def test_bad_types_and_set_values_are_error_lines(tmp_path, capsys, source_dataset, stages, sets, expected):
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages=stages)
+    code, text = run_cli(capsys, "validate", str(spec), *[a for s in sets for a in ("--set", s)])
+    assert code == 2 and text.startswith("error: ") and expected in text and "Traceback" not in text
+
+
+def test_other_data_under_the_source_path_does_not_resume(tmp_path, capsys, source_dataset, image_dataset,
+                                                          copy_tree, monkeypatch):
+    from augment.writer import PartWriter
+
+    src, out = copy_tree(source_dataset["root"], tmp_path / "src"), tmp_path / "out"
+    spec = write_spec(tmp_path / "s.yaml", src, out)
+    real_write = PartWriter.write
+
+    def die_after_first_part(self, rows):
+        real_write(self, rows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PartWriter, "write", die_after_first_part)
+    assert run_cli(capsys, "run", str(spec), "--local", "--quiet")[0] == 130
+    monkeypatch.setattr(PartWriter, "write", real_write)
+    shutil.rmtree(src)
+    copy_tree(image_dataset["root"], src)  # the same path, other episodes
+    code, text = run_cli(capsys, "run", str(spec), "--local", "--quiet")
+    assert code == 2 and "source_fingerprint.total_episodes: 4 -> 2" in text

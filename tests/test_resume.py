@@ -96,3 +96,42 @@ def test_report_times_are_not_multiplied_by_best_of_n():
     assert [c.provenance["timings"]["read"] for c in children] == [0.25] * 4
     total = sum(c.provenance["timings"]["background"] for c in children)
     assert all(c.provenance["timings"]["background"] == total / 4 for c in children)
+
+
+def test_the_report_is_written_before_the_completion_marker(source_dataset, tmp_path, monkeypatch):
+    """A job that dies while making its report is not finished: the rerun commits again, with a report."""
+    import augment.pipeline as pipeline
+    from augment.writer import is_committed
+
+    out = tmp_path / "out"
+    spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], out, extra="  episodes: [0]\n"))
+    real = pipeline.build_report
+
+    def disk_full(job, summary):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "build_report", disk_full)
+    with pytest.raises(OSError):
+        run_local(spec, progress=False)
+    assert not is_committed(out)
+    monkeypatch.setattr(pipeline, "build_report", real)
+    report = run_local(load_spec(tmp_path / "s.yaml"), progress=False)
+    assert report["episodes_out"] == 1 and is_committed(out)
+    assert json.loads((out / "meta" / "augment_report.json").read_text())["episodes_out"] == 1
+
+
+def test_remove_ours_keeps_everything_else(tmp_path):
+    from augment.writer import foreign_files, remove_ours
+
+    ours = [".augment/parts/p/manifest.json", "data/chunk-000/file-000.parquet",
+            "videos/observation.images.front/chunk-000/file-001.mp4", "meta/info.json",
+            "meta/episodes/chunk-000/file-000.parquet", "meta/augment_report.json", "meta/info.json.tmp-1a2b3c4d"]
+    theirs = ["notes.txt", "meta/eval.json", "data/extra/data/chunk-000/file-000.parquet", "videos/readme.md"]
+    for rel in ours + theirs:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    assert foreign_files(tmp_path) == sorted(theirs)
+    remove_ours(tmp_path)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(theirs) and not (tmp_path / ".augment").exists()
+    assert not (tmp_path / "meta" / "episodes").exists()  # emptied folders go too

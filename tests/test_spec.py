@@ -75,3 +75,43 @@ def test_bad_override_and_missing_file(tmp_path):
         load_spec(tmp_path / "nope.yaml")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(write(tmp_path, "source: [unclosed"))
+
+
+def test_duplicate_keys_are_errors_with_their_line(tmp_path):
+    path = write(tmp_path, GOOD + "sink:\n  root: /data/other\n  overwrite: true\n")
+    with pytest.raises(SpecError, match=rf"{path}:10: not valid YAML: duplicate key 'sink' \(first at line 8\)"):
+        load_spec(path)
+    path = write(tmp_path, GOOD.replace("    variants: 2", "    variants: 2\n    variants: 3"))
+    with pytest.raises(SpecError, match=rf"{path}:8: .*duplicate key 'variants' \(first at line 7\)"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("old, new, where, expected", [
+    ("stages:\n  - type: background\n    variants: 2\n", "stages: false\n", 5, "stages: expected a list"),
+    ("variants: 2", "variants: true", 7, "stages[0].variants: expected int, got a boolean (true)"),
+    ("variants: 2", "variants: 1001", 7, "stages[0].variants: Input should be less than or equal to 1000"),
+    ("variants: 2", "variants: 99999999999999999999", 7, "stages[0].variants: 99999999999999999999 is beyond"),
+    ("variants: 2", "variants: 2\n    resources: {num_cpus: true}", 8, "stages[0].resources.num_cpus: expected float, got a boolean"),
+    ("variants: 2", "variants: 2\n    cameras: []", 8, "stages[0].cameras: an empty camera list"),
+    ("  root: /data/src\n", "  root: /data/src\n  cameras: []\n", 4, "source.cameras: an empty camera list"),
+    ("type: background", "type: [background]", 6, "stages[0].type: unknown stage type ['background']"),
+    ("type: background", "type: {a: 1}", 6, "stages[0].type: unknown stage type {'a': 1}"),
+    ("type: background\n    variants: 2", "type: consistency\n    limits: {jump: true}", 7,
+     "stages[0].limits.jump: expected float, got a boolean"),  # a stage's nested block is as strict
+])
+def test_values_lax_yaml_would_coerce_are_errors(tmp_path, old, new, where, expected):
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    assert f"{path}:{where}: {expected}" in str(e.value)
+
+
+def test_a_boolean_where_a_boolean_belongs_is_fine(tmp_path):
+    assert load_spec(write(tmp_path, GOOD), ["sink.overwrite=true"]).sink.overwrite is True
+    assert load_spec(write(tmp_path, GOOD.replace("stages:\n  - type: background\n    variants: 2\n", "stages:\n"))).stages == []
+
+
+@pytest.mark.parametrize("value", ["[unclosed", "!!python/object:os.system x", "{a: 1", "!custom 3"])
+def test_broken_set_values_are_spec_errors(tmp_path, value):
+    with pytest.raises(SpecError, match=r"--set 'stages.0.variants=.*': the value is not plain YAML"):
+        load_spec(write(tmp_path, GOOD), [f"stages.0.variants={value}"])

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec
+from augment.stage import Stage, StageSpec, StrictSpec
 from verifiers import checks as C
 from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
 
@@ -33,7 +33,7 @@ CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "c
 DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "action")
 
 
-class Limits(BaseModel):
+class Limits(StrictSpec):  # nested blocks are as strict as the stage
     """The statistic at which a check scores 0.5 (see verifiers/checks.py for the units)."""
 
     model_config = ConfigDict(extra="forbid")

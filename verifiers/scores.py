@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from augment.stage import StrictSpec
 
 
-class Thresholds(BaseModel):
+class Thresholds(StrictSpec):  # nested blocks are as strict as the stage
     """Drop rules: an episode whose score is under a minimum is dropped with that as the reason."""
 
     model_config = ConfigDict(extra="forbid")

@@ -16,17 +16,17 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec
+from augment.stage import Stage, StageSpec, StrictSpec
 from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
 
 YES_WORDS = ("yes", "Yes", "YES")
 NO_WORDS = ("no", "No", "NO")
 
 
-class Question(BaseModel):
+class Question(StrictSpec):  # nested blocks are as strict as the stage
     model_config = ConfigDict(extra="forbid")
 
     name: str
