@@ -4,7 +4,6 @@ run(); torch and diffusers are imported when it runs, so `augment --help` stays 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -32,28 +31,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _settings_help() -> str:
+    from augment.settings import settings_help
     from generators.finetune_config import FinetuneConfig
 
-    return ", ".join(f"{name}={field.default!r}" for name, field in FinetuneConfig.model_fields.items())
+    return settings_help(FinetuneConfig)
 
 
 def run(args) -> int:
+    from augment.settings import run_training
     from generators.finetune_config import config_from_overrides
 
-    try:
-        config = config_from_overrides(args.overrides)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not (args.dataset / "meta" / "info.json").is_file():
-        print(f"error: --dataset {args.dataset} is not a LeRobot dataset (no meta/info.json)", file=sys.stderr)
-        return 2
-    from generators.finetune import finetune
+    def train(config):
+        from generators.finetune import finetune
 
-    try:
         finetune(str(args.dataset), args.model, args.out, config, address=args.address, workers=args.workers)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out}/pytorch_lora_weights.safetensors, finetune.json, report.json")
-    return 0
+
+    return run_training(args.dataset, lambda: config_from_overrides(args.overrides), train,
+                        f"wrote {args.out}/pytorch_lora_weights.safetensors, finetune.json, report.json")

@@ -7,9 +7,9 @@ ones the generator stage uses), so the clips it learns from look like the clips 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from labelers.config import parse_overrides
+from augment.settings import settings_from_overrides
 
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default name: the `lora:` field finds it
 REPORT_FILE = "report.json"
@@ -72,9 +72,4 @@ class FinetuneConfig(BaseModel):
 
 
 def config_from_overrides(pairs: list[str]) -> FinetuneConfig:
-    values = parse_overrides(pairs)
-    try:
-        return FinetuneConfig(**values)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '?'}: {err['msg']}" for err in e.errors())
-        raise ValueError(f"bad --set value(s): {problems} (valid keys: {', '.join(FinetuneConfig.model_fields)})") from None
+    return settings_from_overrides(FinetuneConfig, pairs)

@@ -4,7 +4,6 @@ calls run(); everything heavy is imported when it runs, so `augment --help` stay
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -24,28 +23,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _settings_help() -> str:
+    from augment.settings import settings_help
     from labelers.config import IdmConfig
 
-    return ", ".join(f"{name}={field.default!r}" for name, field in IdmConfig.model_fields.items())
+    return settings_help(IdmConfig)
 
 
 def run(args) -> int:
+    from augment.settings import run_training
     from labelers.config import config_from_overrides
 
-    try:
-        config = config_from_overrides(args.overrides)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not (args.dataset / "meta" / "info.json").is_file():
-        print(f"error: --dataset {args.dataset} is not a LeRobot dataset (no meta/info.json)", file=sys.stderr)
-        return 2
-    from labelers.train import train_idm
+    def train(config):
+        from labelers.train import train_idm
 
-    try:
         train_idm(str(args.dataset), str(args.out), config)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out}/model.safetensors, config.json, report.json, plot.png")
-    return 0
+
+    return run_training(args.dataset, lambda: config_from_overrides(args.overrides), train,
+                        f"wrote {args.out}/model.safetensors, config.json, report.json, plot.png")

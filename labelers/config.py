@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from augment.settings import settings_from_overrides
 from augment.stage import StrictSpec
 
 CONFIG_FILE = "config.json"
@@ -92,25 +92,8 @@ def chunk_steps(chunk: int) -> list[int]:
     return [j - chunk // 2 for j in range(chunk)]
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """["epochs=5", "offsets=[0,1]"] -> {"epochs": 5, "offsets": [0, 1]}; values are read as YAML."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def config_from_overrides(pairs: list[str]) -> IdmConfig:
-    values = parse_overrides(pairs)
-    try:
-        return IdmConfig(**values)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '?'}: {err['msg']}" for err in e.errors())
-        valid = ", ".join(IdmConfig.model_fields)
-        raise ValueError(f"bad --set value(s): {problems} (valid keys: {valid})") from None
+    return settings_from_overrides(IdmConfig, pairs)
 
 
 def read_checkpoint_config(checkpoint: str | Path) -> dict:

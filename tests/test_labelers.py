@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from augment.episode import Episode
-from labelers.config import IdmConfig, config_from_overrides, parse_overrides
+from augment.settings import parse_overrides
+from labelers.config import IdmConfig, config_from_overrides
 from labelers.data import PixelNormalizer, gather_windows, split_episodes
 from labelers.metrics import format_table, regression_metrics
 from labelers.network import build_network, load_checkpoint, save_checkpoint

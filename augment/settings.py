@@ -1,0 +1,52 @@
+"""`--set KEY=VALUE` for the training commands (train-idm, finetune): one parser, one error format."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """["epochs=5", "offsets=[0,1]"] -> {"epochs": 5, "offsets": [0, 1]}; values are read as YAML."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--set {pair!r}: the value is not valid YAML ({e})") from None
+    return out
+
+
+def settings_from_overrides(model: type[BaseModel], pairs: list[str]) -> BaseModel:
+    """The settings model with the --set values applied; ValueError listing every problem and the valid keys."""
+    try:
+        return model(**parse_overrides(pairs))
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '?'}: {err['msg']}" for err in e.errors())
+        raise ValueError(f"bad --set value(s): {problems} (valid keys: {', '.join(model.model_fields)})") from None
+
+
+def settings_help(model: type[BaseModel]) -> str:
+    """"name=default, ..." for a command's --help epilog."""
+    return ", ".join(f"{name}={field.default!r}" for name, field in model.model_fields.items())
+
+
+def run_training(dataset: Path, load_config, train, done: str) -> int:
+    """The shape of a training command: its settings, then the dataset, then the training; a
+    ValueError on the way is an `error:` line and exit code 2."""
+    try:
+        config = load_config()
+        if not (Path(dataset) / "meta" / "info.json").is_file():
+            raise ValueError(f"--dataset {dataset} is not a LeRobot dataset (no meta/info.json)")
+        train(config)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(done)
+    return 0
