@@ -217,7 +217,8 @@ def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
         present = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
         if present:
             raise JobError(f"sink.root {out} exists and holds something that is not an augment output "
-                           f"(no {OWNER_MARKER}): {', '.join(present[:10])}; choose an empty or new folder")
+                           f"(no {OWNER_MARKER}): {', '.join(present[:10])}; choose an empty or new folder "
+                           "(an output written by an older augment has no marker: remove it yourself to write it again)")
     if owner is not None:
         changes = changed_fields(owner.get("spec"), identity)
         if is_committed(out) and not overwrite:
