@@ -15,6 +15,11 @@ INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_ind
 VISUAL_DTYPES = ("video", "image")
 
 
+def numeric_features(features: dict) -> list[str]:
+    """The per-frame values an episode carries (state, action, rewards, extras): no camera, text or index column."""
+    return [k for k, f in features.items() if f["dtype"] not in (*VISUAL_DTYPES, "string") and k not in INDEX_COLUMNS]
+
+
 @dataclass
 class Episode:
     """One robot episode.

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
+from augment.episode import VISUAL_DTYPES, Episode, numeric_features
 from augment.video import decode_segment
 
 
@@ -111,7 +111,7 @@ class LeRobotSource:
         if not self.is_video(key):
             cells = rows[key].to_pylist()
             return _decode_images(cells if keep is None else [cells[i] for i in keep], f"{data_path}:{key}")
-        video_path = self.video_file(index, key)
+        video_path = self._video_path(meta, key)
         if not video_path.is_file():
             raise DatasetError(f"{video_path}: video file is missing (episode {index}, camera {key})")
         start = meta[f"videos/{key}/from_timestamp"]
@@ -119,7 +119,9 @@ class LeRobotSource:
 
     def video_file(self, index: int, key: str) -> Path:
         """The mp4 that holds episode `index` of camera `key`."""
-        meta = self.episodes[self._position(index)]
+        return self._video_path(self.episodes[self._position(index)], key)
+
+    def _video_path(self, meta: dict, key: str) -> Path:
         return self.root / self.info["video_path"].format(
             video_key=key, chunk_index=meta[f"videos/{key}/chunk_index"], file_index=meta[f"videos/{key}/file_index"]
         )
@@ -151,11 +153,7 @@ class LeRobotSource:
                                        f"meta/info.json declares {list(shape)}") from None
             return arr.astype(feature["dtype"], copy=False)
 
-        numeric = [
-            k for k, f in self.features.items()
-            if f["dtype"] not in (*VISUAL_DTYPES, "string") and k not in INDEX_COLUMNS and k in rows.column_names
-        ]
-        arrays = {k: column(k) for k in numeric}
+        arrays = {k: column(k) for k in numeric_features(self.features) if k in rows.column_names}
         tasks = meta.get("tasks") or [""]
         return Episode(
             frames=frames,

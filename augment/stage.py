@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
+from augment.episode import VISUAL_DTYPES, Episode, numeric_features
 
 
 MAX_INT = 2**31  # no count, size or index in a spec is larger; beyond it is a typo
@@ -102,10 +102,9 @@ class StageSpec(StrictSpec):
         unknown = [c for c in self.named_cameras() if c not in cameras]
         if unknown:
             raise ValueError(f"camera(s) {unknown} not in the dataset; it has {cameras or 'no cameras'}")
-        numeric = [k for k, f in features.items() if f["dtype"] not in VISUAL_DTYPES and k not in INDEX_COLUMNS]
         missing = [k for k in self.required_features() if k not in features]
         if missing:
-            raise ValueError(f"needs feature(s) {missing}, which the dataset lacks; it has {numeric}")
+            raise ValueError(f"needs feature(s) {missing}, which the dataset lacks; it has {numeric_features(features)}")
         if "cameras" not in type(self).model_fields or self.cameras is not None:
             return self, {}
         if self.default_cameras == "all":

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
-from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES, Episode
+from augment.episode import VISUAL_DTYPES, Episode, numeric_features
 from augment.video import VideoSettings, VideoWriter
 
 STAGING = ".augment"
@@ -88,8 +88,7 @@ class Layout:
         return tuple(shape[1:3]) if names and names[0] == "channels" else tuple(shape[:2])
 
     def numeric_keys(self) -> list[str]:
-        return [k for k, f in self.features.items() if f["dtype"] not in VISUAL_DTYPES + ("string",)
-                and k not in INDEX_COLUMNS]
+        return numeric_features(self.features)
 
     def to_json(self) -> dict:
         # The schema travels as Arrow IPC bytes, so workers need not import lerobot to rebuild it.
