@@ -1,4 +1,5 @@
-"""Runs a job on Ray Data: reading, each stage and writing are streaming operators.
+"""Everything that touches Ray: a job on Ray Data (reading, each stage and writing are streaming
+operators), and data-parallel training on Ray Train for the training commands.
 
 Each stage becomes an actor pool (`ActorPoolStrategy(size=concurrency)`) whose actors build the
 stage and call setup() once, with the num_cpus / num_gpus the spec gives; the sink is a Datasink
@@ -13,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan
 from augment.spec import PipelineSpec
@@ -170,3 +172,41 @@ def _execute(job: Job) -> None:
         )
     sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": spec.sink.num_cpus})
+
+
+def _train_worker(job: dict) -> None:
+    """Runs inside a Ray Train worker: the stage package's own function, told its rank and device."""
+    import ray.train
+    import ray.train.torch
+
+    from augment.registry import import_object
+
+    context = ray.train.get_context()
+    device = str(ray.train.torch.get_device()) if job["use_gpu"] else None
+    import_object(job["fn"])(job["job"], context.get_world_rank(), context.get_world_size(), device)
+
+
+def run_data_parallel(fn: str, job: dict, address: str, workers: int | None, use_gpu: bool, storage, name: str,
+                      log=print) -> None:
+    """Run `fn(job, rank, world, device)` ("module:function", Ray-free) on `workers` Ray Train workers:
+    one per GPU of the cluster by default, else one on CPUs. address: a cluster, or 'local' to start one."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if address == "local" else address, include_dashboard=False)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    use_gpu = use_gpu and gpus > 0
+    workers = workers or (gpus if use_gpu else 1)
+    log(f"Ray Train: {workers} worker(s), {'one GPU each' if use_gpu else 'on CPUs'}")
+    trainer = TorchTrainer(_train_worker, train_loop_config={"fn": fn, "job": job, "use_gpu": use_gpu},
+                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                                        resources_per_worker=None if use_gpu else {"CPU": 1}),
+                           run_config=RunConfig(storage_path=str(Path(storage).resolve()), name=name))
+    try:
+        trainer.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
