@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from augment.cameras import measure_cameras
-from augment.episode import VISUAL_DTYPES, Episode
+from augment.episode import VISUAL_DTYPES, Episode, episode_uid
 from augment.source import DatasetError, LeRobotSource
 from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
@@ -204,7 +204,7 @@ def plan(spec: PipelineSpec) -> Job:
     except BaseException:
         os.close(lock)
         raise
-    todo = [i for i in selected if f"ep{i:06d}" not in done]
+    todo = [i for i in selected if episode_uid(i) not in done]
     return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes, lock=lock)
 
 
@@ -273,7 +273,7 @@ def disk_full_message(job: Job) -> str:
         source_bytes = sum(f.stat().st_size for sub in ("data", "videos") for f in (job.source.root / sub).rglob("*")
                            if f.is_file())
         per_episode = source_bytes / max(1, int(job.source.info.get("total_episodes") or 1))
-    left = len([i for i in job.selected if f"ep{i:06d}" not in done])
+    left = len([i for i in job.selected if episode_uid(i) not in done])
     # The commit rewrites the data files and turns the manifests into meta/; videos are hard-linked.
     commit_bytes = sum(f.stat().st_size for p in parts for f in (p / "data.parquet", p / "manifest.json")
                        if f.is_file()) + per_episode * left * 0.2

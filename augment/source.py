@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from augment.episode import VISUAL_DTYPES, Episode, frame_shape, numeric_features
+from augment.episode import VISUAL_DTYPES, Episode, episode_uid, frame_shape, numeric_features
 from augment.video import decode_segment
 
 
@@ -166,7 +166,7 @@ class LeRobotSource:
             frames=frames,
             task=tasks[0],
             fps=self.fps,
-            uid=f"ep{index:06d}",
+            uid=episode_uid(index),
             state=arrays.pop("observation.state", None),
             action=arrays.pop("action", None),
             extras=arrays,
