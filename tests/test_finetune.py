@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 from augment.cli import main  # noqa: E402
 from augment.registry import spec_class  # noqa: E402
 from generators.finetune_config import FinetuneConfig  # noqa: E402
-from generators.tiny import TINY_SETTINGS, save_tiny_pipeline  # noqa: E402
+from tiny_models import TINY_SETTINGS, save_tiny_pipeline  # noqa: E402
 from test_labelers_train import make_blob_dataset  # noqa: E402
 
 CAMERA = "observation.images.top"
