@@ -111,7 +111,8 @@ class RunStage:
             elapsed = (time.perf_counter() - start) / len(inputs)
             children = Counter(ep.provenance.get(PARENT_KEY) for ep in outputs)
             if None in children or not set(children) <= set(range(len(passing))):
-                raise JobError(f"stage {self.spec.label} returned an episode that descends from none of its inputs")
+                raise JobError(f"stage {self.spec.label} returned an episode that descends from none of its inputs; "
+                               "a stage makes its outputs with input.replace(...), which carries the lineage")
             lost = set(range(len(passing))) - set(children)
             if lost:
                 raise JobError(f"stage {self.spec.label} returned nothing for {[passing[i]['uid'] for i in lost]}; "
