@@ -50,7 +50,8 @@ def lora_tensors(folder):
 def run(files, out, log=None, on_step=None, **settings):
     from generators.finetune import finetune
 
-    return finetune(str(files["dataset"]), str(files["model"]), out, FinetuneConfig(**{**TINY, "rollout_episodes": 0, **settings}),
+    config = FinetuneConfig(**{**TINY, "rollout_episodes": 0, **settings})
+    return finetune(str(files["dataset"]), str(files["model"]), out, config,
                     log=log or (lambda _m: None), on_step=on_step)
 
 
