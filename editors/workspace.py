@@ -49,6 +49,7 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     backdrop = side == 2
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
     static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
+    static &= ~_backdrop_slivers(g, side, surface_contrast)
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
     # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
     # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
@@ -75,10 +76,11 @@ class _RegionGraph:
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
+    slivers: np.ndarray  # bool (H, W): lines 1-2 px wide unlike the regions they were joined to
 
     @classmethod
     def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None) -> _RegionGraph:
-        regions, lab = plate_regions(plate)
+        regions, lab, slivers = plate_regions(plate)
         n = int(regions.max()) + 1
         area = np.bincount(regions.ravel(), minlength=n)
 
@@ -94,7 +96,8 @@ class _RegionGraph:
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours)
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours,
+                   slivers)
 
 
 def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_area: int) -> np.ndarray:
@@ -130,6 +133,31 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     grow(side, 2, mean, neighbours, edge_contrast)
     settle(side, mean, neighbours)
     return side
+
+
+def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np.ndarray:
+    """(H, W): sliver pixels of the colour of a backdrop region and unlike the workspace regions
+    within 2 px: the floor seen through a gap one or two pixels wide (between a pedestal and a
+    table's side), which the region graph is too coarse to hold apart from what it lies between
+    (a bright rim edge next to the rim's top is like the rim, and stays)."""
+    behind = g.mean[side == 2]
+    if not g.slivers.any() or not len(behind):
+        return np.zeros_like(g.slivers)
+    ys, xs = np.nonzero(g.slivers)
+    lab = g.lab[ys, xs]
+    to_backdrop = np.linalg.norm(lab[:, None] - behind[None], axis=-1).min(axis=1)
+    to_workspace = np.full(len(ys), np.inf, np.float32)
+    h, w = g.slivers.shape
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            y, x = (ys + dy).clip(0, h - 1), (xs + dx).clip(0, w - 1)
+            r = g.regions[y, x]
+            ok = (side[r] == 1) & ~g.slivers[y, x]
+            d = np.linalg.norm(lab - g.mean[r], axis=-1)
+            to_workspace = np.where(ok, np.minimum(to_workspace, d), to_workspace)
+    out = np.zeros_like(g.slivers)
+    out[ys, xs] = (to_backdrop < tolerance) & (to_backdrop < to_workspace)
+    return drop_specks(out.astype(np.uint8), 6)  # a gap is a line; single pixels are noise
 
 
 def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarray:
