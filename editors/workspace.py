@@ -124,10 +124,11 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # the wall at the top), not a dark pedestal that also reaches the image's edge.
     sides = np.zeros(n, bool)
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
-    candidates = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
-    if len(candidates):
-        references = [candidates[np.argmax(g.area[candidates])], *np.nonzero(top & (side == 2))[0]]
-        for r in candidates:
+    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
+    if len(outside):
+        references = [outside[np.argmax(g.area[outside])], *np.nonzero(top & (side == 2))[0]]
+        # the same floor where the arm passes over it too (a top-down view), by its colour alone
+        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
