@@ -55,11 +55,16 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
     # from backdrop pixels that look as in the plate (not a fringe of something the mask missed) and
     # from the backdrop seen again where the arm usually stands.
-    still = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) < diff_threshold / 2
+    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1)
+    still = diff < diff_threshold / 2
+    # where the plate shows the arm, every pixel that differs counts as moving, however small the
+    # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
+    moving = moving | ((diff > diff_threshold) & (g.coloured & ~g.small)[g.regions][None])
     seen_again = _seen_again(frames, moving, g, side, edge_contrast)
     behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, edge_contrast)
                        for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep = (moving | static[None]) & ~behind
+    keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
     surface = _table(g, side, table_contrast)
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[g.regions],
                      objects=g.small[g.regions], plate=plate)
@@ -134,6 +139,34 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     grow(side, 2, mean, neighbours, edge_contrast)
     settle(side, mean, neighbours)
     return side
+
+
+def _edge_by_coverage(frame: np.ndarray, keep: np.ndarray, plate: np.ndarray, static: np.ndarray,
+                      passes: int = 2) -> np.ndarray:
+    """The keep-mask's moving edge over the backdrop, to the pixel: an edge pixel is a blend of the
+    thing (the colour F of the nearest kept pixel inside the mask) and the backdrop behind it (the
+    plate's B); it stays only if it is at least half the thing - the pixel a renderer would give
+    it. The motion threshold alone keeps a blend of a fifth of the arm, which is then the old wall's
+    halo; what is dropped here is unmixed over the new backdrop by editors.background."""
+    keep = keep.copy()
+    frame_f, plate_f = frame.astype(np.float32), plate.astype(np.float32)
+    for _ in range(passes):
+        inner = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE).astype(bool)
+        edge = keep & ~inner & ~static
+        if not edge.any() or not inner.any():
+            break
+        _, nearest = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 3,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        ys, xs = np.nonzero(inner)  # labels number the inner pixels in raster order, from 1
+        idx = nearest[edge] - 1
+        c, b, f = frame_f[edge], plate_f[edge], frame_f[ys[idx], xs[idx]]
+        span = ((f - b) ** 2).sum(-1)
+        alpha = ((c - b) * (f - b)).sum(-1) / np.maximum(span, 1)
+        drop = (span > 400) & (alpha < 0.5)  # F and B apart enough to tell (20 levels)
+        if not drop.any():
+            break
+        keep[np.nonzero(edge)[0][drop], np.nonzero(edge)[1][drop]] = False
+    return keep
 
 
 def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np.ndarray:
