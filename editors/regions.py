@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 
 
-def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
     then connected components; strips a pixel or two wide (the blend of two colours along an edge)
-    join the neighbour they look most like. Returns (int32 labels (H, W), float32 Lab image, bool
-    (H, W) slivers: the pixels of such strips that are no blend of their neighbours)."""
+    join the neighbour they look most like. Returns (int32 labels (H, W), float32 Lab image)."""
     lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
     cv2.setRNGSeed(0)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
@@ -32,9 +31,6 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
     hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV)
     vivid = np.bincount(regions.ravel(), weights=((hsv[..., 1] > 115) & (hsv[..., 2] > 40)).ravel(), minlength=count)
     strip = ((core < 0.2 * area) | (area < 8)) & (vivid < 0.5 * area)  # a small vivid blob is an object: kept
-    # a line unlike both sides (the floor seen through a gap between pedestal and table) is joined to
-    # a side like the blends, so the region graph stays as coarse, but its pixels are handed back
-    slivers = (strip & ~_blends(regions, lab, count))[regions]
     labels = np.where(strip[regions], -1, regions)
     for _ in range(32):  # each pass hands the outermost strip pixels to a neighbour
         todo = labels < 0
@@ -55,7 +51,7 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
             best = np.minimum(best, dist)
         labels = np.where(todo & np.isfinite(best), choice, labels)
     _, labels = np.unique(labels, return_inverse=True)
-    return labels.reshape(plate.shape[:2]).astype(np.int32), lab, slivers
+    return labels.reshape(plate.shape[:2]).astype(np.int32), lab
 
 
 def adjacency(regions: np.ndarray, n: int) -> list[list[int]]:
@@ -119,22 +115,3 @@ def components(members: np.ndarray, neighbours: list[list[int]]) -> np.ndarray:
                     label[j] = i
                     stack.append(j)
     return label
-
-
-def _blends(regions: np.ndarray, lab: np.ndarray, n: int, tolerance: float = 25.0) -> np.ndarray:
-    """Per region: is its mean colour within `tolerance` (Lab) of a blend of two of its neighbours'
-    (or of one neighbour's)? An anti-aliased edge is; a sliver of floor seen between a pedestal and a
-    table is not, and must not be handed to either of them."""
-    area = np.maximum(np.bincount(regions.ravel(), minlength=n), 1)
-    mean = np.stack([np.bincount(regions.ravel(), weights=lab[..., c].ravel(), minlength=n) for c in range(3)], 1)
-    mean /= area[:, None]
-    out = np.ones(n, bool)
-    for r, near in enumerate(adjacency(regions, n)):
-        if not near:
-            continue
-        a = mean[near][:, None]  # (k, 1, 3) and (1, k, 3): every pair of neighbours
-        b = mean[near][None]
-        d = b - a
-        t = (((mean[r] - a) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-6)).clip(0, 1)
-        out[r] = np.linalg.norm(a + t[..., None] * d - mean[r], axis=-1).min() < tolerance
-    return out

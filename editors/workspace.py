@@ -81,11 +81,12 @@ class _RegionGraph:
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
-    slivers: np.ndarray  # bool (H, W): lines 1-2 px wide unlike the regions they were joined to
+    slivers: np.ndarray  # bool (H, W): lines 1-2 px wide unlike both their sides (thin_lines)
 
     @classmethod
     def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None) -> _RegionGraph:
-        regions, lab, slivers = plate_regions(plate)
+        regions, lab = plate_regions(plate)
+        slivers = thin_lines(plate)
         n = int(regions.max()) + 1
         area = np.bincount(regions.ravel(), minlength=n)
 
@@ -167,6 +168,16 @@ def _edge_by_coverage(frame: np.ndarray, keep: np.ndarray, plate: np.ndarray, st
             break
         keep[np.nonzero(edge)[0][drop], np.nonzero(edge)[1][drop]] = False
     return keep
+
+
+def thin_lines(plate: np.ndarray, contrast: float = 40.0) -> np.ndarray:
+    """(H, W): lines at most 2 px wide much brighter or darker than both their sides (a top-hat on
+    the plate's lightness): the floor seen through a narrow gap, a dark seam."""
+    lightness = cv2.cvtColor(plate, cv2.COLOR_RGB2LAB)[..., 0]
+    kernel = np.ones((3, 3), np.uint8)
+    bright = cv2.morphologyEx(lightness, cv2.MORPH_TOPHAT, kernel, borderType=cv2.BORDER_REPLICATE)
+    dark = cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, kernel, borderType=cv2.BORDER_REPLICATE)
+    return (bright > contrast) | (dark > contrast)
 
 
 def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np.ndarray:
