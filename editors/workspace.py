@@ -50,6 +50,7 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
     static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
     static &= ~_backdrop_slivers(g, side, surface_contrast)
+    static = _snap_to_plate(static, g.lab)
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
     # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
     # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
@@ -168,6 +169,34 @@ def _edge_by_coverage(frame: np.ndarray, keep: np.ndarray, plate: np.ndarray, st
             break
         keep[np.nonzero(edge)[0][drop], np.nonzero(edge)[1][drop]] = False
     return keep
+
+
+def _snap_to_plate(static: np.ndarray, lab: np.ndarray, reach: float = 2.0) -> np.ndarray:
+    """The still mask's outline moved to the plate's edges, to the pixel: each pixel next to the
+    outline goes to the side whose colour it is closer to - the nearest pixel well inside the mask
+    or well outside it, each within `reach` px (a rim's light bevel is rim, not floor). Thin parts
+    (a leg, a gap a pixel or two wide) have no such pixels near and are left as they are."""
+    kernel = np.ones((3, 3), np.uint8)
+    inner = cv2.erode(static.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    outer = cv2.erode((~static).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    band = ~inner & ~outer
+    if not inner.any() or not outer.any() or not band.any():
+        return static
+
+    def nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dist, label = cv2.distanceTransformWithLabels((~mask).astype(np.uint8), cv2.DIST_L2, 3,
+                                                      labelType=cv2.DIST_LABEL_PIXEL)
+        ys, xs = np.nonzero(mask)  # labels number the mask's pixels in raster order, from 1
+        idx = label[band] - 1
+        return dist[band], lab[ys[idx], xs[idx]]
+
+    d_in, f = nearest(inner)
+    d_out, b = nearest(outer)
+    c = lab[band]
+    decided = (d_in <= reach) & (d_out <= reach)
+    out = static.copy()
+    out[band] = np.where(decided, np.linalg.norm(c - f, axis=-1) < np.linalg.norm(c - b, axis=-1), static[band])
+    return out
 
 
 def thin_lines(plate: np.ndarray, contrast: float = 40.0) -> np.ndarray:
