@@ -49,7 +49,7 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     backdrop = side == 2
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
     static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
-    static &= ~_backdrop_slivers(g, side, surface_contrast)
+    static &= ~_backdrop_slivers(g, side, 20.0)
     static = _snap_to_plate(static, g.lab)
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
     # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
