@@ -83,6 +83,7 @@ class _RegionGraph:
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
     slivers: np.ndarray  # bool (H, W): lines 1-2 px wide unlike both their sides (thin_lines)
+    carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
 
     @classmethod
     def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None) -> _RegionGraph:
@@ -104,7 +105,36 @@ class _RegionGraph:
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
         return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours,
-                   slivers)
+                   slivers, _carriers(regions, moving.any(axis=0), n))
+
+
+def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
+    """Per region: does it enclose a patch of motion (at least `inside` of the patch within the
+    region's outline, holes filled)? What moves within one region slides on it - a top-down work
+    surface (pusht's canvas) - while an arm seen against a wall is joined to its pedestal below it."""
+    out = np.zeros(n, bool)
+    count, patches = cv2.connectedComponents(moved.astype(np.uint8), connectivity=8)
+    kernel = np.ones((5, 5), np.uint8)
+    filled: dict[int, np.ndarray] = {}
+    for k in range(1, count):
+        patch = patches == k
+        if patch.sum() < 0.01 * patch.size:  # a speck (a shadow's edge), not something that slides
+            continue
+        ring = cv2.dilate(patch.astype(np.uint8), kernel).astype(bool) & ~moved
+        under = np.bincount(regions[ring], minlength=n)
+        for r in np.nonzero(under >= 0.2 * ring.sum())[0]:
+            if r not in filled:
+                filled[r] = _fill_holes(regions == r)
+            if filled[r][patch].mean() >= inside:
+                out[r] = True
+    return out
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`mask` with every hole filled: what the outside cannot reach from the image's border."""
+    outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] != 2
 
 
 def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_area: int) -> np.ndarray:
@@ -120,6 +150,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured] = 1
+    side[g.carriers] = 1
     for i in np.nonzero(g.small)[0]:
         side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
     top = np.zeros(n, bool)
