@@ -49,16 +49,23 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     backdrop = side == 2
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
     static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
+    static &= ~_backdrop_slivers(g, side, 20.0)
+    static = _snap_to_plate(static, g.lab)
     # Where the plate shows the robot (it stood there most of the episode), the frames it has left
     # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
     # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
     # from backdrop pixels that look as in the plate (not a fringe of something the mask missed) and
     # from the backdrop seen again where the arm usually stands.
-    still = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1) < diff_threshold / 2
+    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1)
+    still = diff < diff_threshold / 2
+    # where the plate shows the arm, every pixel that differs counts as moving, however small the
+    # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
+    moving = moving | ((diff > diff_threshold) & (g.coloured & ~g.small)[g.regions][None])
     seen_again = _seen_again(frames, moving, g, side, edge_contrast)
     behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, edge_contrast)
                        for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep = (moving | static[None]) & ~behind
+    keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
     surface = _table(g, side, table_contrast)
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[g.regions],
                      objects=g.small[g.regions], plate=plate)
@@ -75,10 +82,13 @@ class _RegionGraph:
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
+    slivers: np.ndarray  # bool (H, W): lines 1-2 px wide unlike both their sides (thin_lines)
+    carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
 
     @classmethod
     def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None) -> _RegionGraph:
         regions, lab = plate_regions(plate)
+        slivers = thin_lines(plate)
         n = int(regions.max()) + 1
         area = np.bincount(regions.ravel(), minlength=n)
 
@@ -94,7 +104,37 @@ class _RegionGraph:
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours)
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours,
+                   slivers, _carriers(regions, moving.any(axis=0), n))
+
+
+def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
+    """Per region: does it enclose a patch of motion (at least `inside` of the patch within the
+    region's outline, holes filled)? What moves within one region slides on it - a top-down work
+    surface (pusht's canvas) - while an arm seen against a wall is joined to its pedestal below it."""
+    out = np.zeros(n, bool)
+    count, patches = cv2.connectedComponents(moved.astype(np.uint8), connectivity=8)
+    kernel = np.ones((5, 5), np.uint8)
+    filled: dict[int, np.ndarray] = {}
+    for k in range(1, count):
+        patch = patches == k
+        if patch.sum() < 0.01 * patch.size:  # a speck (a shadow's edge), not something that slides
+            continue
+        ring = cv2.dilate(patch.astype(np.uint8), kernel).astype(bool) & ~moved
+        under = np.bincount(regions[ring], minlength=n)
+        for r in np.nonzero(under >= 0.2 * ring.sum())[0]:
+            if r not in filled:
+                filled[r] = _fill_holes(regions == r)
+            if filled[r][patch].mean() >= inside:
+                out[r] = True
+    return out
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`mask` with every hole filled: what the outside cannot reach from the image's border."""
+    outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] != 2
 
 
 def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_area: int) -> np.ndarray:
@@ -110,6 +150,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured] = 1
+    side[g.carriers] = 1
     for i in np.nonzero(g.small)[0]:
         side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
     top = np.zeros(n, bool)
@@ -121,15 +162,107 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # the wall at the top), not a dark pedestal that also reaches the image's edge.
     sides = np.zeros(n, bool)
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
-    candidates = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
-    if len(candidates):
-        references = [candidates[np.argmax(g.area[candidates])], *np.nonzero(top & (side == 2))[0]]
-        for r in candidates:
+    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
+    if len(outside):
+        references = [outside[np.argmax(g.area[outside])], *np.nonzero(top & (side == 2))[0]]
+        # the same floor where the arm passes over it too (a top-down view), by its colour alone
+        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
     settle(side, mean, neighbours)
     return side
+
+
+def _edge_by_coverage(frame: np.ndarray, keep: np.ndarray, plate: np.ndarray, static: np.ndarray,
+                      passes: int = 2) -> np.ndarray:
+    """The keep-mask's moving edge over the backdrop, to the pixel: an edge pixel is a blend of the
+    thing (the colour F of the nearest kept pixel inside the mask) and the backdrop behind it (the
+    plate's B); it stays only if it is at least half the thing - the pixel a renderer would give
+    it. The motion threshold alone keeps a blend of a fifth of the arm, which is then the old wall's
+    halo; what is dropped here is unmixed over the new backdrop by editors.background."""
+    keep = keep.copy()
+    frame_f, plate_f = frame.astype(np.float32), plate.astype(np.float32)
+    for _ in range(passes):
+        inner = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE).astype(bool)
+        edge = keep & ~inner & ~static
+        if not edge.any() or not inner.any():
+            break
+        _, nearest = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 3,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        ys, xs = np.nonzero(inner)  # labels number the inner pixels in raster order, from 1
+        idx = nearest[edge] - 1
+        c, b, f = frame_f[edge], plate_f[edge], frame_f[ys[idx], xs[idx]]
+        span = ((f - b) ** 2).sum(-1)
+        alpha = ((c - b) * (f - b)).sum(-1) / np.maximum(span, 1)
+        drop = (span > 400) & (alpha < 0.5)  # F and B apart enough to tell (20 levels)
+        if not drop.any():
+            break
+        keep[np.nonzero(edge)[0][drop], np.nonzero(edge)[1][drop]] = False
+    return keep
+
+
+def _snap_to_plate(static: np.ndarray, lab: np.ndarray, reach: float = 2.0) -> np.ndarray:
+    """The still mask's outline moved to the plate's edges, to the pixel: each pixel next to the
+    outline goes to the side whose colour it is closer to - the nearest pixel well inside the mask
+    or well outside it, each within `reach` px (a rim's light bevel is rim, not floor). Thin parts
+    (a leg, a gap a pixel or two wide) have no such pixels near and are left as they are."""
+    kernel = np.ones((3, 3), np.uint8)
+    inner = cv2.erode(static.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    outer = cv2.erode((~static).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    band = ~inner & ~outer
+    if not inner.any() or not outer.any() or not band.any():
+        return static
+
+    def nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dist, label = cv2.distanceTransformWithLabels((~mask).astype(np.uint8), cv2.DIST_L2, 3,
+                                                      labelType=cv2.DIST_LABEL_PIXEL)
+        ys, xs = np.nonzero(mask)  # labels number the mask's pixels in raster order, from 1
+        idx = label[band] - 1
+        return dist[band], lab[ys[idx], xs[idx]]
+
+    d_in, f = nearest(inner)
+    d_out, b = nearest(outer)
+    c = lab[band]
+    decided = (d_in <= reach) & (d_out <= reach)
+    out = static.copy()
+    out[band] = np.where(decided, np.linalg.norm(c - f, axis=-1) < np.linalg.norm(c - b, axis=-1), static[band])
+    return out
+
+
+def thin_lines(plate: np.ndarray, contrast: float = 40.0) -> np.ndarray:
+    """(H, W): lines at most 2 px wide much brighter or darker than both their sides (a top-hat on
+    the plate's lightness): the floor seen through a narrow gap, a dark seam."""
+    lightness = cv2.cvtColor(plate, cv2.COLOR_RGB2LAB)[..., 0]
+    kernel = np.ones((3, 3), np.uint8)
+    bright = cv2.morphologyEx(lightness, cv2.MORPH_TOPHAT, kernel, borderType=cv2.BORDER_REPLICATE)
+    dark = cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, kernel, borderType=cv2.BORDER_REPLICATE)
+    return (bright > contrast) | (dark > contrast)
+
+
+def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np.ndarray:
+    """(H, W): sliver pixels of the colour of a backdrop region and unlike the workspace regions
+    within 2 px: the floor seen through a gap one or two pixels wide (between a pedestal and a
+    table's side), which the region graph is too coarse to hold apart from what it lies between
+    (a bright rim edge next to the rim's top is like the rim, and stays)."""
+    behind = g.mean[side == 2]
+    if not g.slivers.any() or not len(behind):
+        return np.zeros_like(g.slivers)
+    ys, xs = np.nonzero(g.slivers)
+    lab = g.lab[ys, xs]
+    to_backdrop = np.linalg.norm(lab[:, None] - behind[None], axis=-1).min(axis=1)
+    to_workspace = np.full(len(ys), np.inf, np.float32)
+    h, w = g.slivers.shape
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            y, x = (ys + dy).clip(0, h - 1), (xs + dx).clip(0, w - 1)
+            r = g.regions[y, x]
+            ok = (side[r] == 1) & ~g.slivers[y, x]
+            d = np.linalg.norm(lab - g.mean[r], axis=-1)
+            to_workspace = np.where(ok, np.minimum(to_workspace, d), to_workspace)
+    out = np.zeros_like(g.slivers)
+    out[ys, xs] = (to_backdrop < tolerance) & (to_backdrop < to_workspace)
+    return drop_specks(out.astype(np.uint8), 6)  # a gap is a line; single pixels are noise
 
 
 def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarray:

@@ -244,6 +244,7 @@ class PushTSim(Sim):
             observation_width=size, observation_height=size, disable_env_checker=True,
         )
         self.rng = np.random.default_rng(seed)
+        self.size = size
 
     def reset(self, seed):
         obs, _ = self.env.reset(seed=seed)
@@ -253,6 +254,27 @@ class PushTSim(Sim):
 
     def observe(self, obs):
         return {"top": obs["pixels"]}, np.asarray(obs["agent_pos"], dtype=np.float32)
+
+    def segment(self):
+        """Ground truth for the frame observe() returned: the env's own scene (its 512 px canvas, the
+        goal T drawn first, then walls, block and agent, as gym-pusht draws them) filled with classes
+        instead of colours, and brought to the frame's size as the env brings its image (each pixel
+        takes the class that covers most of it). The canvas and its walls are the work surface, the
+        agent the robot, the block and the goal marker objects; nothing is background."""
+        import cv2
+
+        env = self.env.unwrapped
+        canvas = np.zeros((512, 512), np.uint8)  # 0: table (the canvas), then objects, then the agent
+        goal = env.get_goal_pose_body(env.goal_pose)
+        for body in (goal, env.block):
+            for shape in env.block.shapes:
+                points = np.array([body.local_to_world(v) for v in shape.get_vertices()])
+                cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 2)
+        agent = env.agent
+        cv2.circle(canvas, tuple(int(round(c)) for c in agent.position), int(round(list(agent.shapes)[0].radius)), 1, -1)
+        onehot = np.stack([canvas == 0, canvas == 1, canvas == 2], -1).astype(np.float32)
+        small = cv2.resize(onehot, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return {"top": np.array([1, 2, 3], np.uint8)[small.argmax(-1)]}
 
     def act(self, obs):
         agent, ctl = np.asarray(obs["agent_pos"], dtype=np.float64), self.ctl
@@ -358,7 +380,7 @@ def build_dataset(
     metaworld only: `action_noise` adds Gaussian noise (std, in action units) to the expert's action
     before it is applied (the recorded action is the applied one, after clipping); `seeded_configs`
     draws each episode's object/goal placement from its seed instead of MT1's fixed task pool.
-    `masks` (metaworld) also writes the simulator's ground-truth segmentation of every recorded frame
+    `masks` (metaworld, pusht) also writes the simulator's ground-truth segmentation of every recorded frame
     beside the episodes: OUT/masks/episode_NNNNNN.npz, one (T, H, W) uint8 array per image key with
     the classes of OUT/masks/classes.json (MASK_CLASSES); see load_masks().
 
@@ -376,8 +398,8 @@ def build_dataset(
             raise ValueError(f"unknown sim {sim!r}")
         if action_noise < 0:
             raise ValueError(f"action_noise must be >= 0, got {action_noise}")
-        if sim == "pusht" and (action_noise or seeded_configs or masks):
-            raise ValueError("action_noise, seeded_configs and masks are metaworld options")
+        if sim == "pusht" and (action_noise or seeded_configs):
+            raise ValueError("action_noise and seeded_configs are metaworld options")
         if sim == "metaworld":
             env = MetaWorldSim(task, size, _parse_cameras(cameras), seed, action_noise, seeded_configs)
         else:
@@ -463,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="metaworld: draw each episode's object/goal placement from its seed, instead of MT1's "
                         "fixed pool of ~50 configurations (where different seeds can repeat an episode)")
     p.add_argument("--masks", action="store_true",
-                   help="metaworld: also write the simulator's ground-truth segmentation (background / table / "
+                   help="also write the simulator's ground-truth segmentation (background / table / "
                         "robot / object per pixel) of every frame to OUT/masks/, for benchmarks/bench_edits.py")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     args = p.parse_args(argv)

@@ -19,7 +19,7 @@ PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 EXPECTED_TYPES = {"edit_paste_objects": "add_object", "edit_inpaint_object": "add_object",
                   "edit_inpaint_background": "inpaint_background", "edit_backdrop": "backdrop",
                   "edit_background_folder": "background", "edit_background": "background",
-                  "edit_surface": "surface"}
+                  "edit_surface": "surface", "edit_lighting": "lighting"}
 
 
 @pytest.fixture

@@ -67,9 +67,9 @@ def test_keep_mask_matches_the_truth_in_every_frame(recorded, bench, key):
     for episode, truth in recorded:
         labels = truth[key]
         scores = bench.score(workspace_masks(episode.frames[key]).keep, labels)
-        assert scores["iou_min"] >= 0.93, scores  # measured 0.94-0.95 on full episodes (README)
-        assert scores["iou_frame0"] >= 0.93, scores  # frame 0, before anything moved, like the rest
-        assert scores["boundary_mean"] <= 2.5, scores
+        assert scores["iou_min"] >= 0.95, scores  # the goal, on every frame (README: 0.96-0.98 held out)
+        assert scores["iou_frame0"] >= 0.95, scores  # frame 0, before anything moved, like the rest
+        assert scores["boundary_mean"] <= 1.0, scores  # README: 0.4-0.7 px held out
         assert scores["kept_table"] >= 0.97 and scores["kept_robot"] >= 0.97, scores
         # every object in every frame: at worst an anti-aliased edge pixel of a 4-8 px object is lost
         assert scores["object_min_frame"] >= 0.7 and scores["kept_object"] >= 0.99, scores
@@ -110,3 +110,26 @@ def test_surface_edit_retextures_the_table_and_nothing_else(recorded, bench):
         assert changed["changed_table"] >= 0.8, changed
         assert changed["changed_robot"] <= 0.03 and changed["changed_object"] <= 0.02, changed
         assert changed["changed_background"] <= 0.03, changed
+
+
+def test_pusht_truth_and_keep_mask(bench, tmp_path):
+    """pusht's top-down canvas is the work surface, not a backdrop: everything is kept; the truth is
+    the env's own shapes (agent, block, goal) at the frame's size."""
+    pytest.importorskip("gym_pusht")
+    from augment.source import LeRobotSource
+    from editors.workspace import workspace_masks
+
+    script = _load("make_sim_dataset", ROOT / "scripts" / "make_sim_dataset.py")
+    out = tmp_path / "pusht"
+    script.build_dataset(out, sim="pusht", episodes=1, size=96, seed=301, max_steps=40, masks=True,
+                         log=lambda *_: None)
+    episode = LeRobotSource(out).read_episode(0)
+    key = "observation.images.top"
+    labels = script.load_masks(out, 0)[key]
+    video = episode.frames[key]
+    assert labels.shape == video.shape[:3] and not (labels == 0).any()
+    # the truth lies on the rendered shapes: the agent is blue, the canvas white
+    agent, canvas = video[labels == 2].mean(axis=0), video[labels == 1].mean(axis=0)
+    assert agent[2] > agent[0] + 60 and canvas.min() > 200, (agent, canvas)
+    scores = bench.score(workspace_masks(video).keep, labels)
+    assert scores["iou_min"] >= 0.99 and scores["kept_object"] >= 0.99, scores
