@@ -105,7 +105,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event", "cut"}:
+    if wanted & {"jump", "event", "cut", "settle"}:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
