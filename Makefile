@@ -46,6 +46,7 @@ demo: install data/sim/meta/info.json
 	@echo "== augmented dataset"; $(BIN)/augment inspect out/demo
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: install

@@ -20,6 +20,29 @@ def numeric_features(features: dict) -> list[str]:
     return [k for k, f in features.items() if f["dtype"] not in (*VISUAL_DTYPES, "string") and k not in INDEX_COLUMNS]
 
 
+def episode_uid(index: int) -> str:
+    """The uid of a source episode (its outputs' uids extend it: "ep000003-bg1")."""
+    return f"ep{index:06d}"
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int, interpolation: int | None = None) -> np.ndarray:
+    """(T, H, W, C) frames at another size; by default area averaging to shrink, bicubic to grow."""
+    import cv2
+
+    if frames.shape[1:3] == (height, width):
+        return frames
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if height * width < frames.shape[1] * frames.shape[2] else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames])
+
+
+def frame_shape(feature: dict) -> tuple[int, int]:
+    """(height, width) of a camera feature: lerobot writes (height, width, channels), some datasets
+    (channels, height, width) with names saying so."""
+    shape, names = feature["shape"], feature.get("names") or []
+    return tuple(shape[1:3]) if names and names[0] in ("channels", "channel") else tuple(shape[:2])
+
+
 @dataclass
 class Episode:
     """One robot episode.

@@ -36,7 +36,8 @@ def print_summary(s: dict) -> None:
     print(f"  episodes {s['episodes']}   frames {s['frames']}   fps {s['fps']}   robot {s['robot_type']}")
     print("  cameras:")
     for key, cam in s["cameras"].items():
-        print(f"    {key:40s} {cam['storage']:6s} {'x'.join(map(str, cam['shape'])):12s} {cam['codec'] or ''} {cam['pix_fmt'] or ''}")
+        shape = "x".join(map(str, cam["shape"]))
+        print(f"    {key:40s} {cam['storage']:6s} {shape:12s} {cam['codec'] or ''} {cam['pix_fmt'] or ''}")
     print("  features:")
     for key, feat in s["features"].items():
         print(f"    {key:40s} {feat['dtype']:8s} {feat['shape']}")

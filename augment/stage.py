@@ -144,6 +144,11 @@ class Stage:
     A stage may return several episodes per input (best-of-N) and may drop one by calling
     `drop(episode, reason)` and returning it: the runner then writes it to the job report instead
     of the dataset.
+
+    Lineage: every output must descend from one input. Make outputs with `input.replace(...)`
+    (never a fresh Episode): the runner marks each input's provenance with its position
+    (pipeline.PARENT_KEY) and reads the mark back from each output, to give it its share of its
+    source episode (what lets a rerun tell finished source episodes from half-written ones).
     """
 
     def __init__(self, spec: StageSpec):

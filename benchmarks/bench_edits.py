@@ -84,7 +84,7 @@ def score(pred: np.ndarray, labels: np.ndarray) -> dict:
         if sel.any():
             out[f"kept_{name}"] = float(pred[sel].mean())
     # objects present in every frame: the worst frame's recall of object pixels
-    per_frame = [float(p[l == 3].mean()) for p, l in zip(pred, labels) if (l == 3).any()]
+    per_frame = [float(p[lab == 3].mean()) for p, lab in zip(pred, labels) if (lab == 3).any()]
     if per_frame:
         out["object_min_frame"] = min(per_frame)
     return out

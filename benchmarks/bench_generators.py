@@ -1,4 +1,4 @@
-"""Time each image-to-video backend per clip on its tiny random-weight build (generators/tiny.py).
+"""Time each image-to-video backend per clip on its tiny random-weight build (tests/tiny_models.py).
 
     .venv/bin/python benchmarks/bench_generators.py [--kinds wan-i2v ltx-i2v] [--repeats 2] [--device cpu]
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from augment.episode import Episode
     from augment.registry import spec_class
-    from generators.tiny import BUILDERS, TINY_SETTINGS, save_tiny_pipeline
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the random-weight builders
+    from tiny_models import BUILDERS, TINY_SETTINGS, save_tiny_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="*", default=list(BUILDERS))

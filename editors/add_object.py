@@ -37,7 +37,8 @@ class AddObjectSpec(EditSpec):
     size: tuple[float, float] = Field((0.12, 0.2), description="box side range, fraction of the shorter image side")
     boxes: list[Box] = Field(default_factory=list, description="fixed boxes instead of free placement")
     surface_box: Box = Field([0.0, 0.4, 1.0, 1.0], description="where the support surface is, [x0, y0, x1, y1] fractions")
-    surface_prompt: str | None = Field(None, description='find the support surface in words ("table top"); needs segmenter kind text')
+    surface_prompt: str | None = Field(
+        None, description='find the support surface in words ("table top"); needs segmenter kind text')
     margin: int = Field(3, ge=0, description="px kept between an object and any foreground")
     shadow: bool = True
     shadow_strength: float = Field(0.5, ge=0, le=1)

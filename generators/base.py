@@ -22,11 +22,10 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 from pydantic import ConfigDict, Field, field_validator
 
-from augment.episode import Episode
+from augment.episode import VISUAL_DTYPES, Episode, episode_uid, resize_frames
 from augment.stage import Stage, StageSpec, StrictSpec, derive_seed
 
 TEMPLATE_FIELDS = ("task", "edit")
@@ -87,7 +86,7 @@ class GeneratorSpec(StageSpec):
     def output_features(self, features: dict) -> dict:
         """Keep the generated camera, the index columns, and action / state (which the labeler fills);
         the other cameras' real frames and any other numeric feature would contradict the rollout."""
-        cameras = [k for k, f in features.items() if f["dtype"] in ("video", "image")]
+        cameras = [k for k, f in features.items() if f["dtype"] in VISUAL_DTYPES]
         camera = pick_camera(self.camera, cameras, where=f"{self.label}.camera")
         keep = (camera, "action", "observation.state", *INDEX_FEATURES)
         return {k: f for k, f in features.items() if k in keep}
@@ -117,7 +116,7 @@ def edit_of(episode: Episode) -> tuple[str, str]:
 
 def source_uid_of(episode: Episode) -> str:
     index = episode.provenance.get("source", {}).get("episode_index")
-    return f"ep{index:06d}" if index is not None else episode.uid
+    return episode_uid(index) if index is not None else episode.uid
 
 
 def choose_resolution(height: int, width: int, area: int, multiple: int) -> tuple[int, int]:
@@ -145,14 +144,6 @@ def resample_indices(n_out: int, fps_out: float, fps_in: float, n_in: int | None
     frames is a ghost no camera recorded."""
     idx = np.floor(np.arange(n_out) * fps_in / fps_out + 0.5).astype(int)
     return idx if n_in is None else idx[idx < n_in]
-
-
-def resize_video(video: np.ndarray, height: int, width: int) -> np.ndarray:
-    if video.shape[1:3] == (height, width):
-        return video
-    shrink = height * width < video.shape[1] * video.shape[2]
-    mode = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-    return np.stack([cv2.resize(f, (width, height), interpolation=mode) for f in video])
 
 
 def to_uint8(video: Any) -> np.ndarray:
@@ -304,7 +295,7 @@ class VideoGeneratorStage(Stage):
         source_uid = source_uid_of(episode)
         edit_id, edit_text = edit_of(episode)
         prompt = render_prompt(spec.prompt_template, episode.task, edit_text) if self.uses_prompt else ""
-        first = resize_video(video[: min(overlap, len(video))], height, width)
+        first = resize_frames(video[: min(overlap, len(video))], height, width)
         seeds = [derive_seed(spec.seed, source_uid, edit_id, k) for k in range(spec.samples_per_edit)]
 
         # First clips: all samples share the conditioning and the prompt, so they can share one call.
@@ -322,7 +313,7 @@ class VideoGeneratorStage(Stage):
                 model_video = np.concatenate([model_video, nxt[overlap:]])
             picks = resample_indices(horizon, episode.fps, model_fps, len(model_video))
             n_out = len(picks)  # short of the horizon only when max_clips cut the rollout
-            frames = resize_video(model_video[picks], cam_h, cam_w)
+            frames = resize_frames(model_video[picks], cam_h, cam_w)
             if spec.pin_first_frame:
                 frames[0] = video[0]
             new = episode.replace(frames={camera: frames}, uid=f"{episode.uid}-s{k}",

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from augment.episode import resize_frames
 from augment.stage import derive_seed
-from generators.base import (choose_resolution, pick_camera, render_prompt, resample_indices, resize_video,
+from generators.base import (choose_resolution, pick_camera, render_prompt, resample_indices,
                              valid_frame_count)
 from generators.finetune_config import FinetuneConfig
 from generators.finetune_families import Family
@@ -26,7 +27,7 @@ def episode_clips(frames: np.ndarray, fps: float, model_fps: float, clip_frames:
     n_model = int(math.floor((len(frames) - 1) * model_fps / fps)) + 1
     picks = resample_indices(n_model, model_fps, fps, len(frames))
     starts = range(0, len(picks) - clip_frames + 1, clip_frames)
-    return [resize_video(frames[picks[s:s + clip_frames]], height, width) for s in list(starts)[:most]]
+    return [resize_frames(frames[picks[s:s + clip_frames]], height, width) for s in list(starts)[:most]]
 
 
 def background_edits(frames: np.ndarray, count: int, seed: int, uid: str) -> list[np.ndarray]:

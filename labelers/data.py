@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from augment.episode import resize_frames
 from augment.stage import derive_seed
 
 
@@ -30,17 +31,11 @@ class IdmEpisode:
         return int(self.videos.shape[1])
 
 
-def resize_video(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1:3] == (size, size):
-        return frames
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-
-
 def stack_cameras(frames: dict[str, np.ndarray], cameras: list[str], size: int, uid: str = "?") -> np.ndarray:
     missing = [c for c in cameras if c not in frames]
     if missing:
         raise ValueError(f"episode {uid}: the IDM needs camera(s) {missing}; the episode has {sorted(frames)}")
-    return np.stack([resize_video(frames[c], size) for c in cameras])
+    return np.stack([resize_frames(frames[c], size, size, cv2.INTER_AREA) for c in cameras])
 
 
 def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, count: int, seed: int,

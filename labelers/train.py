@@ -22,6 +22,7 @@ from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather
                            split_episodes)
 from labelers.metrics import format_table, regression_metrics
 from augment.devices import resolve_device
+from augment.episode import VISUAL_DTYPES
 from labelers.network import build_network, chunk_steps, save_checkpoint
 from labelers.normalize import Normalizer, load_stats
 from labelers.predictor import IdmPredictor
@@ -106,7 +107,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
     info, stats = load_info(Path(root)), load_stats(root)
-    visual = [k for k, f in info["features"].items() if f["dtype"] in ("video", "image")]
+    visual = [k for k, f in info["features"].items() if f["dtype"] in VISUAL_DTYPES]
     config = config.model_copy(update={"cameras": config.cameras or visual})
     unknown = sorted(set(config.cameras) - set(visual)) + sorted(set(config.edit_cameras or []) - set(config.cameras))
     if unknown:

@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 from augment.cli import main  # noqa: E402
 from augment.registry import spec_class  # noqa: E402
 from generators.finetune_config import FinetuneConfig  # noqa: E402
-from generators.tiny import TINY_SETTINGS, save_tiny_pipeline  # noqa: E402
+from tiny_models import TINY_SETTINGS, save_tiny_pipeline  # noqa: E402
 from test_labelers_train import make_blob_dataset  # noqa: E402
 
 CAMERA = "observation.images.top"
@@ -50,7 +50,8 @@ def lora_tensors(folder):
 def run(files, out, log=None, on_step=None, **settings):
     from generators.finetune import finetune
 
-    return finetune(str(files["dataset"]), str(files["model"]), out, FinetuneConfig(**{**TINY, "rollout_episodes": 0, **settings}),
+    config = FinetuneConfig(**{**TINY, "rollout_episodes": 0, **settings})
+    return finetune(str(files["dataset"]), str(files["model"]), out, config,
                     log=log or (lambda _m: None), on_step=on_step)
 
 

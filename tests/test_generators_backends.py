@@ -1,4 +1,4 @@
-"""Every diffusers backend, built from tiny configs with random weights (generators/tiny.py), saved with
+"""Every diffusers backend, built from tiny configs with random weights (tests/tiny_models.py), saved with
 save_pretrained and loaded by the stage through from_pretrained, rolls out from an image on the CPU."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from augment.registry import spec_class
-from generators.tiny import TINY_SETTINGS, save_tiny_pipeline
+from tiny_models import TINY_SETTINGS, save_tiny_pipeline
 
 # Budget: SVD's UNet and Cosmos are the slowest tiny builds (several seconds per clip on 2 CPUs).
 SLOW = {"svd", "cosmos-predict2"}

@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 
 from augment.episode import Episode  # noqa: E402
 from augment.registry import spec_class  # noqa: E402
-from generators.tiny import BUILDERS, TINY_SETTINGS, tiny_wan  # noqa: E402
+from tiny_models import BUILDERS, TINY_SETTINGS, tiny_wan  # noqa: E402
 
 CAMERA = "observation.images.top"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default name

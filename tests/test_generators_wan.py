@@ -11,7 +11,7 @@ import pytest
 
 from augment.episode import Episode
 from augment.registry import spec_class
-from generators.tiny import TINY_SETTINGS, save_tiny_pipeline
+from tiny_models import TINY_SETTINGS, save_tiny_pipeline
 
 CAMERA = "observation.images.top"
 # Wan 2.1 needs the full 512-token text context (diffusers splits image from text tokens by it)

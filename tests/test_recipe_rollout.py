@@ -80,7 +80,7 @@ def rollout_spec(path: Path, source: Path, sink: Path, models: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def models(source_dataset, tmp_path_factory):
-    from generators.tiny import save_tiny_pipeline
+    from tiny_models import save_tiny_pipeline
     from labelers.config import IdmConfig
     from labelers.train import train_idm
 

@@ -45,7 +45,8 @@ def test_unknown_key_names_file_line_and_valid_keys(tmp_path):
 
 def test_unknown_type_lists_valid_types(tmp_path):
     path = write(tmp_path, GOOD.replace("type: background", "type: backgroud"))
-    with pytest.raises(SpecError, match=rf"{path}:6: stages\[0\].type: unknown stage type 'backgroud'; valid types: .*background"):
+    expected = rf"{path}:6: stages\[0\].type: unknown stage type 'backgroud'; valid types: .*background"
+    with pytest.raises(SpecError, match=expected):
         load_spec(path)
 
 
@@ -91,7 +92,8 @@ def test_duplicate_keys_are_errors_with_their_line(tmp_path):
     ("variants: 2", "variants: true", 7, "stages[0].variants: expected int, got a boolean (true)"),
     ("variants: 2", "variants: 1001", 7, "stages[0].variants: Input should be less than or equal to 1000"),
     ("variants: 2", "variants: 99999999999999999999", 7, "stages[0].variants: 99999999999999999999 is beyond"),
-    ("variants: 2", "variants: 2\n    resources: {num_cpus: true}", 8, "stages[0].resources.num_cpus: expected float, got a boolean"),
+    ("variants: 2", "variants: 2\n    resources: {num_cpus: true}", 8,
+     "stages[0].resources.num_cpus: expected float, got a boolean"),
     ("variants: 2", "variants: 2\n    cameras: []", 8, "stages[0].cameras: an empty camera list"),
     ("  root: /data/src\n", "  root: /data/src\n  cameras: []\n", 4, "source.cameras: an empty camera list"),
     ("type: background", "type: [background]", 6, "stages[0].type: unknown stage type ['background']"),
@@ -115,3 +117,14 @@ def test_a_boolean_where_a_boolean_belongs_is_fine(tmp_path):
 def test_broken_set_values_are_spec_errors(tmp_path, value):
     with pytest.raises(SpecError, match=r"--set 'stages.0.variants=.*': the value is not plain YAML"):
         load_spec(write(tmp_path, GOOD), [f"stages.0.variants={value}"])
+
+
+def test_the_pipeline_seed_is_every_stage_s_default(tmp_path):
+    from augment.spec import load_spec
+
+    path = tmp_path / "s.yaml"
+    path.write_text("seed: 7\nsource: {root: /x}\nsink: {root: /y}\nstages:\n"
+                    "  - {type: background}\n  - {type: background, seed: 3}\n  - {type: source}\n")
+    spec = load_spec(path)
+    assert [s.seed for s in spec.stages[:2]] == [7, 3]
+    assert load_spec(path, ["seed=0"]).stages[0].seed == 0  # the default, as before

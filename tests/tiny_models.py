@@ -220,7 +220,7 @@ def save_tiny_pipeline(kind: str, folder: str | Path, **options) -> Path:
 TINY_SETTINGS = {
     "wan-i2v": {"height": 16, "width": 16, "num_frames": 9, "num_inference_steps": 2, "max_sequence_length": 16},
     "cosmos-predict2": {"height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 2,
-                        "max_sequence_length": 16, "safety_checker": "generators.tiny:PassThroughSafetyChecker"},
+                        "max_sequence_length": 16, "safety_checker": "tiny_models:PassThroughSafetyChecker"},
     "ltx-i2v": {"height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 2, "max_sequence_length": 16},
     "cogvideox-i2v": {"num_frames": 9, "num_inference_steps": 2, "max_sequence_length": 16},
     "svd": {"height": 32, "width": 32, "num_frames": 4, "num_inference_steps": 2},
