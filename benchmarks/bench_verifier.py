@@ -64,7 +64,8 @@ def build_scene(work: Path, scene: str, episodes: int) -> Path:
 
 def roundtrip(frames: np.ndarray, fps: int, settings, path: Path) -> np.ndarray:
     """Encode with the source's settings and decode: what the sink writes and `augment check` reads.
-    The mp4 stays at `path`, so that a rerun with changed checks decodes it instead of redoing it."""
+    The mp4 stays at `path` (and its frames beside it, see decode), so that a rerun with changed checks
+    reuses it instead of redoing it."""
     from augment.video import VideoWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,9 +78,17 @@ def roundtrip(frames: np.ndarray, fps: int, settings, path: Path) -> np.ndarray:
 
 
 def decode(path: Path, fps: int, frames: int) -> np.ndarray:
+    """The frames `augment check` reads from `path`; kept beside it as .npy once decoded, so that a
+    rerun with changed checks only rescores (decoding was most of a rerun's time)."""
     from augment.video import decode_segment
 
-    return decode_segment(path, 0.0, frames / fps, fps, expected=frames)
+    cached = path.with_suffix(".npy")
+    if cached.is_file():
+        return np.load(cached)
+    video = decode_segment(path, 0.0, frames / fps, fps, expected=frames)
+    np.save(cached.with_suffix(".part.npy"), video)
+    cached.with_suffix(".part.npy").rename(cached)
+    return video
 
 
 def scene_videos(root: Path, episodes: int):

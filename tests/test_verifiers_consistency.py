@@ -360,3 +360,35 @@ def test_touched_by_mover_joins_through_a_moving_object():
     assert not C.touched_by_mover(region, motion, min_mover=0.005).any()  # motion alone: not joined
     assert (C.touched_by_mover(region, motion, min_mover=0.005, bridge=bar) == region).all()
     assert not C.touched_by_mover(region, motion, min_mover=0.5, bridge=bar).any()  # a mover too small
+
+
+def arm_scene(appear_at: int | None, length: int = 40) -> np.ndarray:
+    """A large red "arm" swinging left and right on a grey table (it moves every step; its right edge
+    between x=24 and x=28) and, with appear_at, a green thing appearing at x=appear_at from frame 20
+    on (when the arm is furthest from it) and staying; the arm never reaches it."""
+    rng = np.random.default_rng(2)
+    frames = np.full((length, 64, 64, 3), 120, np.uint8)
+    frames += rng.integers(0, 3, frames.shape, dtype=np.uint8)
+    for t in range(length):
+        left = 4 + abs(t % 8 - 4)  # one pixel a step
+        frames[t, 10:40, left:left + 20] = (200, 40, 40)
+        if appear_at is not None and t >= 20:
+            frames[t, 22:28, appear_at:appear_at + 6] = (30, 200, 30)
+    return frames
+
+
+def test_strict_contact_gate_catches_a_thing_appearing_beside_the_moving_arm():
+    """Moving next to a change is not touching it. With contact_window 1 and contact_reach 1, only a
+    mover that changes within 1 px of the change, one step either side, makes it contact: a thing
+    appearing 3 px beside the swinging arm's furthest reach is caught. The default gate (two steps,
+    2 px) calls it contact; the strict one keeps a carried object and the moving arm alone."""
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    strict = ConsistencySpec(contact_window=1, contact_reach=1)
+    for clean in (arm_scene(appear_at=None), gripper_scene(carry=True)):
+        scores, _ = video_checks(clean, strict)
+        assert all(v >= 0.5 for v in scores.values()), scores
+    scores, details = video_checks(arm_scene(appear_at=31), strict)
+    assert scores["event"] < 0.5 and 19 <= details["event"]["frame"] <= 21, (scores, details)
+    scores, _ = video_checks(arm_scene(appear_at=31), ConsistencySpec())
+    assert scores["event"] >= 0.5, scores

@@ -132,12 +132,13 @@ def change_threshold(diffs: np.ndarray, floor: int = 30, k: float = 8.0) -> floa
 
 
 def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
-          lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[float, int]:
-    return events(frames, diffs, threshold, reach, lasting, min_mover, window)[0]
+          lasting: int = 3, min_mover: float | None = None, window: int = 2, contact_reach: int = 2) -> tuple[float, int]:
+    return events(frames, diffs, threshold, reach, lasting, min_mover, window, contact_reach)[0]
 
 
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
-           lasting: int = 3, min_mover: float | None = None, window: int = 2) -> tuple[tuple[float, int], tuple[float, int]]:
+           lasting: int = 3, min_mover: float | None = None, window: int = 2,
+           contact_reach: int = 2) -> tuple[tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
@@ -168,7 +169,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             worst_all, at_all = area, t + 1
         if min_mover is not None and alone.any():
             motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
-            alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[t] & plate_fg[t + 1])
+            alone &= ~touched_by_mover(alone, motion, min_mover, contact_reach, bridge=plate_fg[t] & plate_fg[t + 1])
             area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1

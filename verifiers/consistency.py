@@ -73,6 +73,9 @@ class ConsistencySpec(StageSpec):
     contact: float | None = Field(0.005, gt=0, description="event, settle: a change that a mover of at least this "
                                   "fraction of the frame reaches (the robot moving an object) is legitimate; "
                                   "null counts every change")
+    contact_window: int = Field(2, ge=0, description="event: steps either side of a change in which the mover's "
+                                "motion counts as reaching it")
+    contact_reach: int = Field(2, ge=0, description="event: pixels between a change and a mover that still count as touching")
     settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
     settle_still: float = Field(0.25, gt=0, le=1, description="settle: a step under this fraction of the change "
                                 "threshold counts as still")
@@ -105,7 +108,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event", "cut"}:
+    if wanted & {"jump", "event", "cut", "settle"}:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
@@ -121,7 +124,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         def strided(s: int) -> list[tuple[float, int]]:
             clip = moving[::s]
             pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
-                             min_mover=spec.contact)
+                             min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
