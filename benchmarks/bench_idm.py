@@ -82,6 +82,14 @@ def spearman(a, b) -> float:
     return round(float(spearmanr(np.ravel(a), np.ravel(b)).statistic), 4)
 
 
+def uncalibrate(z: np.ndarray, checkpoint_config: dict) -> np.ndarray:
+    """The network's own labels back from calibrated ones (saves a pass over the episodes)."""
+    calibration = checkpoint_config.get("calibration")
+    if not calibration:
+        return z
+    return (z - np.asarray(calibration["bias"])) / np.asarray(calibration["scale"])
+
+
 def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int) -> dict:
     """Held-out figures of one checkpoint: per-dimension metrics of the labels as written (calibrated)
     and uncalibrated, and whether the per-step and per-episode uncertainty rank the errors."""
@@ -94,18 +102,20 @@ def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int
     episodes = load_dataset_episodes(str(root), predictor.cameras, predictor.config.image_size, 0, seed=99,
                                      indices=list(range(limit)) if limit else None, motion=predictor.config.motion)
     norm = predictor.action_norm
-    preds, raws, truths, spreads, episode_unc, episode_err = [], [], [], [], [], []
+    preds, raws, truths, spreads, disagreements, episode_unc, episode_err = [], [], [], [], [], [], []
     for ep in episodes:
         out = predictor.predict(ep.videos, mc_samples, seed=ep.index)  # as the idm stage labels
         preds.append(out["action"])
-        raws.append(norm.unnormalize(predictor.predict_normalized(ep.videos)))
+        raws.append(norm.unnormalize(uncalibrate(norm.normalize(out["action"]), predictor.checkpoint_config)))
         truths.append(ep.action)
         err = np.abs(norm.normalize(out["action"]) - norm.normalize(ep.action))  # normalised, as the spread
         spreads.append(out["action_spread"])
+        disagreements.append(out["action_disagreement"])
         episode_unc.append(_uncertainty(out)["action"])  # what the stage writes and max_uncertainty gates
         episode_err.append(float(err.mean()))
     pred, true = np.concatenate(preds), np.concatenate(truths)
-    spread = np.concatenate(spreads)
+    spread, disagreement = np.concatenate(spreads), np.concatenate(disagreements)
+    episode_dis = [float(d.mean()) for d in disagreements]
     err = np.abs(norm.normalize(pred) - norm.normalize(true))
     threshold = float(np.median(episode_unc))
     dropped = [e for u, e in zip(episode_unc, episode_err) if u > threshold]
@@ -118,6 +128,8 @@ def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int
             "spearman_step": spearman(spread.mean(axis=1), err.mean(axis=1)),
             "spearman_step_per_dim": [spearman(spread[:, d], err[:, d]) for d in range(err.shape[1])],
             "spearman_episode": spearman(episode_unc, episode_err),
+            "spearman_step_disagreement": spearman(disagreement.mean(axis=1), err.mean(axis=1)),
+            "spearman_episode_disagreement": spearman(episode_dis, episode_err),
             "max_uncertainty_at_median": round(threshold, 5),
             "error_kept": round(float(np.mean(kept)), 5),
             "error_dropped": round(float(np.mean(dropped)), 5) if dropped else None,
@@ -130,7 +142,7 @@ def run_curve(args, overrides: list[str]) -> int:
     from labelers.train import train_idm
 
     sizes = [5, 10] if args.quick and not args.sizes_given else args.sizes
-    limit, mc = (3, 4) if args.quick else (None, 8)
+    limit, mc = (3, 4) if args.quick else (None, args.mc_samples)
     if args.quick:
         overrides = ["max_minutes=1", *overrides]
     results_path = args.out / "curve.json"
@@ -189,6 +201,8 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", help="data-efficiency curve: train on the first N episodes "
                    "of --dataset for each N and measure on --heldout (required then)")
     p.add_argument("--quick", action="store_true", help="curve smoke run: sizes 5 10, 1 min each, 3 held-out episodes")
+    p.add_argument("--mc-samples", type=int, default=8, help="curve: MC-dropout passes for the uncertainty (the "
+                   "idm stage's default: 8)")
     p.add_argument("--label", help="dataset name in the curve's table rows")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()

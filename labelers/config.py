@@ -49,9 +49,10 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")
     state_weight: float = Field(0.5, ge=0, description="weight of the state loss next to the action loss")
     # Epochs scale with the data: a fixed 30 epochs gave 3 training episodes ~200 optimizer steps (2 minutes
-    # of an 8-minute budget on this CPU) and 60 episodes ~1000; a step count treats both alike.
+    # of an 8-minute budget on this CPU) and 60 episodes ~1000; a step count treats both alike. A fixed
+    # step count also makes a run reproducible and comparable whatever else the CPU is doing.
     epochs: int | None = Field(None, ge=1, description=(
-        "most epochs; default: enough for train_steps optimizer steps, and at least 30"))
+        "most epochs; default: enough for train_steps optimizer steps"))
     train_steps: int = Field(2000, ge=1, description="optimizer steps the default epoch count aims at")
     patience: int | None = Field(None, ge=1, description=(
         "stop after this many epochs without a better selection loss; default: ~400 steps' worth, at least 6"))

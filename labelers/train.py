@@ -233,7 +233,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
 
 def epoch_plan(config: IdmConfig, steps_per_epoch: int) -> tuple[int, int]:
     """(most epochs, patience): the settings when given, else scaled to the optimizer steps an epoch holds."""
-    epochs = config.epochs or max(30, math.ceil(config.train_steps / steps_per_epoch))
+    epochs = config.epochs or math.ceil(config.train_steps / steps_per_epoch)
     patience = config.patience or max(6, math.ceil(400 / steps_per_epoch))
     return epochs, patience
 

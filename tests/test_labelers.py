@@ -304,7 +304,7 @@ def test_epochs_scale_with_the_data_unless_set():
 
     config = IdmConfig()
     assert epoch_plan(config, steps_per_epoch=7) == (286, 58)      # 3 short episodes: 2000 steps, not 210
-    assert epoch_plan(config, steps_per_epoch=100) == (30, 6)      # large data: the old 30 epochs
+    assert epoch_plan(config, steps_per_epoch=100) == (20, 6)      # large data: fewer, longer epochs
     assert epoch_plan(IdmConfig(epochs=5, patience=2), 7) == (5, 2)
 
 
