@@ -24,10 +24,13 @@ between the MC-dropout uncertainty and the absolute error per step and per episo
 idm stage with max_uncertainty at the median episode would drop:
 
     python benchmarks/bench_idm.py --make pusht --dataset /tmp/pusht40 --heldout /tmp/pusht_test \
-        --sizes 5 10 20 40 --out /tmp/curve_pusht
+        --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=flow]
     python benchmarks/bench_idm.py --make metaworld --dataset /tmp/mw40 --heldout /tmp/mw_test \
         --sizes 5 10 20 40 --out /tmp/curve_mw --set 'edit_cameras=[observation.images.corner2]'
+    python benchmarks/bench_idm.py --table pusht=/tmp/curve_pusht metaworld=/tmp/curve_mw   # the README table
 
+On a CPU shared with other jobs, wall-time budgets compare nothing: pass --set train_steps=N --set
+max_minutes=60 to compare variants at the same number of optimizer steps (what the README's table did).
 --quick: sizes 5 and 10, a 1-minute budget, 3 held-out episodes: a smoke run of the whole measurement.
 
 Not a test: it takes minutes. Pass --set KEY=VALUE to change training settings (see augment train-idm -h).
@@ -159,11 +162,16 @@ def run_curve(args, overrides: list[str]) -> int:
         results_path.write_text(json.dumps(results, indent=2))
         print(f"\n=== {args.dataset} first {n} episodes: {minutes:.1f} min, {point['epochs_run']} epochs ===")
         print(curve_row(args.label or args.dataset.name, n, point))
-    print("\n| dataset | episodes | train min | epochs | action R² (held-out) | scale | uncalibrated R² | "
-          "uncalibrated scale | Spearman step / episode |\n|---|---|---|---|---|---|---|---|---|")
-    for n in sorted(results, key=int):
-        print(curve_row(args.label or args.dataset.name, int(n), results[n]))
+    print_table({args.label or args.dataset.name: results})
     return 0
+
+
+def print_table(curves: dict[str, dict]) -> None:
+    print("\n| dataset | episodes | train min | epochs | action R² (held-out) | scale | uncalibrated R² | "
+          "uncalibrated scale | trusted | Spearman step / episode |\n|---|---|---|---|---|---|---|---|---|---|")
+    for label, results in curves.items():
+        for n in sorted(results, key=int):
+            print(curve_row(label, int(n), results[n]))
 
 
 def curve_row(label: str, n: int, point: dict) -> str:
@@ -173,7 +181,8 @@ def curve_row(label: str, n: int, point: dict) -> str:
     u = point["uncertainty"]
     return (f"| {label} | {n} | {point['minutes']:.1f} | {point['epochs_run']} | {dims(point['action']['r2'])} | "
             f"{dims(point['action']['scale'])} | {dims(point['uncalibrated']['r2'])} | "
-            f"{dims(point['uncalibrated']['scale'])} | {u['spearman_step']:.2f} / {u['spearman_episode']:.2f} |")
+            f"{dims(point['uncalibrated']['scale'])} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
+            f"{u['spearman_step']:.2f} / {u['spearman_episode']:.2f} |")
 
 
 def heldout_metrics(checkpoint: Path, root: Path) -> dict:
@@ -190,8 +199,8 @@ def heldout_metrics(checkpoint: Path, root: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", type=Path, required=True, help="simulator dataset root (made if --make and absent)")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    p.add_argument("--dataset", type=Path, help="simulator dataset root (made if --make and absent)")
+    p.add_argument("--out", type=Path, help="checkpoint folder")
     p.add_argument("--make", choices=["metaworld", "pusht"], help="record the dataset first if it is missing")
     p.add_argument("--task", default="pick-place-v3", help="metaworld task for --make")
     p.add_argument("--episodes", type=int, default=30)
@@ -205,7 +214,14 @@ def main() -> int:
                    "idm stage's default: 8)")
     p.add_argument("--label", help="dataset name in the curve's table rows")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--table", nargs="+", metavar="LABEL=DIR", help="print the table of curve.json files and exit")
     args = p.parse_args()
+    if args.table:
+        print_table({label: json.loads((Path(d) / "curve.json").read_text())
+                     for label, _, d in (item.partition("=") for item in args.table)})
+        return 0
+    if not (args.dataset and args.out):
+        p.error("--dataset and --out are required (unless --table)")
     args.sizes_given = bool(args.sizes)
     if args.quick and not args.sizes:
         args.sizes = [5, 10]
