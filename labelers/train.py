@@ -223,7 +223,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     Path(out, REPORT_FILE).write_text(json.dumps(report, indent=2))
     log("validation episodes " + str(val_ids) + ":\n" + format_table({k: report[k] for k in ("action", "state")}, names))
     log("validation episodes, background edited:\n" + format_table(report["edited"], names))
-    caveat = (f" (only {len(val_ids)} validation episodes: a first look, not a guarantee)"
+    caveat = (f" (only {len(val_ids)} validation episode{'s' * (len(val_ids) != 1)}: a first look, not a guarantee)"
               if len(val_ids) < MIN_TRUSTED_VAL else "")
     log(f"action labels against the bar R² >= 0.9 and scale 0.9-1.1 on validation episodes{caveat}:\n"
         + format_verdicts(report["trust"]))
