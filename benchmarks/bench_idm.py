@@ -17,6 +17,22 @@ applies to the fixed camera (edit_cameras). corner4, where the arm is 1.75x larg
 ~1 mm, which the frames barely show, so those labels are noise to the model (same 60 placements, corner4:
 held-out delta_x R² 0.933 trained on noised episodes, 0.957 on clean ones).
 
+Data-efficiency curve (--sizes): trains on the first N episodes of --dataset for each N (train-idm's own
+split inside them, as a user with N episodes would) and measures, on --heldout (other seeds, 10 episodes),
+R² and scale per action dimension with and without the calibration, the rank correlation (Spearman)
+between the MC-dropout uncertainty and the absolute error per step and per episode, and what an
+idm stage with max_uncertainty at the median episode would drop:
+
+    python benchmarks/bench_idm.py --make pusht --dataset /tmp/pusht40 --heldout /tmp/pusht_test \
+        --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=flow]
+    python benchmarks/bench_idm.py --make metaworld --dataset /tmp/mw40 --heldout /tmp/mw_test \
+        --sizes 5 10 20 40 --out /tmp/curve_mw --set 'edit_cameras=[observation.images.corner2]'
+    python benchmarks/bench_idm.py --table pusht=/tmp/curve_pusht metaworld=/tmp/curve_mw   # the README table
+
+On a CPU shared with other jobs, wall-time budgets compare nothing: pass --set train_steps=N --set
+max_minutes=60 to compare variants at the same number of optimizer steps (what the README's table did).
+--quick: sizes 5 and 10, a 1-minute budget, 3 held-out episodes: a smoke run of the whole measurement.
+
 Not a test: it takes minutes. Pass --set KEY=VALUE to change training settings (see augment train-idm -h).
 """
 
@@ -28,10 +44,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-R2_MIN, SCALE_RANGE, MINUTES_MAX = 0.9, (0.9, 1.1), 10.0
+from labelers.metrics import R2_MIN, SCALE_RANGE  # noqa: E402 (the bar train-idm's report uses)
+
+MINUTES_MAX = 10.0
 
 
 def make_dataset(sim: str, root: Path, episodes: int, seed: int, task: str, action_noise: float = 0.0) -> None:
@@ -59,6 +79,112 @@ def verdict(metrics: dict) -> tuple[bool, list[str]]:
     return ok, lines
 
 
+def spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    return round(float(spearmanr(np.ravel(a), np.ravel(b)).statistic), 4)
+
+
+def uncalibrate(z: np.ndarray, checkpoint_config: dict) -> np.ndarray:
+    """The network's own labels back from calibrated ones (saves a pass over the episodes)."""
+    calibration = checkpoint_config.get("calibration")
+    if not calibration:
+        return z
+    return (z - np.asarray(calibration["bias"])) / np.asarray(calibration["scale"])
+
+
+def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int) -> dict:
+    """Held-out figures of one checkpoint: per-dimension metrics of the labels as written (calibrated)
+    and uncalibrated, and whether the per-step and per-episode uncertainty rank the errors."""
+    from labelers.data import load_dataset_episodes
+    from labelers.idm import _uncertainty
+    from labelers.metrics import regression_metrics, trust_verdicts
+    from labelers.predictor import IdmPredictor
+
+    predictor = IdmPredictor.load(str(checkpoint), "cpu")
+    episodes = load_dataset_episodes(str(root), predictor.cameras, predictor.config.image_size, 0, seed=99,
+                                     indices=list(range(limit)) if limit else None, motion=predictor.config.motion)
+    norm = predictor.action_norm
+    preds, raws, truths, spreads, disagreements, episode_unc, episode_err = [], [], [], [], [], [], []
+    for ep in episodes:
+        out = predictor.predict(ep.videos, mc_samples, seed=ep.index)  # as the idm stage labels
+        preds.append(out["action"])
+        raws.append(norm.unnormalize(uncalibrate(norm.normalize(out["action"]), predictor.checkpoint_config)))
+        truths.append(ep.action)
+        err = np.abs(norm.normalize(out["action"]) - norm.normalize(ep.action))  # normalised, as the spread
+        spreads.append(out["action_spread"])
+        disagreements.append(out["action_disagreement"])
+        episode_unc.append(_uncertainty(out)["action"])  # what the stage writes and max_uncertainty gates
+        episode_err.append(float(err.mean()))
+    pred, true = np.concatenate(preds), np.concatenate(truths)
+    spread, disagreement = np.concatenate(spreads), np.concatenate(disagreements)
+    episode_dis = [float(d.mean()) for d in disagreements]
+    err = np.abs(norm.normalize(pred) - norm.normalize(true))
+    threshold = float(np.median(episode_unc))
+    dropped = [e for u, e in zip(episode_unc, episode_err) if u > threshold]
+    kept = [e for u, e in zip(episode_unc, episode_err) if u <= threshold]
+    metrics = regression_metrics(pred, true)
+    return {
+        "episodes": len(episodes), "action": metrics, "uncalibrated": regression_metrics(np.concatenate(raws), true),
+        "trust": trust_verdicts(metrics),
+        "uncertainty": {
+            "spearman_step": spearman(spread.mean(axis=1), err.mean(axis=1)),
+            "spearman_step_per_dim": [spearman(spread[:, d], err[:, d]) for d in range(err.shape[1])],
+            "spearman_episode": spearman(episode_unc, episode_err),
+            "spearman_step_disagreement": spearman(disagreement.mean(axis=1), err.mean(axis=1)),
+            "spearman_episode_disagreement": spearman(episode_dis, episode_err),
+            "max_uncertainty_at_median": round(threshold, 5),
+            "error_kept": round(float(np.mean(kept)), 5),
+            "error_dropped": round(float(np.mean(dropped)), 5) if dropped else None,
+        },
+    }
+
+
+def run_curve(args, overrides: list[str]) -> int:
+    from labelers.config import config_from_overrides
+    from labelers.train import train_idm
+
+    sizes = [5, 10] if args.quick and not args.sizes_given else args.sizes
+    limit, mc = (3, 4) if args.quick else (None, args.mc_samples)
+    if args.quick:
+        overrides = ["max_minutes=1", *overrides]
+    results_path = args.out / "curve.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for n in sizes:
+        config = config_from_overrides(["device=cpu", f"episodes=[\"0:{n}\"]", *overrides])
+        start = time.perf_counter()
+        report = train_idm(str(args.dataset), str(args.out / f"n{n}"), config)
+        minutes = (time.perf_counter() - start) / 60
+        point = curve_point(args.out / f"n{n}", args.heldout, limit, mc)
+        point.update(minutes=round(minutes, 2), epochs_run=report["training"]["epochs_run"],
+                     best_epoch=report["training"]["best_epoch"], settings=overrides)
+        results[str(n)] = point
+        results_path.write_text(json.dumps(results, indent=2))
+        print(f"\n=== {args.dataset} first {n} episodes: {minutes:.1f} min, {point['epochs_run']} epochs ===")
+        print(curve_row(args.label or args.dataset.name, n, point))
+    print_table({args.label or args.dataset.name: results})
+    return 0
+
+
+def print_table(curves: dict[str, dict]) -> None:
+    print("\n| dataset | episodes | train min | epochs | action R² (held-out) | scale | uncalibrated R² | "
+          "uncalibrated scale | trusted | Spearman step / episode |\n|---|---|---|---|---|---|---|---|---|---|")
+    for label, results in curves.items():
+        for n in sorted(results, key=int):
+            print(curve_row(label, int(n), results[n]))
+
+
+def curve_row(label: str, n: int, point: dict) -> str:
+    def dims(values):
+        return " / ".join(f"{v:.3f}" for v in values)
+
+    u = point["uncertainty"]
+    return (f"| {label} | {n} | {point['minutes']:.1f} | {point['epochs_run']} | {dims(point['action']['r2'])} | "
+            f"{dims(point['action']['scale'])} | {dims(point['uncalibrated']['r2'])} | "
+            f"{dims(point['uncalibrated']['scale'])} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
+            f"{u['spearman_step']:.2f} / {u['spearman_episode']:.2f} |")
+
+
 def heldout_metrics(checkpoint: Path, root: Path) -> dict:
     from labelers.data import load_dataset_episodes
     from labelers.predictor import IdmPredictor
@@ -66,28 +192,51 @@ def heldout_metrics(checkpoint: Path, root: Path) -> dict:
 
     predictor = IdmPredictor.load(str(checkpoint), "cpu")
     episodes = load_dataset_episodes(str(root), predictor.cameras, predictor.config.image_size, 1, seed=99,
-                                     edit_cameras=predictor.config.edit_cameras)
+                                     edit_cameras=predictor.config.edit_cameras, motion=predictor.config.motion)
     return {"clean": evaluate(predictor, episodes), "edited": evaluate(predictor, episodes, edited=True),
             "episodes": len(episodes)}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", type=Path, required=True, help="simulator dataset root (made if --make and absent)")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    p.add_argument("--dataset", type=Path, help="simulator dataset root (made if --make and absent)")
+    p.add_argument("--out", type=Path, help="checkpoint folder")
     p.add_argument("--make", choices=["metaworld", "pusht"], help="record the dataset first if it is missing")
     p.add_argument("--task", default="pick-place-v3", help="metaworld task for --make")
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="metaworld --make: expert action noise of the training dataset (the held-out has none)")
     p.add_argument("--heldout", type=Path, help="a second dataset (other seeds) to measure as well")
+    p.add_argument("--sizes", type=int, nargs="+", help="data-efficiency curve: train on the first N episodes "
+                   "of --dataset for each N and measure on --heldout (required then)")
+    p.add_argument("--quick", action="store_true", help="curve smoke run: sizes 5 10, 1 min each, 3 held-out episodes")
+    p.add_argument("--mc-samples", type=int, default=8, help="curve: MC-dropout passes for the uncertainty (the "
+                   "idm stage's default: 8)")
+    p.add_argument("--label", help="dataset name in the curve's table rows")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--table", nargs="+", metavar="LABEL=DIR", help="print the table of curve.json files and exit")
     args = p.parse_args()
+    if args.table:
+        print_table({label: json.loads((Path(d) / "curve.json").read_text())
+                     for label, _, d in (item.partition("=") for item in args.table)})
+        return 0
+    if not (args.dataset and args.out):
+        p.error("--dataset and --out are required (unless --table)")
+    args.sizes_given = bool(args.sizes)
+    if args.quick and not args.sizes:
+        args.sizes = [5, 10]
+    if args.sizes and not args.heldout:
+        p.error("--sizes/--quick measure on --heldout: give one")
+    if args.sizes:
+        args.episodes = max(args.episodes, *args.sizes)
 
     if args.make and not (args.dataset / "meta" / "info.json").is_file():
         make_dataset(args.make, args.dataset, args.episodes, 0, args.task, args.action_noise)
     if args.make and args.heldout and not (args.heldout / "meta" / "info.json").is_file():
-        make_dataset(args.make, args.heldout, max(4, args.episodes // 4), 1000, args.task)
+        make_dataset(args.make, args.heldout, 10 if args.sizes else max(4, args.episodes // 4), 1000, args.task)
+    if args.sizes:
+        args.out.mkdir(parents=True, exist_ok=True)
+        return run_curve(args, args.overrides)
 
     from labelers.config import config_from_overrides
     from labelers.train import train_idm

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +26,8 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
     model_config = ConfigDict(extra="forbid")
 
     cameras: list[str] | None = Field(None, description="camera keys the model sees; default all of the dataset's")
+    episodes: list[int | str] | None = Field(
+        None, description='episodes to use, e.g. [0, 3, "10:20"] (end excluded); default all')
     image_size: int = Field(64, ge=16, description="frames are resized to this square size (a multiple of 16)")
     # A window reaching 7 frames ahead. An arm driven by a position controller follows its set-point
     # with a lag: MetaWorld's hand takes ~5 steps (at 80 fps) to reach the speed an action asks for,
@@ -38,12 +41,21 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
         "actions the model predicts per window, for the steps around t (t-c//2 .. t+c-1-c//2); a step's "
         "label is the mean over the windows that predict it. Each step s needs frames s and s+1 in the "
         "window; default: the most steps the offsets allow, centred on t (offsets -2..7: 5)"))
+    motion: Literal["none", "flow"] = Field("none", description=(
+        "'flow': dense optical flow (OpenCV Farneback) between neighbouring frames as two more input "
+        "channels per frame: motion the network need not learn to see"))
     width: int = Field(32, ge=4, description="channels of the first conv layer (doubled twice deeper)")
     hidden: int = Field(256, ge=8, description="units of the hidden layer of the head")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")
     state_weight: float = Field(0.5, ge=0, description="weight of the state loss next to the action loss")
-    epochs: int = Field(30, ge=1, description="most epochs")
-    patience: int = Field(6, ge=1, description="stop after this many epochs without a better selection loss")
+    # Epochs scale with the data: a fixed 30 epochs gave 3 training episodes ~200 optimizer steps (2 minutes
+    # of an 8-minute budget on this CPU) and 60 episodes ~1000; a step count treats both alike. A fixed
+    # step count also makes a run reproducible and comparable whatever else the CPU is doing.
+    epochs: int | None = Field(None, ge=1, description=(
+        "most epochs; default: enough for train_steps optimizer steps"))
+    train_steps: int = Field(2000, ge=1, description="optimizer steps the default epoch count aims at")
+    patience: int | None = Field(None, ge=1, description=(
+        "stop after this many epochs without a better selection loss; default: ~400 steps' worth, at least 6"))
     max_minutes: float = Field(8.0, gt=0, description="stop training after this wall time")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -54,6 +66,9 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
     edit_variants: int = Field(2, ge=0, description="background-edited copies per episode (0: no edit augmentation)")
     edit_cameras: list[str] | None = Field(
         None, description="cameras the background edit applies to; default all (leave out moving cameras)")
+    calibrate: bool = Field(True, description=(
+        "fit a per-dimension scale and bias of the action labels on the selection episodes, so the labels' "
+        "spread matches the truth's (a small-data model's labels shrink towards the mean)"))
     seed: int = 0
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
     num_threads: int = Field(2, ge=1, description="torch CPU threads")

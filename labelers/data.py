@@ -31,15 +31,37 @@ class IdmEpisode:
         return int(self.videos.shape[1])
 
 
-def stack_cameras(frames: dict[str, np.ndarray], cameras: list[str], size: int, uid: str = "?") -> np.ndarray:
+# Optical flow rides along the RGB channels as two more uint8 channels: FLOW_ZERO + FLOW_PER_PX * pixels
+# (+-5.3 px at the model's resolution; an arm step is well under a pixel at 64 px, a pusht step a few).
+FLOW_ZERO, FLOW_PER_PX = 128, 24
+
+
+def optical_flow(video: np.ndarray) -> np.ndarray:
+    """uint8 (T, S, S, 3) -> uint8 (T, S, S, 2): dense Farneback flow from frame t to t+1 (zero at the
+    last frame), quantised. Motion the model would otherwise have to learn to see from frame
+    differences, with no weights to learn: what helps most when there are few episodes to learn from."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video]
+    flow = np.zeros(video.shape[:3] + (2,), np.float32)
+    for t in range(len(gray) - 1):
+        # Small frames: 2 pyramid levels, a 9 px window (OpenCV's defaults are for VGA-sized images).
+        flow[t] = cv2.calcOpticalFlowFarneback(gray[t], gray[t + 1], None, 0.5, 2, 9, 3, 5, 1.1, 0)
+    return np.clip(np.rint(FLOW_ZERO + FLOW_PER_PX * flow), 0, 255).astype(np.uint8)
+
+
+def stack_cameras(frames: dict[str, np.ndarray], cameras: list[str], size: int, uid: str = "?",
+                  motion: str = "none") -> np.ndarray:
+    """-> uint8 (cameras, T, S, S, 3), or (..., 5) with motion="flow" (RGB + optical flow)."""
     missing = [c for c in cameras if c not in frames]
     if missing:
         raise ValueError(f"episode {uid}: the IDM needs camera(s) {missing}; the episode has {sorted(frames)}")
-    return np.stack([resize_frames(frames[c], size, size, cv2.INTER_AREA) for c in cameras])
+    videos = [resize_frames(frames[c], size, size, cv2.INTER_AREA) for c in cameras]
+    if motion == "flow":
+        videos = [np.concatenate([v, optical_flow(v)], axis=-1) for v in videos]
+    return np.stack(videos)
 
 
 def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, count: int, seed: int,
-                  uid: str, edit_cameras: list[str] | None = None) -> list[np.ndarray]:
+                  uid: str, edit_cameras: list[str] | None = None, motion: str = "none") -> list[np.ndarray]:
     """`count` copies with a new procedural background per camera in `edit_cameras` (default all;
     editors/background.py's recipe), edited at full resolution, then resized like the originals."""
     from editors.background import composite, procedural_texture
@@ -56,13 +78,13 @@ def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, 
             h, w = frames[c].shape[1:3]
             backdrop = procedural_texture(h, w, derive_seed(seed, uid, variant, c))
             edited[c] = composite(frames[c], masks[c], backdrop, feather=2)
-        copies.append(stack_cameras(edited, cameras, size, uid))
+        copies.append(stack_cameras(edited, cameras, size, uid, motion))
     return copies
 
 
 def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variants: int, seed: int,
-                          indices: list[int] | None = None, edit_cameras: list[str] | None = None
-                          ) -> list[IdmEpisode]:
+                          indices: list[int] | None = None, edit_cameras: list[str] | None = None,
+                          motion: str = "none") -> list[IdmEpisode]:
     from augment.source import LeRobotSource
 
     source = LeRobotSource(root, cameras)
@@ -72,9 +94,9 @@ def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variant
     for index in source.select(indices):
         ep = source.read_episode(index)
         out.append(IdmEpisode(
-            uid=ep.uid, index=index, videos=stack_cameras(ep.frames, cameras, size, ep.uid),
+            uid=ep.uid, index=index, videos=stack_cameras(ep.frames, cameras, size, ep.uid, motion),
             action=ep.action, state=ep.state,
-            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid, edit_cameras),
+            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid, edit_cameras, motion),
         ))
     return out
 
@@ -131,20 +153,27 @@ def gather_windows(video: np.ndarray, ts, offsets: list[int]) -> np.ndarray:
 
 
 class PixelNormalizer:
-    """uint8 windows -> float tensors normalised per camera and channel with the dataset's image stats."""
+    """uint8 windows -> float tensors normalised per camera and channel with the dataset's image stats;
+    flow channels (motion="flow") become pixels of motion."""
 
-    def __init__(self, means, stds):
+    def __init__(self, means, stds, motion: str = "none"):
         import torch
 
-        self.mean = torch.as_tensor(np.asarray(means, np.float32)).view(1, -1, 1, 3, 1, 1)
-        self.std = torch.as_tensor(np.maximum(np.asarray(stds, np.float32), 1e-3)).view(1, -1, 1, 3, 1, 1)
+        means = np.asarray(means, np.float32).reshape(len(means), 3)
+        stds = np.maximum(np.asarray(stds, np.float32).reshape(len(stds), 3), 1e-3)
+        if motion == "flow":
+            means = np.concatenate([means, np.full((len(means), 2), FLOW_ZERO / 255, np.float32)], axis=1)
+            stds = np.concatenate([stds, np.full((len(stds), 2), FLOW_PER_PX / 255, np.float32)], axis=1)
+        channels = means.shape[1]
+        self.mean = torch.as_tensor(means).view(1, -1, 1, channels, 1, 1)
+        self.std = torch.as_tensor(stds).view(1, -1, 1, channels, 1, 1)
 
     def __call__(self, windows: np.ndarray, device: str = "cpu"):
-        """uint8 (B, cameras, W, S, S, 3) -> float (B, cameras, 3 * W, S, S) on `device`."""
+        """uint8 (B, cameras, W, S, S, K) -> float (B, cameras, K * W, S, S) on `device`."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(windows)).to(device)
-        x = x.permute(0, 1, 2, 5, 3, 4).float().div_(255.0)  # (B, C, W, 3, S, S)
+        x = x.permute(0, 1, 2, 5, 3, 4).float().div_(255.0)  # (B, C, W, K, S, S)
         x = (x - self.mean.to(device)) / self.std.to(device)
-        b, c, w, _, s, _ = x.shape
-        return x.reshape(b, c, w * 3, s, s)
+        b, c, w, k, s, _ = x.shape
+        return x.reshape(b, c, w * k, s, s)

@@ -40,3 +40,32 @@ def format_table(report: dict, names: dict[str, list[str]] | None = None) -> str
             lines.append(f"{group:<10}{labels[i][:21]:<22}{metrics['r2'][i]:>9.3f}{metrics['mse'][i]:>12.4g}"
                          f"{metrics['scale'][i]:>9.3f}{metrics['bias'][i]:>11.4g}")
     return "\n".join(lines)
+
+
+# The bar labels must meet on validation episodes to be trusted (the same as benchmarks/bench_idm.py's).
+R2_MIN, SCALE_RANGE = 0.9, (0.9, 1.1)
+
+
+def trust_verdicts(metrics: dict, names: list[str] | None = None) -> list[dict]:
+    """Per dimension of `metrics` (regression_metrics' output): whether its labels meet the bar
+    (R² >= R2_MIN and scale within SCALE_RANGE), and if not, what misses it."""
+    out = []
+    for i, (r2, scale) in enumerate(zip(metrics["r2"], metrics["scale"])):
+        misses = []
+        if r2 < R2_MIN:
+            misses.append(f"R² {r2:.2f} < {R2_MIN}")
+        if scale < SCALE_RANGE[0]:
+            misses.append(f"scale {scale:.2f} < {SCALE_RANGE[0]} (labels too small)")
+        elif scale > SCALE_RANGE[1]:
+            misses.append(f"scale {scale:.2f} > {SCALE_RANGE[1]} (labels too large)")
+        name = names[i] if names and i < len(names) else str(i)
+        out.append({"dimension": name, "r2": round(r2, 4), "scale": round(scale, 4), "trust": not misses,
+                    "why": "; ".join(misses)})
+    return out
+
+
+def format_verdicts(verdicts: list[dict]) -> str:
+    """One line per dimension: 'trust' or 'do not trust: <why>'."""
+    width = max(len(v["dimension"]) for v in verdicts)
+    return "\n".join(f"  {v['dimension']:<{width}}  " + ("trust" if v["trust"] else f"do not trust: {v['why']}")
+                     for v in verdicts)

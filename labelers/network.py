@@ -28,11 +28,12 @@ def _conv(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 
 class InverseDynamicsNet(nn.Module):
     def __init__(self, num_cameras: int, window: int, action_dim: int, state_dim: int,
-                 image_size: int = 64, width: int = 32, hidden: int = 256, dropout: float = 0.1):
+                 image_size: int = 64, width: int = 32, hidden: int = 256, dropout: float = 0.1,
+                 frame_channels: int = 3):
         super().__init__()
         self.action_dim, self.state_dim = action_dim, state_dim
         self.trunks = nn.ModuleList(
-            nn.Sequential(_conv(3 * window, width, 5), _conv(width, 2 * width, 3),
+            nn.Sequential(_conv(frame_channels * window, width, 5), _conv(width, 2 * width, 3),
                           _conv(2 * width, 4 * width, 3), _conv(4 * width, 4 * width, 3), nn.Flatten())
             for _ in range(num_cameras)
         )
@@ -44,7 +45,7 @@ class InverseDynamicsNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, cameras, 3 * window, H, W) normalised pixels -> (normalised action, normalised state)."""
+        """x: (B, cameras, frame_channels * window, H, W) normalised pixels -> (normalised action, normalised state)."""
         feats = torch.cat([trunk(x[:, i]) for i, trunk in enumerate(self.trunks)], dim=1)
         out = self.head(feats)
         return out[:, : self.action_dim], out[:, self.action_dim:]
@@ -54,7 +55,7 @@ def build_network(config: IdmConfig, num_cameras: int, action_dim: int, state_di
     """The action output holds `config.action_chunk` actions, step-major (see chunk_steps)."""
     return InverseDynamicsNet(num_cameras, len(config.offsets), action_dim * config.action_chunk, state_dim,
                               config.image_size,
-                              config.width, config.hidden, config.dropout)
+                              config.width, config.hidden, config.dropout, 5 if config.motion == "flow" else 3)
 
 
 def save_checkpoint(out: str | Path, net: InverseDynamicsNet, checkpoint_config: dict) -> None:
@@ -85,5 +86,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[InverseDynam
 
 
 def checkpoint_train_config(checkpoint_config: dict) -> IdmConfig:
-    """Checkpoints written before action_chunk existed predict one action per window."""
-    return IdmConfig(**{"action_chunk": 1, **checkpoint_config["train"]})
+    """Checkpoints written before action_chunk existed predict one action per window (and those
+    written before motion existed saw RGB only)."""
+    return IdmConfig(**{"action_chunk": 1, "motion": "none", **checkpoint_config["train"]})

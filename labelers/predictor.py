@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from labelers.calibrate import apply_calibration
 from labelers.data import PixelNormalizer, gather_windows, stack_cameras
 from augment.devices import resolve_device
 from labelers.network import InverseDynamicsNet, checkpoint_train_config, chunk_steps, load_checkpoint
@@ -19,7 +20,8 @@ class IdmPredictor:
         self.config = checkpoint_train_config(checkpoint_config)
         self.cameras: list[str] = checkpoint_config["cameras"]
         image = checkpoint_config["image"]
-        self.pixels = PixelNormalizer([image[c]["mean"] for c in self.cameras], [image[c]["std"] for c in self.cameras])
+        self.pixels = PixelNormalizer([image[c]["mean"] for c in self.cameras], [image[c]["std"] for c in self.cameras],
+                                      self.config.motion)
         self.action_norm = Normalizer.from_dict(checkpoint_config["action"])
         self.state_norm = Normalizer.from_dict(checkpoint_config["state"])
         self.batch_size = batch_size
@@ -31,10 +33,11 @@ class IdmPredictor:
         return cls(net, checkpoint_config, device, batch_size)
 
     def frames_to_video(self, frames: dict[str, np.ndarray], uid: str = "?") -> np.ndarray:
-        return stack_cameras(frames, self.cameras, self.config.image_size, uid)
+        return stack_cameras(frames, self.cameras, self.config.image_size, uid, self.config.motion)
 
     @torch.no_grad()
-    def _passes(self, video: np.ndarray, stochastic: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _passes(self, video: np.ndarray, stochastic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> normalised (action (T, A), state (T, S), disagreement (T, A) of the windows' guesses per step)."""
         self.net.eval()
         if stochastic:  # MC dropout: only the dropout layers sample; GroupNorm has no batch state
             for m in self.net.modules():
@@ -49,7 +52,8 @@ class IdmPredictor:
             actions.append(a.float().cpu().numpy())
             states.append(s.float().cpu().numpy())
         self.net.eval()
-        return self._average_chunks(np.concatenate(actions)), np.concatenate(states)
+        chunks = np.concatenate(actions)
+        return self._average_chunks(chunks), np.concatenate(states), self._chunk_disagreement(chunks)
 
     def _average_chunks(self, chunks: np.ndarray) -> np.ndarray:
         """(T, chunk * A) -> (T, A): step u's action is the mean of every window's guess for u."""
@@ -63,15 +67,37 @@ class IdmPredictor:
             count[src + step] += 1
         return (total / count).astype(np.float32)
 
+    def _chunk_disagreement(self, chunks: np.ndarray) -> np.ndarray:
+        """(T, chunk * A) -> (T, A): the std of the windows' guesses for each step (0 with one guess).
+        Neighbouring windows see the same motion from other frames: where they disagree, the label is
+        unsure, at no extra pass."""
+        mean = self._average_chunks(chunks)
+        squares = self._average_chunks(chunks ** 2)
+        return np.sqrt(np.maximum(squares - mean.astype(np.float64) ** 2, 0.0)).astype(np.float32)
+
+    def predict_normalized(self, video: np.ndarray) -> np.ndarray:
+        """The network's own action labels (T, A), normalised and not calibrated: what calibration fits."""
+        return self._passes(video, stochastic=False)[0]
+
     def predict(self, video: np.ndarray, mc_samples: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
         """video: uint8 (cameras, T, S, S, 3) -> action (T, A) and state (T, S) in dataset units; with
-        mc_samples > 1 also action_spread / state_spread: the per-step std over MC-dropout passes."""
-        action_z, state_z = self._passes(video, stochastic=False)
-        out = {"action": self.action_norm.unnormalize(action_z), "state": self.state_norm.unnormalize(state_z)}
+        mc_samples > 1 also action_spread / state_spread: the per-step std over MC-dropout passes; always
+        action_disagreement: the per-step std of the overlapping windows' guesses (normalised units).
+        Actions go through the checkpoint's calibration (labelers/calibrate.py) when it has one."""
+        calibration = self.checkpoint_config.get("calibration")
+        action_z, state_z, disagreement = self._passes(video, stochastic=False)
+        action_z = apply_calibration(action_z, calibration)
+        out = {"action": self.action_norm.unnormalize(action_z), "state": self.state_norm.unnormalize(state_z),
+               "action_disagreement": disagreement * _scale(calibration)}
         if mc_samples > 1:
             with torch.random.fork_rng(devices=[]):  # seeded, and the caller's RNG is left as it was
                 torch.manual_seed(seed)
                 draws = [self._passes(video, stochastic=True) for _ in range(mc_samples)]
-            out["action_spread"] = np.stack([d[0] for d in draws]).std(axis=0)
+            out["action_spread"] = np.stack([apply_calibration(d[0], calibration) for d in draws]).std(axis=0)
             out["state_spread"] = np.stack([d[1] for d in draws]).std(axis=0)
         return out
+
+
+def _scale(calibration: dict | None) -> np.ndarray | float:
+    """How the calibration stretches a spread (its bias moves labels, not their spread)."""
+    return np.abs(np.asarray(calibration["scale"], np.float32)) if calibration else 1.0

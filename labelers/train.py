@@ -20,7 +20,8 @@ import torch
 from labelers.config import REPORT_FILE, IdmConfig
 from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
                            split_episodes)
-from labelers.metrics import format_table, regression_metrics
+from labelers.calibrate import fit_calibration
+from labelers.metrics import format_table, format_verdicts, regression_metrics, trust_verdicts
 from augment.devices import resolve_device
 from augment.episode import VISUAL_DTYPES
 from labelers.network import build_network, chunk_steps, save_checkpoint
@@ -116,7 +117,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
 
     from augment.source import LeRobotSource
 
-    indices = LeRobotSource(root, config.cameras).select(None)
+    indices = LeRobotSource(root, config.cameras).select(config.episodes)
     groups = duplicate_groups(root)
     train_ids, select_ids, val_ids = split_episodes(indices, config.val_fraction, config.select_fraction, config.seed,
                                                     groups)
@@ -133,10 +134,10 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
         f"{config.edit_variants} edited copies each)")
     fitted = {ep.index: ep for ep in load_dataset_episodes(root, config.cameras, config.image_size,
                                                            config.edit_variants, config.seed, train_ids + select_ids,
-                                                           config.edit_cameras)}
+                                                           config.edit_cameras, config.motion)}
     # The reported edits use backgrounds drawn apart from the training ones.
     val_eps = load_dataset_episodes(root, config.cameras, config.image_size, max(config.edit_variants, 1),
-                                    config.seed + VAL_EDIT_SEED_OFFSET, val_ids, config.edit_cameras)
+                                    config.seed + VAL_EDIT_SEED_OFFSET, val_ids, config.edit_cameras, config.motion)
     train_eps = [fitted[i] for i in train_ids]
     select_eps = [fitted[i] for i in select_ids]  # empty: early stopping watches the training loss
     action_norm, state_norm = Normalizer.from_dict(ckpt["action"]), Normalizer.from_dict(ckpt["state"])
@@ -144,18 +145,20 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
 
     net = build_network(config, len(config.cameras), len(action_norm.mean), len(state_norm.mean)).to(device)
     pixels = PixelNormalizer([ckpt["image"][c]["mean"] for c in config.cameras],
-                             [ckpt["image"][c]["std"] for c in config.cameras])
+                             [ckpt["image"][c]["std"] for c in config.cameras], config.motion)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     predictor = IdmPredictor(net, ckpt, device)
     samples = _samples(train_eps)
     steps_per_epoch = max(1, len(samples) // config.batch_size)
+    epochs, patience = epoch_plan(config, steps_per_epoch)
     best, best_loss, best_epoch, history, stale = None, float("inf"), 0, [], 0
     deadline = started + config.max_minutes * 60
-    planned = config.epochs  # epochs the learning-rate schedule spans
+    planned = epochs  # epochs the learning-rate schedule spans
     log(f"training on {device}: {len(train_eps)} train / {len(select_ids)} select / {len(val_ids)} val episodes, "
-        f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters")
+        f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters, up to "
+        f"{epochs} epochs of {steps_per_epoch} steps (patience {patience}) or {config.max_minutes} min")
     durations = []
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         epoch_started = time.perf_counter()
         net.train()
         order = rng.permutation(len(samples))
@@ -186,33 +189,54 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             best, best_loss, best_epoch, stale = copy.deepcopy(net.state_dict()), select_loss, epoch, 0
         else:
             stale += 1
-        if stale >= config.patience:
-            log(f"early stop: no better selection loss for {config.patience} epochs")
+        if stale >= patience:
+            log(f"early stop: no better selection loss for {patience} epochs")
             break
         # Fewer epochs fit in the time budget than asked for: the schedule is shortened to end annealed.
         # Re-planned each epoch from the median epoch time, so one epoch slowed by another process on a
         # shared CPU does not cut the whole run short (a mean or a plan that only shrinks would).
         now = time.perf_counter()
         durations.append(now - epoch_started)
-        planned = min(config.epochs, epoch + int((deadline - now) // float(np.median(durations))))
-        if epoch >= planned and epoch < config.epochs:
+        planned = min(epochs, epoch + int((deadline - now) // float(np.median(durations))))
+        if epoch >= planned and epoch < epochs:
             log(f"time limit: {epoch} epochs fit in max_minutes={config.max_minutes}")
             break
     net.load_state_dict(best)
+    uncalibrated = evaluate(predictor, val_eps)["action"]
+    if config.calibrate and select_eps:
+        ckpt["calibration"] = {**_fit_calibration(predictor, select_eps, action_norm), "fitted_on": select_ids}
+        log(f"calibration (normalised units) fitted on selection episodes {select_ids}: scale "
+            f"{np.round(ckpt['calibration']['scale'], 3).tolist()}, bias {np.round(ckpt['calibration']['bias'], 3).tolist()}")
+    elif config.calibrate:
+        log("no calibration: select_fraction=0 leaves no selection episodes to fit it on")
     train_seconds = time.perf_counter() - started
     save_checkpoint(out, net, ckpt)
 
+    names = _flat_names({"action": ckpt["features"]["action"]["names"],
+                         "state": ckpt["features"]["observation.state"]["names"]})
     report = evaluate(predictor, val_eps)
     report["edited"] = evaluate(predictor, val_eps, edited=True)
+    report["action_uncalibrated"] = uncalibrated
+    report["trust"] = trust_verdicts(report["action"], names["action"])
     report["training"] = {"device": device, "epochs_run": len(history), "best_epoch": best_epoch,
-                          "seconds": round(train_seconds, 1), "history": history, "split": split}
+                          "seconds": round(train_seconds, 1), "history": history, "split": split,
+                          "calibration": ckpt.get("calibration")}
     Path(out, REPORT_FILE).write_text(json.dumps(report, indent=2))
-    names = {"action": ckpt["features"]["action"]["names"], "state": ckpt["features"]["observation.state"]["names"]}
-    log("validation episodes " + str(val_ids) + ":\n" + format_table({k: report[k] for k in ("action", "state")},
-                                                                     _flat_names(names)))
-    log("validation episodes, background edited:\n" + format_table(report["edited"], _flat_names(names)))
-    _plots(out, predictor, val_eps[: config.plot_episodes], _flat_names(names))
+    log("validation episodes " + str(val_ids) + ":\n" + format_table({k: report[k] for k in ("action", "state")}, names))
+    log("validation episodes, background edited:\n" + format_table(report["edited"], names))
+    caveat = (f" (only {len(val_ids)} validation episode{'s' * (len(val_ids) != 1)}: a first look, not a guarantee)"
+              if len(val_ids) < MIN_TRUSTED_VAL else "")
+    log(f"action labels against the bar R² >= 0.9 and scale 0.9-1.1 on validation episodes{caveat}:\n"
+        + format_verdicts(report["trust"]))
+    _plots(out, predictor, val_eps[: config.plot_episodes], names)
     return report
+
+
+def epoch_plan(config: IdmConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(most epochs, patience): the settings when given, else scaled to the optimizer steps an epoch holds."""
+    epochs = config.epochs or math.ceil(config.train_steps / steps_per_epoch)
+    patience = config.patience or max(6, math.ceil(400 / steps_per_epoch))
+    return epochs, patience
 
 
 def learning_rate(peak: float, progress: float) -> float:
@@ -234,6 +258,13 @@ def _selection_loss(predictor: IdmPredictor, episodes: list[IdmEpisode], action_
             pred = action_norm.normalize(predictor.predict(video)["action"])
             errors.append(((pred - truth) ** 2).mean())
     return float(np.mean(errors))
+
+
+def _fit_calibration(predictor: IdmPredictor, episodes: list[IdmEpisode], action_norm: Normalizer) -> dict:
+    """The model's chunk-averaged labels on the selection episodes (as recorded) against their truth."""
+    preds = [predictor.predict_normalized(ep.videos) for ep in episodes]
+    truth = [action_norm.normalize(ep.action) for ep in episodes]
+    return fit_calibration(np.concatenate(preds), np.concatenate(truth))
 
 
 def _flat_names(names: dict) -> dict[str, list[str]]:

@@ -258,3 +258,83 @@ def test_action_chunk_defaults_to_what_the_window_sees_and_old_checkpoints_load_
     old = IdmConfig(offsets=[-1, 0, 1, 2]).model_dump(mode="json")
     del old["action_chunk"]  # written before chunks existed: one action per window
     assert checkpoint_train_config({"train": old}).action_chunk == 1
+
+
+def test_calibration_undoes_shrinkage_and_leaves_flat_dimensions_alone():
+    from labelers.calibrate import SCALE_LIMITS, apply_calibration, fit_calibration
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(400, 3)) * [1.0, 2.0, 0.0] + [0.0, 1.0, 0.5]
+    shrunk = 0.6 * truth + 0.3 + rng.normal(scale=0.05, size=truth.shape)  # labels regressed to the mean
+    shrunk[:, 2] = 0.0  # a dimension that never moves (an unused gripper)
+    calibration = fit_calibration(shrunk, truth)
+    assert calibration["scale"][0] == pytest.approx(1 / 0.6, rel=0.02)
+    assert calibration["scale"][2] == 1.0 and calibration["bias"][2] == 0.0
+    fixed = apply_calibration(shrunk.astype(np.float32), calibration)
+    after = regression_metrics(fixed, truth)
+    before = regression_metrics(shrunk, truth)
+    assert before["scale"][0] == pytest.approx(0.6, abs=0.02)
+    np.testing.assert_allclose(after["scale"][:2], 1.0, atol=1e-4)   # the spread matches the truth's
+    np.testing.assert_allclose(after["bias"][:2], 0.0, atol=1e-4)    # and so does the mean
+    assert min(after["r2"][:2]) > 0.99
+    assert apply_calibration(fixed, None) is fixed                  # no calibration: labels as they are
+    far = fit_calibration(0.01 * truth[:, :1] + rng.normal(scale=0.01, size=(400, 1)), truth[:, :1])
+    assert far["scale"][0] == SCALE_LIMITS[1]                      # a few episodes cannot blow labels up
+    with pytest.raises(ValueError, match="matching"):
+        fit_calibration(shrunk[:, :2], truth)
+
+
+def test_trust_verdicts_name_what_misses_the_bar():
+    from labelers.metrics import format_verdicts, trust_verdicts
+
+    metrics = {"r2": [0.95, 0.75, 0.93, 0.5], "scale": [1.02, 0.97, 0.85, 1.3]}
+    verdicts = trust_verdicts(metrics, ["dx", "dy", "dz", "grip"])
+    assert [v["trust"] for v in verdicts] == [True, False, False, False]
+    assert verdicts[0]["why"] == ""
+    assert verdicts[1]["why"] == "R² 0.75 < 0.9"
+    assert verdicts[2]["why"] == "scale 0.85 < 0.9 (labels too small)"
+    assert verdicts[3]["why"] == "R² 0.50 < 0.9; scale 1.30 > 1.1 (labels too large)"
+    text = format_verdicts(verdicts)
+    assert "dx    trust" in text and "dy    do not trust: R² 0.75 < 0.9" in text
+    assert [v["dimension"] for v in trust_verdicts(metrics)] == ["0", "1", "2", "3"]  # unnamed dimensions
+
+
+def test_epochs_scale_with_the_data_unless_set():
+    from labelers.train import epoch_plan
+
+    config = IdmConfig()
+    assert epoch_plan(config, steps_per_epoch=7) == (286, 58)      # 3 short episodes: 2000 steps, not 210
+    assert epoch_plan(config, steps_per_epoch=100) == (20, 6)      # large data: fewer, longer epochs
+    assert epoch_plan(IdmConfig(epochs=5, patience=2), 7) == (5, 2)
+
+
+def test_optical_flow_channels_show_the_motion():
+    from labelers.data import FLOW_PER_PX, FLOW_ZERO, optical_flow, stack_cameras
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    frames = []
+    for t in range(4):  # a textured square moving 2 px right per frame
+        image = np.full((64, 64, 3), 30, np.uint8)
+        x0 = 20 + 2 * t
+        patch = ((xx[20:36, x0:x0 + 16] - x0) * 13 + yy[20:36, x0:x0 + 16] * 7) % 200 + 55
+        image[20:36, x0:x0 + 16] = patch[..., None]
+        frames.append(image)
+    video = np.stack(frames)
+    flow = (optical_flow(video).astype(np.float32) - FLOW_ZERO) / FLOW_PER_PX
+    assert flow.shape == (4, 64, 64, 2)
+    inside = flow[0, 24:32, 26:34]
+    assert np.median(inside[..., 0]) == pytest.approx(2.0, abs=0.3)  # x: 2 px per frame
+    assert abs(np.median(inside[..., 1])) < 0.3                      # y: still
+    assert np.abs(flow[0, :8, :8]).max() < 0.2 and not flow[-1].any()  # still backdrop; none after the end
+    stacked = stack_cameras({"top": video}, ["top"], 64, motion="flow")
+    assert stacked.shape == (1, 4, 64, 64, 5) and np.array_equal(stacked[0, ..., :3], video)
+    x = PixelNormalizer([[0.5] * 3], [[0.25] * 3], motion="flow")(gather_windows(stacked, [0], [0, 1]))
+    assert x.shape == (1, 1, 10, 64, 64)
+    assert x[0, 0, 3, 28, 30].item() == pytest.approx(float(flow[0, 28, 30, 0]), abs=1e-5)  # flow in pixels
+    net = build_network(IdmConfig(image_size=64, offsets=[0, 1], motion="flow", width=8, hidden=16), 1, 2, 2)
+    assert net(x)[0].shape == (1, 2)
+    from labelers.network import checkpoint_train_config
+
+    old = IdmConfig().model_dump(mode="json")
+    del old["motion"]  # written before motion existed: RGB only
+    assert checkpoint_train_config({"train": old}).motion == "none"

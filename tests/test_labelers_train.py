@@ -76,6 +76,20 @@ def test_learnable_mapping_reaches_high_r2_with_the_right_scale(trained):
     assert "edited" in report and report["training"]["best_epoch"] >= 1
 
 
+def test_labels_are_calibrated_on_the_selection_episodes_and_judged_per_dimension(trained):
+    out, report = trained
+    config = json.loads((out / "config.json").read_text())
+    calibration = config["calibration"]
+    assert calibration["fitted_on"] == config["source"]["split"]["select"] != []
+    assert len(calibration["scale"]) == len(calibration["bias"]) == 2
+    assert calibration == report["training"]["calibration"]
+    assert set(report["action_uncalibrated"]) == {"r2", "mse", "scale", "bias"}
+    assert [v["dimension"] for v in report["trust"]] == ["dx", "dy"]
+    for verdict, r2, scale in zip(report["trust"], report["action"]["r2"], report["action"]["scale"]):
+        assert verdict["trust"] == (r2 >= 0.9 and 0.9 <= scale <= 1.1)
+        assert verdict["trust"] or verdict["why"]
+
+
 def test_checkpoint_config_holds_features_stats_and_split(trained, blob_dataset):
     out, report = trained
     config = json.loads((out / "config.json").read_text())
@@ -156,6 +170,24 @@ def test_training_is_deterministic(blob_dataset, tmp_path):
     assert a["action"] == b["action"] and a["edited"] == b["edited"]
     wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert a["training"]["calibration"] == b["training"]["calibration"] and a["trust"] == b["trust"]
+
+
+def test_flow_model_trains_deterministically_and_labels_through_the_stage(blob_dataset, tmp_path):
+    from labelers.idm import IdmLabelSpec
+    from labelers.train import train_idm
+
+    quick = IdmConfig(**{**TINY, "epochs": 2, "motion": "flow", "episodes": ["0:12"]})
+    a = train_idm(str(blob_dataset), str(tmp_path / "a"), quick, log=lambda *_: None)
+    b = train_idm(str(blob_dataset), str(tmp_path / "b"), quick, log=lambda *_: None)
+    assert a["action"] == b["action"] and a["training"]["calibration"] == b["training"]["calibration"]
+    split = a["training"]["split"]
+    assert sorted(split["train"] + split["select"] + split["val"]) == list(range(12))  # episodes=["0:12"]
+    stage = IdmLabelSpec(checkpoint=str(tmp_path / "a"), device="cpu", mc_samples=2).build()
+    stage.setup()
+    episode = LeRobotSource(blob_dataset).read_episode(20)
+    (labelled,) = stage([episode.replace(action=None, state=None)])
+    assert labelled.action.shape == episode.action.shape and np.isfinite(labelled.action).all()
 
 
 def test_cli_train_idm_reports_bad_settings(blob_dataset, tmp_path, capsys):
