@@ -248,7 +248,8 @@ class ShiftedSim(MetaWorldSim):
         self.headlight = model.vis.headlight.diffuse.copy()
 
     def reset(self, seed):
-        obs = super().reset(seed)
+        # The model is changed before the env's reset, whose forward pass computes the lights' world
+        # directions from it (changed after, the first frame would still be lit as the last episode).
         model, rng = self.env.unwrapped.model, np.random.default_rng([seed, 99])
         for name, value in self.saved.items():
             getattr(model, name)[:] = value
@@ -274,6 +275,7 @@ class ShiftedSim(MetaWorldSim):
             direction = rng.normal(size=(model.nlight, 3))
             direction[:, 2] = -np.abs(direction[:, 2]) - 0.5  # still from above, from elsewhere
             model.light_dir[:] = direction / np.linalg.norm(direction, axis=1, keepdims=True)
+        obs = super().reset(seed)
         self.markers = self.clutter(rng) if self.shift.distractors else []
         return obs
 

@@ -59,39 +59,34 @@ def test_augment_spec_is_a_valid_product_spec(tmp_path):
 
 @pytest.fixture(scope="module")
 def scenes():
-    """The first frame of two held-out placements in every condition, 64 px."""
+    """The first frame of two held-out placements in every condition, 64 px, from one simulator whose
+    shift is switched between resets (building a MetaWorld env costs seconds); the recorded scene
+    comes first and again last, after every shift."""
     pytest.importorskip("metaworld")
     out = {}
-    for condition in bench.CONDITIONS:
-        sim = bench.ShiftedSim("button-press-topdown-v3", 64, bench.Shift.named(condition))
-        try:
-            out[condition] = [sim.observe(sim.reset(bench.EVAL_SEED + i))[0][bench.CAMERA] for i in range(2)]
-        finally:
-            sim.close()
+    sim = bench.ShiftedSim("button-press-topdown-v3", 64, bench.Shift())
+    try:
+        for condition in bench.CONDITIONS + ["original again"]:
+            sim.shift = bench.Shift.named(condition.removesuffix(" again"))
+            out[condition] = np.stack([sim.observe(sim.reset(bench.EVAL_SEED + i))[0][bench.CAMERA] for i in range(2)])
+    finally:
+        sim.close()
     return out
 
 
+@pytest.mark.slow  # one MetaWorld env: ~10 s alone, minutes on the shared cores
 def test_shifted_scenes_change_the_picture(scenes):
-    original = np.stack(scenes["original"]).astype(int)
+    original = scenes["original"].astype(int)
     for condition in bench.SHIFTS:
-        changed = (np.abs(np.stack(scenes[condition]).astype(int) - original).max(-1) > 30).mean()
-        # distractors cover a few % of the view; table and light recolour much of it
-        assert changed > (0.005 if condition == "distractors" else 0.2), (condition, changed)
+        diff = np.abs(scenes[condition].astype(int) - original).max(-1)
+        # three distractors cover ~0.5% of the 64 px view; the table, the floor and the light change much of it
+        changed = (diff > 30).mean()
+        assert changed > (0.003 if condition == "distractors" else 0.15), (condition, changed)
 
 
-def test_shift_is_undone_on_the_next_reset():
-    pytest.importorskip("metaworld")
-    plain = bench.ShiftedSim("button-press-topdown-v3", 64, bench.Shift())
-    shifted = bench.ShiftedSim("button-press-topdown-v3", 64, bench.Shift.named("all"))
-    try:
-        first = plain.observe(plain.reset(bench.EVAL_SEED))[0][bench.CAMERA]
-        shifted.reset(bench.EVAL_SEED + 1)
-        shifted.shift = bench.Shift()  # the same simulator, back to the recorded scene
-        again = shifted.observe(shifted.reset(bench.EVAL_SEED))[0][bench.CAMERA]
-    finally:
-        plain.close()
-        shifted.close()
-    np.testing.assert_array_equal(first, again)
+@pytest.mark.slow
+def test_shift_is_undone_on_the_next_reset(scenes):
+    np.testing.assert_array_equal(scenes["original again"], scenes["original"])
 
 
 @pytest.mark.slow
