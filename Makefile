@@ -58,7 +58,7 @@ bench: install data/sim/meta/info.json
 # Record, augment (augment run), train twice (lerobot-train), evaluate in shifted scenes; QUICK=1 for the smoke check.
 bench-policy: install
 	nice -n 10 $(BIN)/python benchmarks/bench_policy.py --work out/bench_policy $(if $(QUICK),--quick) --frames \
-	  --json out/bench_policy/rows.json
+	  --json out/bench_policy/rows.json --readme README.md
 
 clean:
 	rm -rf out data .pytest_cache

@@ -415,6 +415,17 @@ def summary(rows: list[dict]) -> str:
             f"augmented in-dist {rate('augmented', False):.2f} shifted {rate('augmented', True):.2f}")
 
 
+README_BEGIN, README_END = "<!-- bench_policy table -->", "<!-- /bench_policy table -->"
+
+
+def write_readme(path: Path, text: str) -> None:
+    doc = path.read_text()
+    if README_BEGIN not in doc or README_END not in doc:
+        raise SystemExit(f"error: {path}: no {README_BEGIN} ... {README_END} block to replace")
+    head, rest = doc.split(README_BEGIN, 1)
+    path.write_text(f"{head}{README_BEGIN}\n{text}\n{README_END}{rest.split(README_END, 1)[1]}")
+
+
 def main(argv: list[str] | None = None) -> None:
     head, body = __doc__.split("\n\n", 1)
     p = argparse.ArgumentParser(description=head, epilog=body, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -428,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="evaluation scenes (default: %(default)s)")
     p.add_argument("--frames", action="store_true", help="save PNGs of the shifted scenes and the augmented frames")
     p.add_argument("--json", type=Path, help="write the rows here too")
+    p.add_argument("--readme", type=Path, help=f"replace the table between {README_BEGIN} and {README_END} in this file")
     args = p.parse_args(argv)
     cfg = dict(PRESETS["quick" if args.quick else "full"])
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
@@ -470,6 +482,8 @@ def main(argv: list[str] | None = None) -> None:
                     args.json.write_text(json.dumps(dict(settings=cfg, rows=rows), indent=1))
     print("\n" + table(rows) + "\n")
     print(f"total time {time.perf_counter() - t_start:.0f}s")
+    if args.readme:
+        write_readme(args.readme, table(rows) + f"\n\n`{summary(rows)}`")
     print(summary(rows))
 
 

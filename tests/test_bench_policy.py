@@ -45,6 +45,17 @@ def test_summary_line_pools_shifted_conditions():
     assert bench.summary(rows) == "policy: real in-dist 0.90 shifted 0.30 | augmented in-dist 0.80 shifted 0.65"
 
 
+def test_readme_block_is_replaced_and_nothing_else(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.README_BEGIN}\nold table\n{bench.README_END}\nafter\n")
+    bench.write_readme(readme, "| new |")
+    bench.write_readme(readme, "| newer |")
+    assert readme.read_text() == f"intro\n{bench.README_BEGIN}\n| newer |\n{bench.README_END}\nafter\n"
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- bench_policy table -->"):
+        bench.write_readme(readme, "| new |")
+
+
 def test_augment_spec_is_a_valid_product_spec(tmp_path):
     from augment.spec import load_spec
 
