@@ -327,6 +327,9 @@ def evaluate(model_dir: Path, task: str, size: int, condition: str, episodes: in
     """Roll the policy out on `episodes` held-out placements; success as MetaWorld reports it."""
     import torch
 
+    # One thread: on the shared cores (load ~24) one ACT chunk took 0.18-0.23 s with one torch thread
+    # and 3.1-3.8 s with two (the threads wait on each other), which made the evaluation 10x slower.
+    torch.set_num_threads(1)
     policy, pre, post = load_policy(model_dir)
     n_steps = policy.config.n_action_steps
     sim = ShiftedSim(task, size, Shift.named(condition))
