@@ -70,7 +70,8 @@ def test_augment_spec_is_a_valid_product_spec(tmp_path):
 
 @pytest.fixture(scope="module")
 def scenes():
-    """The first frame of two held-out placements in every condition, 64 px, from one simulator whose
+    """(~5 s on idle cores; one MetaWorld env.)
+    The first frame of two held-out placements in every condition, 64 px, from one simulator whose
     shift is switched between resets (building a MetaWorld env costs seconds); the recorded scene
     comes first and again last, after every shift."""
     pytest.importorskip("metaworld")
@@ -85,7 +86,6 @@ def scenes():
     return out
 
 
-@pytest.mark.slow  # one MetaWorld env: ~10 s alone, minutes on the shared cores
 def test_shifted_scenes_change_the_picture(scenes):
     original = scenes["original"].astype(int)
     for condition in bench.SHIFTS:
@@ -95,7 +95,6 @@ def test_shifted_scenes_change_the_picture(scenes):
         assert changed > (0.003 if condition == "distractors" else 0.15), (condition, changed)
 
 
-@pytest.mark.slow
 def test_shift_is_undone_on_the_next_reset(scenes):
     np.testing.assert_array_equal(scenes["original again"], scenes["original"])
 
