@@ -11,13 +11,14 @@ export RAY_AUTH_MODE := disabled
 export MUJOCO_GL := egl
 export SVT_LOG := 1
 
-.PHONY: help install system-deps demo test test-slow bench clean
+.PHONY: help install system-deps demo test test-slow bench bench-policy clean
 
 help:
 	@echo "make demo       build MetaWorld episodes, run pipelines/demo.yaml on a local Ray, show the result"
 	@echo "make test       install what the tests need and run them (the default, fast set)"
 	@echo "make test-slow  the slow tests too (Ray cluster via 'ray start', tiny SVD/Cosmos rollouts)"
 	@echo "make bench      augment's sink vs lerobot's writer (prints 'speedup: X.XX')"
+	@echo "make bench-policy  ACT trained on real vs real+augmented MetaWorld demos, evaluated on shifted scenes"
 
 # Debian packages: FFmpeg's libraries for torchcodec (lerobot's video decoder) and Mesa for
 # MuJoCo's headless EGL rendering. Skipped where they are present or apt is not ours to use.
@@ -54,6 +55,11 @@ test-slow: install
 
 bench: install data/sim/meta/info.json
 	$(BIN)/python benchmarks/bench_writer.py --source data/sim --copies 4
+
+# Record, augment (augment run), train twice (lerobot-train), evaluate in shifted scenes; QUICK=1 for the smoke check.
+bench-policy: install
+	nice -n 10 $(BIN)/python benchmarks/bench_policy.py --work out/bench_policy $(if $(QUICK),--quick) --frames \
+	  --json out/bench_policy/rows.json --readme README.md
 
 clean:
 	rm -rf out data .pytest_cache

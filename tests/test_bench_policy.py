@@ -1,0 +1,112 @@
+"""benchmarks/bench_policy.py: the pieces that decide its figures (intervals, shifted scenes, the spec it
+hands to `augment run`) and, marked slow, the whole --quick run."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_policy.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_policy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+def test_wilson_matches_known_values():
+    # Reference values: scipy.stats.binomtest(k, n).proportion_ci(method="wilson"), 95%.
+    assert bench.wilson(0, 50) == pytest.approx((0.0, 0.07135), abs=1e-4)
+    assert bench.wilson(50, 50) == pytest.approx((0.92865, 1.0), abs=1e-4)
+    assert bench.wilson(25, 50) == pytest.approx((0.36645, 0.63355), abs=1e-4)
+    assert bench.wilson(3, 10) == pytest.approx((0.10779, 0.60322), abs=1e-4)
+
+
+def test_summary_line_pools_shifted_conditions():
+    rows = [dict(task="t", condition=c, policy=p, successes=k, episodes=10)
+            for c, p, k in [("original", "real", 9), ("table", "real", 2), ("light", "real", 4),
+                            ("original", "augmented", 8), ("table", "augmented", 7), ("light", "augmented", 6)]]
+    assert bench.summary(rows) == "policy: real in-dist 0.90 shifted 0.30 | augmented in-dist 0.80 shifted 0.65"
+
+
+def test_readme_block_is_replaced_and_nothing_else(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.README_BEGIN}\nold table\n{bench.README_END}\nafter\n")
+    bench.write_readme(readme, "| new |")
+    bench.write_readme(readme, "| newer |")
+    assert readme.read_text() == f"intro\n{bench.README_BEGIN}\n| newer |\n{bench.README_END}\nafter\n"
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- bench_policy table -->"):
+        bench.write_readme(readme, "| new |")
+
+
+def test_augment_spec_is_a_valid_product_spec(tmp_path):
+    from augment.spec import load_spec
+
+    assets = bench.write_assets(tmp_path / "assets")
+    assert len(list(assets.glob("*.png"))) == 6
+    path = tmp_path / "spec.yaml"
+    path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3))
+    spec = load_spec(path)
+    assert [s.type for s in spec.stages] == ["background", "add_object", "source"]
+    assert spec.stages[0].variants == 3 and spec.stages[1].apply_to == "all"
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    """(~5 s on idle cores; one MetaWorld env.)
+    The first frame of two held-out placements in every condition, 64 px, from one simulator whose
+    shift is switched between resets (building a MetaWorld env costs seconds); the recorded scene
+    comes first and again last, after every shift."""
+    pytest.importorskip("metaworld")
+    out = {}
+    sim = bench.ShiftedSim("button-press-topdown-v3", 64, bench.Shift())
+    try:
+        for condition in bench.CONDITIONS + ["original again"]:
+            sim.shift = bench.Shift.named(condition.removesuffix(" again"))
+            out[condition] = np.stack([sim.observe(sim.reset(bench.EVAL_SEED + i))[0][bench.CAMERA] for i in range(2)])
+    finally:
+        sim.close()
+    return out
+
+
+def test_shifted_scenes_change_the_picture(scenes):
+    original = scenes["original"].astype(int)
+    for condition in bench.SHIFTS:
+        diff = np.abs(scenes[condition].astype(int) - original).max(-1)
+        # three distractors cover ~0.5% of the 64 px view; the table, the floor and the light change much of it
+        changed = (diff > 30).mean()
+        assert changed > (0.003 if condition == "distractors" else 0.15), (condition, changed)
+
+
+def test_shift_is_undone_on_the_next_reset(scenes):
+    np.testing.assert_array_equal(scenes["original again"], scenes["original"])
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end(tmp_path):
+    """The whole benchmark at its smallest: record, augment run, two lerobot-train runs, evaluation."""
+    pytest.importorskip("metaworld")
+    args = [sys.executable, str(SCRIPT), "--work", str(tmp_path), "--quick", "--demos", "3", "--steps", "20",
+            "--episodes", "2", "--max-steps", "30", "--conditions", "original,all"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("policy: real in-dist ") and " | augmented in-dist " in last
+    assert (tmp_path / "button-press-topdown-v3" / "augmented" / "meta" / "info.json").exists()
