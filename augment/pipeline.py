@@ -23,6 +23,7 @@ import yaml
 
 from augment.cameras import measure_cameras
 from augment.episode import VISUAL_DTYPES, Episode
+from augment.remux import plan_cameras, source_settings
 from augment.source import LeRobotSource
 from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
@@ -63,14 +64,16 @@ def _plain(value):
 class ReadEpisodes:
     """Callable: a batch of {"episode_index"} rows -> episode rows."""
 
-    def __init__(self, root: str, cameras: list[str] | None):
+    def __init__(self, root: str, cameras: list[str] | None, decoded: list[str] | None = None,
+                 copied: list[str] = ()):
         self.source = LeRobotSource(root, cameras)
+        self.decoded, self.copied = decoded, list(copied)  # Job.decoded, Job.copied
 
     def __call__(self, batch: dict) -> dict:
         rows = []
         for index in batch["episode_index"]:
             start = time.perf_counter()
-            episode = self.source.read_episode(int(index))
+            episode = self.source.read_episode(int(index), self.decoded, self.copied)
             episode.provenance["timings"] = {"read": time.perf_counter() - start}
             rows.append(episode_row(episode, episode.uid, "1"))
         return rows_to_batch(rows)
@@ -105,6 +108,9 @@ class RunStage:
                 raise JobError(f"stage {self.spec.label} returned nothing for {[passing[i]['uid'] for i in lost]}; "
                                "a stage must return every input, or drop() it with a reason")
             for episode in outputs:
+                cameras = sorted({*episode.frames, *episode.passthrough})
+                for key in self.spec.changed_cameras(cameras):  # no longer the source's packets
+                    episode.passthrough.pop(key, None)
                 i = episode.provenance.pop(PARENT_KEY)
                 parent = passing[i]
                 share = Fraction(parent["share"]) / children[i]
@@ -125,6 +131,8 @@ class Job:
     selected: list[int]
     todo: list[int]
     notes: dict = field(default_factory=dict)  # what resolve_stages chose from the data, per stage
+    copied: list[str] = field(default_factory=list)  # cameras whose packets the sink copies (augment/remux.py)
+    decoded: list[str] | None = None  # cameras the reader decodes; None: all
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
     started: float = field(default_factory=time.time)
 
@@ -133,12 +141,17 @@ class Job:
         return Path(self.spec.sink.root)
 
 
+def _source_features(source: LeRobotSource) -> dict:
+    """The source's features as they reach the first stage: the selected cameras only."""
+    return {k: f for k, f in source.features.items() if f["dtype"] not in VISUAL_DTYPES or k in source.cameras}
+
+
 def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int]) -> tuple[dict, dict]:
     """Check every stage against the dataset (cameras and features it names or needs) and fill in
     its data-dependent defaults (spec.stages is replaced by the resolved stages), before anything runs.
     Returns (the output dataset's features, notes per stage for the job report); raises SpecError
     listing every problem."""
-    features = {k: f for k, f in source.features.items() if f["dtype"] not in VISUAL_DTYPES or k in source.cameras}
+    features = _source_features(source)
     measured: dict[str, dict] = {}
 
     def measure() -> dict[str, dict]:
@@ -171,6 +184,10 @@ def plan(spec: PipelineSpec) -> Job:
     features, notes = resolve_stages(spec, source, selected)
     videos = {k: source.video_file(selected[0], k) for k in source.cameras if source.is_video(k)} if selected else {}
     layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos)
+    copied, decoded = [], None
+    if selected:
+        copied, decoded, notes["sink"] = plan_cameras(spec.stages, _source_features(source), source.cameras,
+                                                      layout.video, source_settings(source, selected[0]))
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
@@ -178,7 +195,8 @@ def plan(spec: PipelineSpec) -> Job:
     claim_output(out, identity, spec.sink.overwrite)
     _, _, done = select_complete(read_manifests(out))
     todo = [i for i in selected if f"ep{i:06d}" not in done]
-    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes)
+    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes,
+               copied=copied, decoded=decoded)
 
 
 def job_identity(spec: PipelineSpec, source: LeRobotSource) -> dict:

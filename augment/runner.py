@@ -121,7 +121,7 @@ def _execute(job: Job) -> None:
     spec = job.spec
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     ds = ds.map_batches(
-        ReadEpisodes, fn_constructor_args=(str(spec.source.root), spec.source.cameras), batch_size=1,
+        ReadEpisodes, fn_constructor_args=(str(spec.source.root), spec.source.cameras, job.decoded, job.copied), batch_size=1,
         compute=ActorPoolStrategy(min_size=1, max_size=2), num_cpus=READ_CPUS, batch_format="numpy",
     )
     for stage in spec.stages:

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
 from augment.episode import VISUAL_DTYPES, Episode, numeric_features
-from augment.video import VideoSettings, VideoWriter
+from augment.remux import CameraWriter
+from augment.video import VideoSettings
 
 STAGING = ".augment"
 COMPLETE_MARKER = f"{STAGING}/complete.json"
@@ -173,7 +174,7 @@ class PartWriter:
         part = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}"
         part_dir = self.root / STAGING / "parts" / part
         part_dir.mkdir(parents=True)
-        videos = {k: VideoWriter(part_dir / "videos" / f"{k}.mp4", self.layout.fps, s)
+        videos = {k: CameraWriter(part_dir / "videos" / f"{k}.mp4", self.layout.fps, s)
                   for k, s in self.layout.video.items()}
         tables, kept, dropped = [], [], []
         for row in rows:
@@ -194,21 +195,28 @@ class PartWriter:
 
     def _write_episode(self, episode: Episode, entry: dict, videos: dict, tables: list) -> dict:
         layout, n = self.layout, episode.length
-        missing = [k for k in layout.cameras if k not in episode.frames]
+        copyable = {k: s for k, s in episode.passthrough.items() if k in videos}
+        missing = [k for k in layout.cameras if k not in episode.frames and k not in copyable]
         if missing:
             raise ValueError(f"episode {episode.uid}: no frames for camera(s) {missing}")
         ep_stats = {}
         spans = {}
         columns = {}
         for key in layout.cameras:
-            frames = episode.frames[key]
+            frames, segment = episode.frames.get(key), copyable.get(key)
+            if segment is not None:  # the source's packets, copied when they can be (augment/remux.py)
+                spans[key], outcome = videos[key].append(frames, segment)
+                episode.provenance.setdefault("video", {})[key] = outcome  # updated in place until the part closes
+                ep_stats[key] = (stats_lib.image_stats(frames) if segment.stats is None
+                                 else {s: np.asarray(v) for s, v in segment.stats.items()})
+                continue
             if tuple(frames.shape[1:3]) != layout.frame_shape(key):
                 raise ValueError(
                     f"episode {episode.uid}: camera {key} frames are {frames.shape[1:3]}, the dataset's are "
                     f"{layout.frame_shape(key)}; a stage that changes resolution must resize back"
                 )
             if key in videos:
-                spans[key] = videos[key].append(frames)
+                spans[key], _ = videos[key].append(frames, None)
             else:
                 columns[key] = pa.array(_png_cells(frames), type=layout.schema.field(key).type)
             ep_stats[key] = stats_lib.image_stats(frames)
