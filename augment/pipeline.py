@@ -146,6 +146,20 @@ def _source_features(source: LeRobotSource) -> dict:
     return {k: f for k, f in source.features.items() if f["dtype"] not in VISUAL_DTYPES or k in source.cameras}
 
 
+def _source_schema(source: LeRobotSource, features: dict):
+    """The source's data-file schema when the output's data columns are the source's, else None. It is
+    what lerobot wrote, and reading it spares the driver importing lerobot (seconds) to rebuild it."""
+    import pyarrow.parquet as pq
+
+    data = lambda fs: {k: f for k, f in fs.items() if f["dtype"] != "video"}  # noqa: E731
+    if data(features) != data(source.features) or not source.episodes:
+        return None
+    meta = source.episodes[0]
+    path = source.root / source.info["data_path"].format(chunk_index=meta["data/chunk_index"],
+                                                         file_index=meta["data/file_index"])
+    return pq.read_schema(path)
+
+
 def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int]) -> tuple[dict, dict]:
     """Check every stage against the dataset (cameras and features it names or needs) and fill in
     its data-dependent defaults (spec.stages is replaced by the resolved stages), before anything runs.
@@ -183,7 +197,8 @@ def plan(spec: PipelineSpec) -> Job:
     selected = source.select(spec.source.episodes)
     features, notes = resolve_stages(spec, source, selected)
     videos = {k: source.video_file(selected[0], k) for k in source.cameras if source.is_video(k)} if selected else {}
-    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos)
+    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos,
+                                _source_schema(source, features))
     copied, decoded = [], None
     if selected:
         copied, decoded, notes["sink"] = plan_cameras(spec.stages, _source_features(source), source.cameras,

@@ -60,9 +60,11 @@ class Layout:
 
     @classmethod
     def from_source(cls, info: dict, features: dict, codec: str | None = None,
-                    crf: int | None = None, gop: int | None = None, video_files: dict | None = None) -> Layout:
+                    crf: int | None = None, gop: int | None = None, video_files: dict | None = None,
+                    schema: pa.Schema | None = None) -> Layout:
         """`features`: the source's, as the stages transform them (StageSpec.output_features);
-        `video_files`: one of the source's mp4s per camera, read where info.json leaves settings out."""
+        `video_files`: one of the source's mp4s per camera, read where info.json leaves settings out;
+        `schema`: the data files' schema when known (default: data_schema(features))."""
         features = json.loads(json.dumps(features))
         video = {}
         for key, feat in features.items():
@@ -77,7 +79,8 @@ class Layout:
                     h, w = feat["shape"][:2]  # lerobot stores video shapes as (height, width, channels)
                     feat["info"] = settings.feature_info(h, w, int(info["fps"]))
                 video[key] = settings
-        return cls(fps=int(info["fps"]), features=features, video=video, robot_type=info.get("robot_type"))
+        return cls(fps=int(info["fps"]), features=features, video=video, robot_type=info.get("robot_type"),
+                   schema=schema)
 
     @property
     def cameras(self) -> list[str]:

@@ -97,11 +97,13 @@ def main() -> int:
     p.add_argument("--cameras", type=int, default=2)
     p.add_argument("--pipelines", default="copy,edit")
     p.add_argument("--local", action="store_true", help="run in one process (--local) instead of the embedded Ray")
+    p.add_argument("--checkout", type=Path, default=REPO, help="the augment checkout to run (to compare versions)")
     p.add_argument("--work", type=Path, default=None, help="keeps the sources between runs when given")
     args = p.parse_args()
     h, w = map(int, args.size.split("x"))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_memory_"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.checkout), os.environ.get("PYTHONPATH", "")])}
+    print(f"augment from {args.checkout}{', --local' if args.local else ', embedded Ray'}")
     specs = {"copy": ("copy.yaml", []),
              "edit": ("demo.yaml", ["stages.0.variants=1", "stages.0.review_dir=null"])}
     try:
