@@ -1,4 +1,4 @@
-"""Peak memory of every process of a job, for episodes of growing length: does it grow with them?
+"""Peak memory (and CPU seconds) of every process of a job, for episodes of growing length: does it grow?
 
 Builds (with lerobot's API, tests/corpus.py's scene) one source per episode length, each with
 --cameras cameras of --size (a fixed one and wrist ones), then runs `augment run` on each with the
@@ -50,10 +50,12 @@ def role(proc: psutil.Process) -> str:
     return name if name.startswith("ray::") else (name if "raylet" in name or "gcs" in name else name[:20])
 
 
-def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], int]:
-    """Run cmd; return (seconds, peak RSS in MB per process role (the largest process of each role), rc)."""
+def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], dict[str, float], int]:
+    """Run cmd; return (seconds, peak RSS in MB per process role (the largest process of each role),
+    CPU seconds per role (summed over its processes, as last sampled), rc)."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, tuple[str, float]] = {}
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample():
@@ -66,6 +68,8 @@ def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], int
             for p in procs:
                 try:
                     rss = p.memory_info().rss / 2**20
+                    times = p.cpu_times()
+                    cpu[p.pid] = times.user + times.system
                 except psutil.Error:
                     continue
                 label = role(p)
@@ -84,9 +88,11 @@ def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], int
     if proc.returncode != 0:
         print(err[-3000:], file=sys.stderr)
     by_role: dict[str, float] = {}
-    for label, peak in peaks.values():
+    cpu_by_role: dict[str, float] = {}
+    for pid, (label, peak) in peaks.items():
         by_role[label] = max(by_role.get(label, 0.0), peak)
-    return elapsed, by_role, proc.returncode
+        cpu_by_role[label] = cpu_by_role.get(label, 0.0) + cpu.get(pid, 0.0)
+    return elapsed, by_role, cpu_by_role, proc.returncode
 
 
 def main() -> int:
@@ -119,11 +125,13 @@ def main() -> int:
                 cmd = [sys.executable, "-m", "augment.cli", "run", str(REPO / "pipelines" / spec), "--quiet",
                        *(["--local"] if args.local else []), "--set", f"source.root={source}",
                        "--set", f"sink.root={out}", *[a for e in extra for a in ("--set", e)]]
-                seconds, peaks, rc = run_sampled(cmd, env)
+                seconds, peaks, cpu, rc = run_sampled(cmd, env)
                 top = sorted(peaks.items(), key=lambda kv: -kv[1])
                 print(f"{name:4s} {args.episodes} x {length} frames, {args.cameras} x {h}x{w} "
                       f"({raw:.0f} MB raw): {seconds:6.1f} s, rc {rc}; peak RSS per process (MB): "
                       + ", ".join(f"{k} {v:.0f}" for k, v in top[:8]), flush=True)
+                print(f"     CPU seconds per process kind ({sum(cpu.values()):.1f} in all): "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
