@@ -74,8 +74,9 @@ def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], dic
                     continue
                 label = role(p)
                 old = peaks.get(p.pid, (label, 0.0))
-                # a Ray worker renames itself once it runs a task: keep the most telling name
-                peaks[p.pid] = (label if label.startswith("ray::") or old[0] == "?" else old[0], max(old[1], rss))
+                # a Ray worker renames itself while it runs a task (ray::IDLE between): keep the task's name
+                telling = label.startswith("ray::") and label != "ray::IDLE"
+                peaks[p.pid] = (label if telling or old[0] in ("?", "ray::IDLE") else old[0], max(old[1], rss))
             time.sleep(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
