@@ -38,10 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a spec without running it")
     val.add_argument("spec", type=Path)
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    val.add_argument("--deep", action="store_true", help="also decode every selected episode and check it "
+                     "against meta/info.json (rows, shapes, frame counts, fps, timestamps), as the run would")
 
     ins = sub.add_parser("inspect", help="summarise a LeRobot dataset: episodes, frames, fps, features, cameras, tasks")
     ins.add_argument("root", type=Path, help="dataset root (the folder holding meta/info.json)")
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ins.add_argument("--verify", action="store_true", help="decode every episode and check it against "
+                     "meta/info.json (rows, shapes, frame counts, fps, timestamps); exit 2 on a problem")
 
     # Subcommands owned by a stage package (their code lives there, not in the spine).
     from labelers.cli import add_parser as add_train_idm
@@ -60,10 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from augment.pipeline import JobError
-    from augment.source import DatasetError
-    from augment.spec import SpecError
-    from augment.video import VideoError
+    from augment.pipeline import USER_ERRORS
 
     try:
         if args.command == "train-idm":
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_train_verifier(args)
         return {"run": cmd_run, "validate": cmd_validate, "inspect": cmd_inspect}[args.command](args)
-    except (SpecError, DatasetError, JobError, VideoError) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -108,6 +109,17 @@ def cmd_validate(args) -> int:
           f"output: {spec.sink.root}")
     for label, note in notes.items():
         print(f"  {label}: {json.dumps(note)}")
+    if args.deep:
+        return _report_verified(source.verify(episodes), f"{len(episodes)} episodes of {spec.source.root}")
+    return 0
+
+
+def _report_verified(problems: list[str], what: str) -> int:
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"verified: {what} decode and match meta/info.json")
     return 0
 
 
@@ -136,6 +148,11 @@ def cmd_inspect(args) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary)
+    if args.verify:
+        from augment.source import LeRobotSource
+
+        source = LeRobotSource(args.root)
+        return _report_verified(source.verify(source.select(None)), f"all {len(source.episodes)} episodes")
     return 0
 
 

@@ -33,6 +33,13 @@ def numeric_features(features: dict) -> list[str]:
     return [k for k, f in features.items() if f["dtype"] not in (*VISUAL_DTYPES, "string") and k not in INDEX_COLUMNS]
 
 
+def frame_shape(feature: dict) -> tuple[int, int]:
+    """(height, width) of a camera feature: lerobot writes (height, width, channels), some datasets
+    (channels, height, width) with names saying so."""
+    shape, names = feature["shape"], feature.get("names") or []
+    return tuple(shape[1:3]) if names and names[0] in ("channels", "channel") else tuple(shape[:2])
+
+
 @dataclass
 class Episode:
     """One robot episode.

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from augment.pipeline import ReadEpisodes, RunStage, batch_to_rows, finish, plan
+from augment.pipeline import Job, ReadEpisodes, RunStage, batch_to_rows, explain_failure, finish, plan
 from augment.spec import PipelineSpec
 from augment.writer import PartWriter
 
 
 def run_local(spec: PipelineSpec, progress: bool = True) -> dict:
     job = plan(spec)
+    try:
+        _execute(job, progress)
+        return finish(job)
+    except Exception as e:
+        raise explain_failure(job, e, in_worker=False) from None
+    finally:
+        job.release()
+
+
+def _execute(job: Job, progress: bool) -> None:
+    spec = job.spec
     reader = ReadEpisodes(str(spec.source.root), spec.source.cameras, job.decoded, job.copied)
     stages = [RunStage(s) for s in spec.stages]
     writer = PartWriter(job.out_root, job.layout, job.run_id)
@@ -25,5 +36,3 @@ def run_local(spec: PipelineSpec, progress: bool = True) -> dict:
             pending = []
     if pending:
         writer.write(pending)
-    return finish(job)
-

@@ -11,8 +11,13 @@ augment/local.py and augment/runner.py only differ in how they move rows.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import os
+import shutil
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,11 +29,13 @@ import yaml
 from augment.cameras import measure_cameras
 from augment.episode import VISUAL_DTYPES, Episode
 from augment.remux import plan_cameras, source_settings
-from augment.source import LeRobotSource
+from augment.source import DatasetError, LeRobotSource
 from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
-from augment.writer import (COMPLETE_MARKER, OWNER_MARKER, Layout, commit, foreign_files, is_committed, read_manifests,
-                            read_owner, remove_ours, select_complete, write_owner)
+from augment.video import VideoError
+from augment.writer import (COMPLETE_MARKER, OWNER_MARKER, STAGING, Layout, commit, foreign_files, is_committed,
+                            read_manifests, read_owner, remove_ours, remove_unfinished_parts, select_complete,
+                            write_owner)
 
 ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
 PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input
@@ -36,6 +43,11 @@ PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced ba
 
 class JobError(RuntimeError):
     """A job that cannot start or finish, with what to do about it."""
+
+
+# What the command line prints as one `error:` line: bad input, named; anything else is a bug (a traceback).
+USER_ERRORS = (SpecError, DatasetError, JobError, VideoError)
+LOCK_INFO = f"{STAGING}/lock.json"
 
 
 def episode_row(episode: Episode, source_uid: str, share: str) -> dict:
@@ -135,10 +147,17 @@ class Job:
     decoded: list[str] | None = None  # cameras the reader decodes; None: all
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
     started: float = field(default_factory=time.time)
+    lock: int | None = None  # the open sink folder this job holds an exclusive flock on
 
     @property
     def out_root(self) -> Path:
         return Path(self.spec.sink.root)
+
+    def release(self) -> None:
+        """Let another job have the sink (the kernel also does this when the process dies)."""
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
 
 def _source_features(source: LeRobotSource) -> dict:
@@ -207,11 +226,103 @@ def plan(spec: PipelineSpec) -> Job:
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
     identity = job_identity(spec, source)
-    claim_output(out, identity, spec.sink.overwrite)
-    _, _, done = select_complete(read_manifests(out))
+    lock = lock_output(out)
+    try:
+        claim_output(out, identity, spec.sink.overwrite)
+        (out / LOCK_INFO).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        remove_unfinished_parts(out)  # a killed run's half-written parts: nobody else writes here now
+        _, _, done = select_complete(read_manifests(out))
+    except BaseException:
+        os.close(lock)
+        raise
     todo = [i for i in selected if f"ep{i:06d}" not in done]
-    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes,
+    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes, lock=lock,
                copied=copied, decoded=decoded)
+
+
+def lock_output(out: Path) -> int:
+    """Hold an exclusive lock on the sink folder for the whole job, so two jobs never write one
+    output: the second is refused at once, naming the first. Returns the locked descriptor."""
+    if out.exists() and not out.is_dir():
+        raise JobError(f"sink.root {out} is a file; choose an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        try:
+            holder = json.loads((out / LOCK_INFO).read_text())
+            who = f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            who = "another process"
+        raise JobError(f"{out} is being written by another augment job ({who}); wait for it to finish "
+                       "or choose another sink.root") from None
+    return fd
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The exception a reader, stage or writer raised, out of the wrappers Ray puts around it
+    (a RayTaskError keeps it as .cause; Ray Data chains its own markers as __cause__)."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "cause", None)
+        if isinstance(inner, BaseException):
+            error = inner
+        elif isinstance(error.__cause__, BaseException) and type(error.__cause__).__name__ != "SystemException":
+            error = error.__cause__
+    return error
+
+
+def explain_failure(job: Job, error: BaseException, in_worker: bool) -> BaseException:
+    """What to tell the user about a job that failed: our own errors as they are; a full disk with
+    how much room the job needs; from a worker, anything else as one line (its traceback is a
+    worker's, the user cannot act on Ray's frames). Finished parts always stay for a rerun."""
+    cause = root_cause(error)
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        return JobError(disk_full_message(job))
+    if isinstance(cause, USER_ERRORS):
+        if in_worker and cause.args and isinstance(cause.args[0], str) and "attempts (total backoff" in cause.args[0]:
+            cause.args = (cause.args[0].split("\nFailed to ", 1)[0], *cause.args[1:])  # Ray Data's retry note
+        return cause
+    if in_worker:
+        return JobError(f"a worker failed: {type(cause).__name__}: {cause}; finished parts are kept, rerun the "
+                        "same command to resume (run it with --local to see the full traceback)")
+    return error
+
+
+def disk_full_message(job: Job) -> str:
+    """How much room the rest of the job needs: the bytes per source episode of the parts written so
+    far (else the source's own), times the episodes left, plus the data files the commit writes."""
+    out = job.out_root
+    parts = [p.parent for p in (out / STAGING / "parts").glob("part-*/manifest.json")]
+    _, _, done = select_complete(read_manifests(out))
+    written = sum(f.stat().st_size for p in parts for f in p.rglob("*") if f.is_file())
+    if done and written:
+        per_episode = written / len(done)
+    else:
+        source_bytes = sum(f.stat().st_size for sub in ("data", "videos") for f in (job.source.root / sub).rglob("*")
+                           if f.is_file())
+        per_episode = source_bytes / max(1, int(job.source.info.get("total_episodes") or 1))
+    left = len([i for i in job.selected if f"ep{i:06d}" not in done])
+    # The commit rewrites the data files and turns the manifests into meta/; videos are hard-linked.
+    commit_bytes = sum(f.stat().st_size for p in parts for f in (p / "data.parquet", p / "manifest.json")
+                       if f.is_file()) + per_episode * left * 0.2
+    need = per_episode * left + commit_bytes
+    free = shutil.disk_usage(out).free
+    return (f"disk full writing {out}: {_size(free)} free on its filesystem, and this job needs about "
+            f"{_size(need)} more ({left} of {len(job.selected)} source episodes left at about {_size(per_episode)} "
+            f"each, plus the commit's data files); finished parts are kept: free space and rerun the same command "
+            "to resume")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
 
 
 def job_identity(spec: PipelineSpec, source: LeRobotSource) -> dict:

@@ -1,4 +1,5 @@
-"""Runs a job on Ray Data: reading, each stage and writing are streaming operators.
+"""Everything that touches Ray: a job on Ray Data (reading, each stage and writing are streaming
+operators), and data-parallel training on Ray Train for the training commands.
 
 Each stage becomes an actor pool (`ActorPoolStrategy(size=concurrency)`) whose actors build the
 stage and call setup() once, with the num_cpus / num_gpus the spec gives; the sink is a Datasink
@@ -12,8 +13,11 @@ import functools
 import logging
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
-from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, finish, plan
+from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan
 from augment.spec import PipelineSpec
 from augment.writer import Layout, PartWriter
 
@@ -41,10 +45,6 @@ def _datasink_class():
                         yield {c: table.column(c)[i].as_py() for c in ROW_COLUMNS}
 
             return PartWriter(self.root, Layout.from_json(self.layout), self.run_id).write(rows())["part"]
-
-        def on_write_failed(self, error: Exception) -> None:
-            # Finished parts stay under .augment/parts; a rerun of the same spec reuses them.
-            logging.getLogger("augment").error("write failed; finished parts are kept for a rerun: %s", error)
 
     return LeRobotDatasink
 
@@ -96,6 +96,19 @@ def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
             )
 
 
+_reaper: subprocess.Popen | None = None
+
+
+def _start_reaper() -> None:
+    """One per driver process (augment/reaper.py): an embedded Ray dies with its driver, even by kill -9."""
+    global _reaper
+    if _reaper is None and sys.platform.startswith("linux"):
+        _reaper = subprocess.Popen([sys.executable, "-m", "augment.reaper", str(os.getpid())],
+                                   start_new_session=True, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
 def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # the C++ core's warnings would drown the progress bars
@@ -111,20 +124,45 @@ def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
     cpus = os.cpu_count() or 1
     if spec is not None:
         cpus = max(cpus, math.ceil(resource_demand(spec)["CPU"]))
+    _start_reaper()
     # address="local": always a fresh in-process instance, never a cluster someone left running.
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
 
 
+class _ConsoleErrorsHidden(logging.Filter):
+    """Ray Data prints a failed task's traceback (and, for an error it does not know as a user's,
+    "please open an issue on the Ray project"); the driver names the failure itself, in one line.
+    Its log file keeps everything."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def _quiet_ray_data_console() -> None:
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            if not any(isinstance(f, _ConsoleErrorsHidden) for f in handler.filters):
+                handler.addFilter(_ConsoleErrorsHidden())
+
+
 def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
     job = plan(spec)
-    if job.todo:
-        import ray
+    try:
+        if job.todo:
+            import ray
 
-        init_ray(address, spec)
-        check_fits(spec, ray.cluster_resources())
-        _execute(job)
-    return finish(job)
+            init_ray(address, spec)
+            check_fits(spec, ray.cluster_resources())
+            try:
+                _execute(job)
+            except Exception as e:
+                raise explain_failure(job, e, in_worker=True) from None
+        return finish(job)
+    except Exception as e:
+        raise explain_failure(job, e, in_worker=False) from None
+    finally:
+        job.release()
 
 
 def _execute(job: Job) -> None:
@@ -134,6 +172,8 @@ def _execute(job: Job) -> None:
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = True
     ctx.print_on_execution_start = False
+    ctx.raise_original_map_exception = True  # a reader's or stage's own error, not Ray's UserCodeException
+    _quiet_ray_data_console()
     spec = job.spec
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     # Reading is a task, not an actor pool, with the resources of the operator after it, so Ray Data
@@ -156,3 +196,41 @@ def _execute(job: Job) -> None:
         )
     sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": spec.sink.num_cpus})
+
+
+def _train_worker(job: dict) -> None:
+    """Runs inside a Ray Train worker: the stage package's own function, told its rank and device."""
+    import ray.train
+    import ray.train.torch
+
+    from augment.registry import import_object
+
+    context = ray.train.get_context()
+    device = str(ray.train.torch.get_device()) if job["use_gpu"] else None
+    import_object(job["fn"])(job["job"], context.get_world_rank(), context.get_world_size(), device)
+
+
+def run_data_parallel(fn: str, job: dict, address: str, workers: int | None, use_gpu: bool, storage, name: str,
+                      log=print) -> None:
+    """Run `fn(job, rank, world, device)` ("module:function", Ray-free) on `workers` Ray Train workers:
+    one per GPU of the cluster by default, else one on CPUs. address: a cluster, or 'local' to start one."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if address == "local" else address, include_dashboard=False)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    use_gpu = use_gpu and gpus > 0
+    workers = workers or (gpus if use_gpu else 1)
+    log(f"Ray Train: {workers} worker(s), {'one GPU each' if use_gpu else 'on CPUs'}")
+    trainer = TorchTrainer(_train_worker, train_loop_config={"fn": fn, "job": job, "use_gpu": use_gpu},
+                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                                        resources_per_worker=None if use_gpu else {"CPU": 1}),
+                           run_config=RunConfig(storage_path=str(Path(storage).resolve()), name=name))
+    try:
+        trainer.fit()
+    finally:
+        if started_here:
+            ray.shutdown()

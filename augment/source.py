@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from augment.episode import VISUAL_DTYPES, Episode, VideoSegment, numeric_features
+from augment.episode import VISUAL_DTYPES, Episode, VideoSegment, frame_shape, numeric_features
 from augment.video import decode_segment
 
 
@@ -109,13 +109,20 @@ class LeRobotSource:
     def _camera_frames(self, index: int, key: str, meta: dict, data_path: Path, rows, keep=None) -> np.ndarray:
         n = int(meta["length"])
         if not self.is_video(key):
+            where = f"{data_path}:{key}"
             cells = rows[key].to_pylist()
-            return _decode_images(cells if keep is None else [cells[i] for i in keep], f"{data_path}:{key}")
-        video_path = self._video_path(meta, key)
-        if not video_path.is_file():
-            raise DatasetError(f"{video_path}: video file is missing (episode {index}, camera {key})")
-        start = meta[f"videos/{key}/from_timestamp"]
-        return decode_segment(video_path, start, start + n / self.fps, self.fps, expected=n, keep=keep)
+            frames = _decode_images(cells if keep is None else [cells[i] for i in keep], where)
+        else:
+            where = self._video_path(meta, key)
+            if not where.is_file():
+                raise DatasetError(f"{where}: video file is missing (episode {index}, camera {key})")
+            start = meta[f"videos/{key}/from_timestamp"]
+            frames = decode_segment(where, start, start + n / self.fps, self.fps, expected=n, keep=keep)
+        declared = frame_shape(self.features[key])
+        if frames.shape[1:3] != declared:
+            raise DatasetError(f"{where}: camera {key} of episode {index} decodes to {frames.shape[1]}x{frames.shape[2]} "
+                               f"frames (height x width), meta/info.json declares {declared[0]}x{declared[1]}")
+        return frames
 
     def video_file(self, index: int, key: str) -> Path:
         """The mp4 that holds episode `index` of camera `key`."""
@@ -192,6 +199,52 @@ class LeRobotSource:
                     _, key, stat = col.split("/")
                     per_key.setdefault(key, {})[stat] = value
         return out
+
+    def verify(self, episodes: list[int], progress: bool = True, limit: int = 20) -> list[str]:
+        """Read every episode as a run would (decoding every frame) and check it against info.json:
+        rows per episode, value shapes, frame sizes and counts, the videos' fps, the timestamps.
+        Returns the problems found (at most `limit`), each naming its file; [] when all is well."""
+        from tqdm.auto import tqdm
+
+        from augment.video import VideoError
+
+        problems: list[str] = []
+        checked_files: set[Path] = set()
+        for index in tqdm(episodes, desc="verifying", unit="ep", disable=not progress):
+            try:
+                meta, data_path, rows = self._rows(index)
+                for key in self.cameras:
+                    if self.is_video(key) and self._video_path(meta, key) not in checked_files:
+                        checked_files.add(self._video_path(meta, key))
+                        self._check_video_rate(self._video_path(meta, key))
+                self.read_episode(index)
+                self._check_timestamps(index, data_path, rows)
+            except (DatasetError, VideoError) as e:
+                problems.append(str(e))
+                if len(problems) >= limit:
+                    problems.append(f"(stopped after {limit} problems)")
+                    break
+        return problems
+
+    def _check_video_rate(self, path: Path) -> None:
+        from augment.video import stream_rate
+
+        rate = stream_rate(path)
+        if rate is not None and abs(rate - self.fps) > 0.01 * self.fps:
+            raise DatasetError(f"{path}: the video runs at {rate:g} fps, meta/info.json says fps {self.fps}")
+
+    def _check_timestamps(self, index: int, data_path: Path, rows) -> None:
+        if "timestamp" not in rows.column_names or "frame_index" not in rows.column_names:
+            return
+        stamps = rows["timestamp"].to_numpy().astype(np.float64)
+        frames = rows["frame_index"].to_numpy()
+        if not np.array_equal(frames, np.arange(len(frames))):
+            raise DatasetError(f"{data_path}: episode {index}'s frame_index is not 0, 1, 2, ... in order")
+        off = np.abs(stamps - frames / self.fps)
+        if len(off) and off.max() > 1e-4:  # lerobot's own tolerance_s
+            worst = int(off.argmax())
+            raise DatasetError(f"{data_path}: episode {index}, frame {worst}: timestamp {stamps[worst]:.4f}s, "
+                               f"fps {self.fps} puts it at {frames[worst] / self.fps:.4f}s")
 
     def _position(self, index: int) -> int:
         for pos, row in enumerate(self.episodes):

@@ -51,7 +51,7 @@ class SinkSpec(StrictSpec):
 
 class PipelineSpec(StrictSpec):
     name: str = "augment"
-    seed: int = Field(0, description="base seed; each stage derives its own per episode")
+    seed: int = Field(0, description="the default of every stage's own `seed` (each derives its draws per episode)")
     source: SourceSpec
     stages: list[StageSpec] = Field(default_factory=list)
     sink: SinkSpec
@@ -205,6 +205,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
         spec = None
     if problems:
         raise SpecError("invalid spec:\n  " + "\n  ".join(problems))
+    for stage in stages:  # a stage without its own seed takes the pipeline's
+        if "seed" in type(stage).model_fields and "seed" not in stage.model_fields_set:
+            stage.seed = spec.seed
     spec.stages = stages
     return spec
 

@@ -65,6 +65,8 @@ class VideoSettings:
             # concat demuxer) met non-increasing DTS where our file follows the source's.
             opts["bf"] = "0"
             opts["forced-idr"] = "1"  # a forced key frame (each episode's first) is an IDR: nothing before it is referenced
+        if self.encoder() == "libx265":
+            opts["x265-params"] = "log-level=error"  # x265 prints a summary per file to stderr otherwise
         return opts
 
     def feature_info(self, height: int, width: int, fps: int) -> dict:
@@ -76,6 +78,16 @@ class VideoSettings:
             "video.fast_decode": 0, "video.video_backend": "pyav", "video.extra_options": {},
             "is_depth_map": False,
         }
+
+
+def stream_rate(path: Path) -> float | None:
+    """The frame rate an mp4's video stream declares (None when it declares none)."""
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoError(f"{path}: cannot read the video stream ({e})") from None
+    return float(rate) if rate else None
 
 
 def probe_stream(path: Path, packets: int = 300) -> dict:
@@ -155,10 +167,12 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
     frames = []
     wanted = None if keep is None else set(keep)
     position = 0
+    rate = None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
             if start_s > half:
                 container.seek(int((start_s - half) / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
@@ -173,6 +187,9 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
     except (av.error.FFmpegError, IndexError) as e:
         raise VideoError(f"{path}: cannot decode video ({e})") from None
     if expected is not None and position != expected:
+        if rate and abs(float(rate) - fps) > 0.01 * fps:
+            raise VideoError(f"{path}: the video runs at {float(rate):g} fps, meta/info.json says fps {fps}; "
+                             "its frames do not fall where the episode's timestamps put them")
         raise VideoError(
             f"{path}: expected {expected} frames between {start_s:.3f}s and {stop_s:.3f}s, decoded {position}; "
             "the file is truncated or corrupt"

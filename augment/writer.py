@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
-from augment.episode import VISUAL_DTYPES, Episode, numeric_features
+from augment.episode import VISUAL_DTYPES, Episode, frame_shape, numeric_features
 from augment.remux import CameraWriter
 from augment.video import VideoSettings
 
@@ -76,7 +76,7 @@ class Layout:
                         overrides.setdefault("preset", 12 if overrides["codec"] == "av1" else None)
                     settings = VideoSettings(**{**settings.__dict__, **overrides})
                     settings.encoder()  # fail now on an unknown codec, not inside a worker
-                    h, w = feat["shape"][:2]  # lerobot stores video shapes as (height, width, channels)
+                    h, w = frame_shape(feat)
                     feat["info"] = settings.feature_info(h, w, int(info["fps"]))
                 video[key] = settings
         return cls(fps=int(info["fps"]), features=features, video=video, robot_type=info.get("robot_type"),
@@ -87,9 +87,7 @@ class Layout:
         return [k for k, f in self.features.items() if f["dtype"] in VISUAL_DTYPES]
 
     def frame_shape(self, key: str) -> tuple[int, int]:
-        feat = self.features[key]
-        shape, names = feat["shape"], feat.get("names") or []
-        return tuple(shape[1:3]) if names and names[0] == "channels" else tuple(shape[:2])
+        return frame_shape(self.features[key])
 
     def numeric_keys(self) -> list[str]:
         return numeric_features(self.features)
@@ -177,6 +175,13 @@ class PartWriter:
         part = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}"
         part_dir = self.root / STAGING / "parts" / part
         part_dir.mkdir(parents=True)
+        try:
+            return self._write(part, part_dir, rows)
+        except BaseException:
+            shutil.rmtree(part_dir, ignore_errors=True)  # a half-written part only takes room (a full disk's)
+            raise
+
+    def _write(self, part: str, part_dir: Path, rows: Iterable[dict]) -> dict:
         videos = {k: CameraWriter(part_dir / "videos" / f"{k}.mp4", self.layout.fps, s)
                   for k, s in self.layout.video.items()}
         tables, kept, dropped = [], [], []
@@ -240,6 +245,13 @@ class PartWriter:
 
 # ---------------------------------------------------------------------------------------------
 # Reading back what the parts hold, and committing
+
+
+def remove_unfinished_parts(root: Path) -> None:
+    """Delete parts without a manifest (their writer was killed); only while no writer runs."""
+    for part_dir in (Path(root) / STAGING / "parts").glob("part-*"):
+        if not (part_dir / "manifest.json").is_file():
+            shutil.rmtree(part_dir, ignore_errors=True)
 
 
 def read_manifests(root: Path) -> list[dict]:

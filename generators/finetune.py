@@ -264,17 +264,13 @@ def train_loop(family: Family, params: list, train: list[dict], out: Path, confi
     return {"start": start, "losses": losses, "seconds": time.perf_counter() - started}
 
 
-def _ray_worker(job: dict) -> None:
-    """One Ray Train worker: the transformer (no text encoder: the cache holds its outputs), the cached
-    clips from the shared --out folder, the same loop; rank 0 reports its losses through a file."""
-    import ray.train
-    import ray.train.torch
-
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+def data_parallel_worker(job: dict, rank: int, world: int, device: str | None) -> None:
+    """One data-parallel worker (augment/runner.py runs it under Ray Train): the transformer (no text
+    encoder: the cache holds its outputs), the cached clips from the shared --out folder, the same
+    loop; rank 0 reports its losses through a file. device: the worker's accelerator, None on CPUs."""
     config, out = FinetuneConfig(**job["config"]), Path(job["out"])
     torch.set_num_threads(config.num_threads)
-    device = str(ray.train.torch.get_device()) if config.device != "cpu" else "cpu"
+    device = device if device and config.device != "cpu" else "cpu"
     pipe = load_pipeline(job["model"], getattr(torch, config.dtype), encoders=False)
     family = family_of(pipe, job["model"], config)
     family.transformer.to(device)
@@ -290,27 +286,11 @@ def _ray_worker(job: dict) -> None:
 def train_on_ray(address: str, workers: int | None, model: str, out: Path, config: FinetuneConfig, log) -> dict:
     """Data-parallel over a Ray cluster's GPUs (or CPUs when it has none): Ray Train runs the same loop on
     every worker. --out must be a folder every worker sees (one machine, or a shared file system)."""
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from augment.runner import run_data_parallel
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=None if address == "local" else address, include_dashboard=False)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    use_gpu = gpus > 0 and config.device != "cpu"
-    workers = workers or (gpus if use_gpu else 1)
-    log(f"Ray Train: {workers} worker(s), {'one GPU each' if use_gpu else 'on CPUs'}")
-    trainer = TorchTrainer(_ray_worker, train_loop_config={"config": config.model_dump(mode="json"), "out": str(out),
-                                                           "model": model},
-                           scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
-                                                        resources_per_worker=None if use_gpu else {"CPU": 1}),
-                           run_config=RunConfig(storage_path=str((out / "ray").resolve()), name="finetune"))
-    try:
-        trainer.fit()
-    finally:
-        if started_here:
-            ray.shutdown()
+    job = {"config": config.model_dump(mode="json"), "out": str(out), "model": model}
+    run_data_parallel("generators.finetune:data_parallel_worker", job, address, workers,
+                      use_gpu=config.device != "cpu", storage=out / "ray", name="finetune", log=log)
     return json.loads((out / "ray_train.json").read_text())
 
 

@@ -112,3 +112,65 @@ def test_joins_a_cluster_started_with_ray_start(source_dataset, tmp_path):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+
+
+def _cli(*argv) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "augment.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_worker_error_under_ray_is_one_error_line(source_dataset, tmp_path, copy_tree):
+    """A reader's error in a Ray actor reaches the user as our own line, not Ray's traceback nor its
+    "please open an issue on the Ray project"."""
+    import json
+
+    src = copy_tree(source_dataset["root"], tmp_path / "src")
+    info = json.loads((src / "meta" / "info.json").read_text())
+    info["fps"] *= 2
+    (src / "meta" / "info.json").write_text(json.dumps(info))
+    spec = write_spec(tmp_path / "s.yaml", src, tmp_path / "out")
+    proc = _cli("run", str(spec), "--quiet")
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, text
+    errors = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "the video runs at 10 fps, meta/info.json says fps 20" in errors[0], text
+    assert "Traceback" not in text and "Ray project" not in text and "Failed to apply" not in text
+
+
+def test_an_embedded_ray_dies_with_its_driver(source_dataset, tmp_path):
+    """kill -9 of `augment run`: nothing it started (raylet, agents, workers) outlives it by more
+    than a few seconds (augment/reaper.py)."""
+    import time
+
+    from augment.reaper import descendants, processes
+
+    stages = "  - type: background\n    variants: 4\n"
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages)
+    proc = _cli("run", str(spec), "--quiet")
+    started: set[int] = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        table = processes()
+        started |= descendants({proc.pid}, table)
+        workers = [p for p in started if p in table and b"ray::" in _cmdline(p)]
+        if workers:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None and workers, "the job ended before its Ray workers were seen"
+    os.kill(proc.pid, 9)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        alive = [p for p in started if p in processes() and _cmdline(p)]
+        if not alive:
+            break
+        time.sleep(0.5)
+    assert not alive, [(p, _cmdline(p)[:80]) for p in alive]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

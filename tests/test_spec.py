@@ -115,3 +115,14 @@ def test_a_boolean_where_a_boolean_belongs_is_fine(tmp_path):
 def test_broken_set_values_are_spec_errors(tmp_path, value):
     with pytest.raises(SpecError, match=r"--set 'stages.0.variants=.*': the value is not plain YAML"):
         load_spec(write(tmp_path, GOOD), [f"stages.0.variants={value}"])
+
+
+def test_the_pipeline_seed_is_every_stage_s_default(tmp_path):
+    from augment.spec import load_spec
+
+    path = tmp_path / "s.yaml"
+    path.write_text("seed: 7\nsource: {root: /x}\nsink: {root: /y}\nstages:\n"
+                    "  - {type: background}\n  - {type: background, seed: 3}\n  - {type: source}\n")
+    spec = load_spec(path)
+    assert [s.seed for s in spec.stages[:2]] == [7, 3]
+    assert load_spec(path, ["seed=0"]).stages[0].seed == 0  # the default, as before
