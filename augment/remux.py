@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from augment.episode import VISUAL_DTYPES, VideoSegment
-from augment.video import VideoError, VideoSettings, VideoWriter, decode_segment
+from augment.video import VideoSettings, VideoWriter, decode_segment
 
 log = logging.getLogger("augment")
 
@@ -217,6 +217,3 @@ def source_settings(source, index: int) -> dict[str, VideoSettings]:
     """The encoding of each of the source's video cameras, as Layout.from_source reads it."""
     return {k: VideoSettings.from_feature_info(source.features[k].get("info") or {}, source.video_file(index, k))
             for k in source.cameras if source.is_video(k)}
-
-
-__all__ = ["CameraWriter", "CannotCopy", "VideoError", "plan_cameras", "read_segment", "source_settings"]
