@@ -15,6 +15,19 @@ INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_ind
 VISUAL_DTYPES = ("video", "image")
 
 
+@dataclass(frozen=True)
+class VideoSegment:
+    """Where a camera's frames of an episode are, still encoded: `frames` frames of the mp4 at `path`
+    from `start` seconds. An episode carries one per camera that no stage has changed, so the sink
+    copies the encoded packets instead of re-encoding (augment/remux.py). `stats`: the source's
+    per-episode stats of the camera (lerobot's layout), so the frames need not be decoded to write them."""
+
+    path: str
+    start: float
+    frames: int
+    stats: dict | None = None
+
+
 def numeric_features(features: dict) -> list[str]:
     """The per-frame values an episode carries (state, action, rewards, extras): no camera, text or index column."""
     return [k for k, f in features.items() if f["dtype"] not in (*VISUAL_DTYPES, "string") and k not in INDEX_COLUMNS]
@@ -58,6 +71,9 @@ class Episode:
                 rerun skips the uids that are already written.
     provenance: where it came from and what was done to it (JSON-serialisable); stages append to
                 provenance["stages"] and may write provenance["scores"].
+    passthrough: camera key -> VideoSegment, for cameras whose frames are still the source's; such a
+                camera may be left out of `frames` when no stage reads it (it is then never decoded).
+                The runner drops a camera's entry after a stage that declares it changes that camera.
     """
 
     frames: dict[str, np.ndarray]
@@ -68,6 +84,7 @@ class Episode:
     action: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    passthrough: dict[str, VideoSegment] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -77,7 +94,7 @@ class Episode:
         for arr in (*self.frames.values(), self.state, self.action, *self.extras.values()):
             if arr is not None:
                 return int(arr.shape[0])
-        return 0
+        return next((s.frames for s in self.passthrough.values()), 0)
 
     def validate(self) -> None:
         """Fail early, naming the field, when a stage hands on something the sink cannot write."""
@@ -94,6 +111,11 @@ class Episode:
         for name, arr in named.items():
             if arr is not None and arr.shape[0] != n:
                 raise ValueError(f"episode {self.uid}: {name} has {arr.shape[0]} frames, expected {n}")
+        for key, segment in self.passthrough.items():
+            if segment.frames != n:
+                raise ValueError(f"episode {self.uid}: camera {key!r} is passed through with its source's "
+                                 f"{segment.frames} frames, the episode has {n}; a stage that changes the "
+                                 "length must declare that it changes every camera (StageSpec.changed_cameras)")
         if self.fps <= 0:
             raise ValueError(f"episode {self.uid}: fps must be positive, got {self.fps}")
 
@@ -108,6 +130,7 @@ class Episode:
             "action": self.action,
             "extras": dict(self.extras),
             "provenance": copy.deepcopy(self.provenance),
+            "passthrough": dict(self.passthrough),
         }
         fields.update(changes)
         return Episode(**fields)

@@ -22,7 +22,7 @@ def run_local(spec: PipelineSpec, progress: bool = True) -> dict:
 
 def _execute(job: Job, progress: bool) -> None:
     spec = job.spec
-    reader = ReadEpisodes(str(spec.source.root), spec.source.cameras)
+    reader = ReadEpisodes(str(spec.source.root), spec.source.cameras, job.decoded, job.copied)
     stages = [RunStage(s) for s in spec.stages]
     writer = PartWriter(job.out_root, job.layout, job.run_id)
     pending: list[dict] = []

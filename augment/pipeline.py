@@ -28,6 +28,7 @@ import yaml
 
 from augment.cameras import measure_cameras
 from augment.episode import VISUAL_DTYPES, Episode, episode_uid
+from augment.remux import plan_cameras, source_settings
 from augment.source import DatasetError, LeRobotSource
 from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
@@ -75,14 +76,16 @@ def _plain(value):
 class ReadEpisodes:
     """Callable: a batch of {"episode_index"} rows -> episode rows."""
 
-    def __init__(self, root: str, cameras: list[str] | None):
+    def __init__(self, root: str, cameras: list[str] | None, decoded: list[str] | None = None,
+                 copied: list[str] = ()):
         self.source = LeRobotSource(root, cameras)
+        self.decoded, self.copied = decoded, list(copied)  # Job.decoded, Job.copied
 
     def __call__(self, batch: dict) -> dict:
         rows = []
         for index in batch["episode_index"]:
             start = time.perf_counter()
-            episode = self.source.read_episode(int(index))
+            episode = self.source.read_episode(int(index), self.decoded, self.copied)
             episode.provenance["timings"] = {"read": time.perf_counter() - start}
             rows.append(episode_row(episode, episode.uid, "1"))
         return rows_to_batch(rows)
@@ -118,6 +121,9 @@ class RunStage:
                 raise JobError(f"stage {self.spec.label} returned nothing for {[passing[i]['uid'] for i in lost]}; "
                                "a stage must return every input, or drop() it with a reason")
             for episode in outputs:
+                cameras = sorted({*episode.frames, *episode.passthrough})
+                for key in self.spec.changed_cameras(cameras):  # no longer the source's packets
+                    episode.passthrough.pop(key, None)
                 i = episode.provenance.pop(PARENT_KEY)
                 parent = passing[i]
                 share = Fraction(parent["share"]) / children[i]
@@ -138,6 +144,8 @@ class Job:
     selected: list[int]
     todo: list[int]
     notes: dict = field(default_factory=dict)  # what resolve_stages chose from the data, per stage
+    copied: list[str] = field(default_factory=list)  # cameras whose packets the sink copies (augment/remux.py)
+    decoded: list[str] | None = None  # cameras the reader decodes; None: all
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
     started: float = field(default_factory=time.time)
     lock: int | None = None  # the open sink folder this job holds an exclusive flock on
@@ -153,12 +161,31 @@ class Job:
             self.lock = None
 
 
+def _source_features(source: LeRobotSource) -> dict:
+    """The source's features as they reach the first stage: the selected cameras only."""
+    return {k: f for k, f in source.features.items() if f["dtype"] not in VISUAL_DTYPES or k in source.cameras}
+
+
+def _source_schema(source: LeRobotSource, features: dict):
+    """The source's data-file schema when the output's data columns are the source's, else None. It is
+    what lerobot wrote, and reading it spares the driver importing lerobot (seconds) to rebuild it."""
+    import pyarrow.parquet as pq
+
+    data = lambda fs: {k: f for k, f in fs.items() if f["dtype"] != "video"}  # noqa: E731
+    if data(features) != data(source.features) or not source.episodes:
+        return None
+    meta = source.episodes[0]
+    path = source.root / source.info["data_path"].format(chunk_index=meta["data/chunk_index"],
+                                                         file_index=meta["data/file_index"])
+    return pq.read_schema(path)
+
+
 def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int]) -> tuple[dict, dict]:
     """Check every stage against the dataset (cameras and features it names or needs) and fill in
     its data-dependent defaults (spec.stages is replaced by the resolved stages), before anything runs.
     Returns (the output dataset's features, notes per stage for the job report); raises SpecError
     listing every problem."""
-    features = {k: f for k, f in source.features.items() if f["dtype"] not in VISUAL_DTYPES or k in source.cameras}
+    features = _source_features(source)
     measured: dict[str, dict] = {}
 
     def measure() -> dict[str, dict]:
@@ -190,7 +217,12 @@ def plan(spec: PipelineSpec) -> Job:
     selected = source.select(spec.source.episodes)
     features, notes = resolve_stages(spec, source, selected)
     videos = {k: source.video_file(selected[0], k) for k in source.cameras if source.is_video(k)} if selected else {}
-    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos)
+    layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos,
+                                _source_schema(source, features))
+    copied, decoded = [], None
+    if selected:
+        copied, decoded, notes["sink"] = plan_cameras(spec.stages, _source_features(source), source.cameras,
+                                                      layout.video, source_settings(source, selected[0]))
     out = Path(spec.sink.root)
     if out.resolve() == Path(spec.source.root).resolve():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
@@ -206,7 +238,8 @@ def plan(spec: PipelineSpec) -> Job:
         os.close(lock)
         raise
     todo = [i for i in selected if episode_uid(i) not in done]
-    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes, lock=lock)
+    return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes, lock=lock,
+               copied=copied, decoded=decoded)
 
 
 def lock_output(out: Path) -> int:

@@ -9,6 +9,7 @@ once. Only this module imports ray.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -48,7 +49,22 @@ def _datasink_class():
     return LeRobotDatasink
 
 
-READ_CPUS = 0.25  # per reader actor: decoding is light next to the stages
+READ_CPUS = 0.25  # per read task when it runs on its own (before a GPU stage): decoding is light next to the stages
+
+
+def _tuple(items):
+    return None if items is None else tuple(items)
+
+
+@functools.lru_cache(maxsize=4)
+def _reader(root: str, cameras, decoded, copied) -> ReadEpisodes:
+    # One per worker process and job: opening the source reads meta/episodes, once.
+    return ReadEpisodes(root, None if cameras is None else list(cameras),
+                        None if decoded is None else list(decoded), list(copied))
+
+
+def _read_episodes(batch: dict, root: str, cameras, decoded, copied) -> dict:
+    return _reader(root, cameras, decoded, copied)(batch)
 
 
 def resource_demand(spec: PipelineSpec) -> dict[str, float]:
@@ -160,9 +176,17 @@ def _execute(job: Job) -> None:
     _quiet_ray_data_console()
     spec = job.spec
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
+    # Reading is a task, not an actor pool, with the resources of the operator after it, so Ray Data
+    # fuses it into that operator: the first stage's actors (when they hold no GPU, which decoding
+    # would keep waiting) or the sink's write tasks. An episode then reaches its first consumer
+    # without a trip through the object store, and no process is started just to read.
+    nxt = spec.stages[0].resources if spec.stages else None
+    read_cpus = spec.sink.num_cpus if nxt is None else (nxt.num_cpus if nxt.num_gpus == 0 else READ_CPUS)
     ds = ds.map_batches(
-        ReadEpisodes, fn_constructor_args=(str(spec.source.root), spec.source.cameras), batch_size=1,
-        compute=ActorPoolStrategy(min_size=1, max_size=2), num_cpus=READ_CPUS, batch_format="numpy",
+        _read_episodes, fn_kwargs={"root": str(spec.source.root), "cameras": _tuple(spec.source.cameras),
+                                   "decoded": _tuple(job.decoded), "copied": tuple(job.copied)},
+        batch_size=1, num_cpus=read_cpus, batch_format="numpy",
+        **({"concurrency": 2} if read_cpus == READ_CPUS else {}),  # on its own: at most two episodes decoding at once
     )
     for stage in spec.stages:
         r = stage.resources

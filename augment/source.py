@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from augment.episode import VISUAL_DTYPES, Episode, episode_uid, frame_shape, numeric_features
+from augment.episode import VISUAL_DTYPES, Episode, VideoSegment, episode_uid, frame_shape, numeric_features
 from augment.video import decode_segment
 
 
@@ -140,10 +140,17 @@ class LeRobotSource:
         keep = sorted(set(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int).tolist()))
         return self._camera_frames(index, key, meta, data_path, rows, keep)
 
-    def read_episode(self, index: int) -> Episode:
+    def read_episode(self, index: int, decode: list[str] | None = None, segments: list[str] = ()) -> Episode:
+        """decode: the cameras to decode (default all); segments: video cameras whose encoded segment
+        the episode carries (Episode.passthrough), for the sink to copy."""
         meta, data_path, rows = self._rows(index)
         n = int(meta["length"])
-        frames = {key: self._camera_frames(index, key, meta, data_path, rows) for key in self.cameras}
+        passthrough = {key: VideoSegment(str(self._video_path(meta, key)), meta[f"videos/{key}/from_timestamp"], n,
+                                         self._camera_stats(index, key)) for key in segments}
+        # A camera without recorded stats is decoded too: the sink measures them on the frames.
+        decode = [k for k in self.cameras if decode is None or k in decode or k not in passthrough
+                  or passthrough[k].stats is None]
+        frames = {key: self._camera_frames(index, key, meta, data_path, rows) for key in decode}
 
         def column(name: str) -> np.ndarray:
             feature = self.features[name]
@@ -171,7 +178,27 @@ class LeRobotSource:
             action=arrays.pop("action", None),
             extras=arrays,
             provenance={"source": {"root": str(self.root.resolve()), "episode_index": index}},
+            passthrough=passthrough,
         )
+
+    def _camera_stats(self, index: int, key: str) -> dict | None:
+        """The source's per-episode stats of a camera (meta/episodes' stats/<key>/* columns), or None."""
+        return self._stats_columns.get(index, {}).get(key)
+
+    @cached_property
+    def _stats_columns(self) -> dict[int, dict[str, dict]]:
+        """Per episode and video camera, the stats lerobot recorded; read once, only these columns."""
+        out: dict[int, dict[str, dict]] = {}
+        videos = [k for k in self.cameras if self.is_video(k)]
+        for f in sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
+            names = pq.read_schema(f).names
+            cols = [c for c in names if c.startswith("stats/") and c.split("/")[1] in videos]
+            for row in pq.read_table(f, columns=["episode_index", *cols]).to_pylist():
+                per_key = out.setdefault(row.pop("episode_index"), {})
+                for col, value in row.items():
+                    _, key, stat = col.split("/")
+                    per_key.setdefault(key, {})[stat] = value
+        return out
 
     def verify(self, episodes: list[int], progress: bool = True, limit: int = 20) -> list[str]:
         """Read every episode as a run would (decoding every frame) and check it against info.json:

@@ -76,6 +76,11 @@ class StageSpec(StrictSpec):
     # "fixed" ones (measured in the frames, augment/cameras.py): an edit that pastes a still
     # background or object is only right for a camera that does not move.
     default_cameras: ClassVar[str] = "all"
+    # Whether the stage may change frames at all, and look at them: a camera no stage changes is
+    # copied packet for packet by the sink, and one no stage reads is not even decoded. A stage
+    # that does not say is taken to read and change every camera.
+    changes_frames: ClassVar[bool] = True
+    reads_frames: ClassVar[bool] = True
 
     @property
     def label(self) -> str:
@@ -87,6 +92,15 @@ class StageSpec(StrictSpec):
         named = list(named.values()) if isinstance(named, dict) else list(named)
         one = getattr(self, "camera", None)
         return named + ([one] if one else [])
+
+    def changed_cameras(self, cameras: list[str]) -> list[str]:
+        """Of `cameras` (the episode's, as they reach this stage), those whose frames this stage may
+        change (after resolve()). Override for a stage that edits some cameras only."""
+        return list(cameras) if self.changes_frames else []
+
+    def read_cameras(self, cameras: list[str]) -> list[str]:
+        """Of `cameras`, those whose frames this stage looks at."""
+        return list(cameras) if self.reads_frames else []
 
     def required_features(self) -> list[str]:
         """Numeric features (action, observation.state ...) the stage cannot run without."""

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
 from augment.episode import VISUAL_DTYPES, Episode, frame_shape, numeric_features
-from augment.video import VideoSettings, VideoWriter
+from augment.remux import CameraWriter
+from augment.video import VideoSettings
 
 STAGING = ".augment"
 COMPLETE_MARKER = f"{STAGING}/complete.json"
@@ -59,9 +60,11 @@ class Layout:
 
     @classmethod
     def from_source(cls, info: dict, features: dict, codec: str | None = None,
-                    crf: int | None = None, gop: int | None = None, video_files: dict | None = None) -> Layout:
+                    crf: int | None = None, gop: int | None = None, video_files: dict | None = None,
+                    schema: pa.Schema | None = None) -> Layout:
         """`features`: the source's, as the stages transform them (StageSpec.output_features);
-        `video_files`: one of the source's mp4s per camera, read where info.json leaves settings out."""
+        `video_files`: one of the source's mp4s per camera, read where info.json leaves settings out;
+        `schema`: the data files' schema when known (default: data_schema(features))."""
         features = json.loads(json.dumps(features))
         video = {}
         for key, feat in features.items():
@@ -76,7 +79,8 @@ class Layout:
                     h, w = frame_shape(feat)
                     feat["info"] = settings.feature_info(h, w, int(info["fps"]))
                 video[key] = settings
-        return cls(fps=int(info["fps"]), features=features, video=video, robot_type=info.get("robot_type"))
+        return cls(fps=int(info["fps"]), features=features, video=video, robot_type=info.get("robot_type"),
+                   schema=schema)
 
     @property
     def cameras(self) -> list[str]:
@@ -178,7 +182,7 @@ class PartWriter:
             raise
 
     def _write(self, part: str, part_dir: Path, rows: Iterable[dict]) -> dict:
-        videos = {k: VideoWriter(part_dir / "videos" / f"{k}.mp4", self.layout.fps, s)
+        videos = {k: CameraWriter(part_dir / "videos" / f"{k}.mp4", self.layout.fps, s)
                   for k, s in self.layout.video.items()}
         tables, kept, dropped = [], [], []
         for row in rows:
@@ -199,21 +203,28 @@ class PartWriter:
 
     def _write_episode(self, episode: Episode, entry: dict, videos: dict, tables: list) -> dict:
         layout, n = self.layout, episode.length
-        missing = [k for k in layout.cameras if k not in episode.frames]
+        copyable = {k: s for k, s in episode.passthrough.items() if k in videos}
+        missing = [k for k in layout.cameras if k not in episode.frames and k not in copyable]
         if missing:
             raise ValueError(f"episode {episode.uid}: no frames for camera(s) {missing}")
         ep_stats = {}
         spans = {}
         columns = {}
         for key in layout.cameras:
-            frames = episode.frames[key]
+            frames, segment = episode.frames.get(key), copyable.get(key)
+            if segment is not None:  # the source's packets, copied when they can be (augment/remux.py)
+                spans[key], outcome = videos[key].append(frames, segment)
+                episode.provenance.setdefault("video", {})[key] = outcome  # updated in place until the part closes
+                ep_stats[key] = (stats_lib.image_stats(frames) if segment.stats is None
+                                 else {s: np.asarray(v) for s, v in segment.stats.items()})
+                continue
             if tuple(frames.shape[1:3]) != layout.frame_shape(key):
                 raise ValueError(
                     f"episode {episode.uid}: camera {key} frames are {frames.shape[1:3]}, the dataset's are "
                     f"{layout.frame_shape(key)}; a stage that changes resolution must resize back"
                 )
             if key in videos:
-                spans[key] = videos[key].append(frames)
+                spans[key], _ = videos[key].append(frames, None)
             else:
                 columns[key] = pa.array(_png_cells(frames), type=layout.schema.field(key).type)
             ep_stats[key] = stats_lib.image_stats(frames)

@@ -52,6 +52,12 @@ class ImageEditSpec(StageSpec):
 
     default_cameras = "fixed"
 
+    def changed_cameras(self, cameras: list[str]) -> list[str]:
+        return [c for c in cameras if self.cameras is None or c in self.cameras]
+
+    def read_cameras(self, cameras: list[str]) -> list[str]:
+        return self.changed_cameras(cameras)
+
     def finish_job(self, out_root: Path) -> dict:
         """Stack the per-episode review PNGs the workers wrote into one review.png for the job."""
         if not self.review_dir:

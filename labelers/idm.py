@@ -32,6 +32,7 @@ class IdmLabelSpec(StageSpec):
     seed: int = Field(0, description="seeds the MC-dropout passes, with the episode uid")
 
     stage_class = "labelers.idm:IdmLabelStage"
+    changes_frames = False  # it scores or labels; the frames go on as they came
 
     @field_validator("checkpoint")
     @classmethod

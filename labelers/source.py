@@ -23,6 +23,8 @@ class SourceLabelSpec(StageSpec):
         "error", description="an episode without recorded actions: stop the job ('error') or drop it")
 
     stage_class = "labelers.source:SourceLabelStage"
+    changes_frames = False  # it scores or labels; the frames go on as they came
+    reads_frames = False  # it copies the recorded labels
 
     def required_features(self) -> list[str]:
         return [key for key, required in (("action", self.require_action), ("observation.state", self.require_state))

@@ -65,9 +65,12 @@ def frame_value(item, key: str) -> np.ndarray:
 
 
 def check_faithful(data: dict, out: Path, variants: int) -> None:
+    """...and every frame of a camera whose packets were copied decodes to the source's frame, bit for bit."""
+    import torch
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     member, recorded = data["member"], data["episodes"]
+    src = LeRobotDataset("corpus/src", root=data["root"])
     ds = LeRobotDataset("corpus/out", root=out)
     assert ds.num_episodes == variants * len(recorded)
     assert ds.fps == member.fps and ds.meta.robot_type == member.robot_type
@@ -81,6 +84,13 @@ def check_faithful(data: dict, out: Path, variants: int) -> None:
         start, n = meta["dataset_from_index"], meta["length"]
         assert n == rec["length"]
         items = [ds[start + t] for t in range(n)]  # every frame loads, cameras decoded
+        copied = [k for k, v in json.loads(meta["augment/provenance"]).get("video", {}).items() if v["copied"]]
+        if copied:
+            source_start = src.meta.episodes[source_index]["dataset_from_index"]
+            for t in range(n):
+                theirs = src[source_start + t]
+                for key in copied:
+                    assert torch.equal(items[t][key], theirs[key]), f"{out}: {key}, episode {i}, frame {t}"
         rows = table.filter(pc.equal(table["episode_index"], i))
         for key, values in rec["numeric"].items():
             # In the files: the recorded values, bit for bit, in the recorded dtype.
@@ -158,6 +168,14 @@ def check_member(name, pipeline, runner, corpus, tmp_path):
     report = run(pipeline, runner, data["root"], out)
     variants = 2 if pipeline == "demo" else 1
     assert report["episodes_out"] == variants * len(data["episodes"]) and report["dropped"] == []
+    videos = [c.key for c in data["member"].cameras if c.stored == "video"]
+    edited = report["resolved"].get("background", {}).get("cameras", [])
+    # Every video camera no stage changed is copied, in every episode (check_faithful compares the frames).
+    assert report["resolved"].get("sink", {}).get("copied", []) == [c for c in videos if c not in edited]
+    with_video = [json.loads(r)["video"] for r in pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet")
+                  ["augment/provenance"].to_pylist() if "video" in json.loads(r)]
+    assert all(v[c] == {"copied": True} for v in with_video for c in videos if c not in edited)
+    assert len(with_video) == (report["episodes_out"] if len(edited) < len(videos) else 0)
     check_faithful(data, out, variants)
     check_schema_is_lerobots(data["root"], out)
     check_episodes_start_on_key_frames(out)

@@ -84,6 +84,7 @@ class ConsistencySpec(StageSpec):
     thresholds: Thresholds = Field(default_factory=default_thresholds)
 
     stage_class = "verifiers.consistency:ConsistencyStage"
+    changes_frames = False  # it scores or labels; the frames go on as they came
 
     def model_post_init(self, _context) -> None:
         unknown = sorted(set(self.checks) - set(CHECKS))

@@ -36,6 +36,7 @@ class LearnedSpec(StageSpec):
     weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
 
     stage_class = "verifiers.learned:LearnedStage"
+    changes_frames = False  # it scores or labels; the frames go on as they came
 
 
 def features(frames: np.ndarray, fps: float | None = None, names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:

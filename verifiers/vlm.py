@@ -64,6 +64,7 @@ class VLMSpec(StageSpec):
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     stage_class = "verifiers.vlm:VLMStage"
+    changes_frames = False  # it scores or labels; the frames go on as they came
 
     def model_post_init(self, _context) -> None:
         check_names(self.thresholds, [q.name for q in self.questions], self.label)
