@@ -118,11 +118,10 @@ def probe_stream(path: Path, packets: int = 300) -> dict:
 class VideoWriter:
     """Appends episodes one after another into one mp4; returns each episode's (from, to) seconds."""
 
-    def __init__(self, path: Path, fps: int, settings: VideoSettings, threads: int = 0):
+    def __init__(self, path: Path, fps: int, settings: VideoSettings):
         self.path = Path(path)
         self.fps = fps
         self.settings = settings
-        self.threads = threads
         self._container = None
         self._stream = None
         self.frames_written = 0
@@ -133,8 +132,6 @@ class VideoWriter:
         stream = self._container.add_stream(self.settings.encoder(), rate=self.fps, options=self.settings.options())
         stream.width, stream.height = width, height
         stream.pix_fmt = self.settings.pix_fmt
-        if self.threads:
-            stream.thread_count = self.threads
         self._stream = stream
 
     def append(self, frames: np.ndarray) -> tuple[float, float]:

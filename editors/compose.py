@@ -44,13 +44,6 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 
-def boxes_to_mask(boxes: list[tuple[int, int, int, int]], height: int, width: int) -> np.ndarray:
-    mask = np.zeros((height, width), dtype=bool)
-    for x0, y0, x1, y1 in boxes:
-        mask[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)] = True
-    return mask
-
-
 def fraction_box_to_pixels(box: list[float], height: int, width: int) -> tuple[int, int, int, int]:
     """[x0, y0, x1, y1] in fractions of the width/height -> integer pixel box."""
     x0, y0, x1, y1 = box

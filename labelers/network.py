@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from labelers.config import CONFIG_FILE, WEIGHTS_FILE, IdmConfig, chunk_steps  # noqa: F401 (re-exported)
+from labelers.config import CONFIG_FILE, WEIGHTS_FILE, IdmConfig
 
 
 def _conv(c_in: int, c_out: int, kernel: int) -> nn.Sequential:

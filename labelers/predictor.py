@@ -10,7 +10,8 @@ import torch
 from labelers.calibrate import apply_calibration
 from labelers.data import PixelNormalizer, gather_windows, stack_cameras
 from augment.devices import resolve_device
-from labelers.network import InverseDynamicsNet, checkpoint_train_config, chunk_steps, load_checkpoint
+from labelers.config import chunk_steps
+from labelers.network import InverseDynamicsNet, checkpoint_train_config, load_checkpoint
 from labelers.normalize import Normalizer
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labelers.config import REPORT_FILE, IdmConfig
+from labelers.config import REPORT_FILE, IdmConfig, chunk_steps
 from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
                            split_episodes)
 from labelers.calibrate import fit_calibration
 from labelers.metrics import format_table, format_verdicts, regression_metrics, trust_verdicts
 from augment.devices import resolve_device
 from augment.episode import VISUAL_DTYPES
-from labelers.network import build_network, chunk_steps, save_checkpoint
+from labelers.network import build_network, save_checkpoint
 from labelers.normalize import Normalizer, load_stats
 from labelers.predictor import IdmPredictor
 

@@ -217,7 +217,7 @@ def test_duplicate_groups_with_action_and_state_of_different_sizes(source_datase
 
 
 def test_action_chunks_target_neighbours_and_average_back():
-    from labelers.network import chunk_steps
+    from labelers.config import chunk_steps
     from labelers.predictor import IdmPredictor
     from labelers.train import _targets
 

@@ -23,7 +23,7 @@ class Thresholds(StrictSpec):  # nested blocks are as strict as the stage
 
     min_score: float = Field(0.0, ge=0, le=1, description="minimum of this stage's combined score")
     min_check: dict[str, float] = Field(
-        default_factory=dict, description="per-check minimums, e.g. {frozen: 0.5, teleport: 0.5}"
+        default_factory=dict, description="per-check minimums, e.g. {frozen: 0.5, jump: 0.5}"
     )
 
 
