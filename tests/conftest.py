@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -18,6 +22,16 @@ os.environ.setdefault("SVT_LOG", "1")
 def _hf_home(tmp_path_factory):
     # lerobot reads through the Hugging Face cache; keep it away from the user's.
     os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+
+
+def load_script(relative: str):
+    """A script of the repo (scripts/, benchmarks/: not packages) as a module, by its path."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_lerobot_dataset(root: Path, episodes=(12, 15, 9, 11), size=(48, 64), cameras=("front", "wrist"),

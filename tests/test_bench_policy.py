@@ -1,7 +1,6 @@
 """benchmarks/bench_policy.py: the pieces that decide its figures (intervals, shifted scenes, the spec it
 hands to `augment run`) and, marked slow, the whole --quick run."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import load_script
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -19,15 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_policy.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_policy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_script("benchmarks/bench_policy.py")
 
 
 def test_wilson_matches_known_values():

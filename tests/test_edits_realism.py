@@ -3,14 +3,14 @@ per-pixel classes (make_sim_dataset.py --masks), on seeds the segmenter was not 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import load_script
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
@@ -23,21 +23,13 @@ KEY = "observation.images.corner2"  # the demo's camera; corner4 looks at the ta
 CAMERAS = [KEY, "observation.images.corner4"]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """Two pick-place episodes at the demo's size from two cameras, decoded as the pipeline reads them."""
     pytest.importorskip("metaworld")
     from augment.source import LeRobotSource
 
-    script = _load("make_sim_dataset", ROOT / "scripts" / "make_sim_dataset.py")
+    script = load_script("scripts/make_sim_dataset.py")
     out = tmp_path_factory.mktemp("gt") / "ds"
     script.build_dataset(out, sim="metaworld", task="pick-place-v3", episodes=2, size=128,
                          cameras="corner2,corner4", seed=100, max_steps=70, masks=True, log=lambda *_: None)
@@ -47,7 +39,7 @@ def recorded(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bench():
-    return _load("bench_edits", ROOT / "benchmarks" / "bench_edits.py")
+    return load_script("benchmarks/bench_edits.py")
 
 
 def test_recorder_writes_truth_for_every_frame(recorded):
@@ -119,7 +111,7 @@ def test_pusht_truth_and_keep_mask(bench, tmp_path):
     from augment.source import LeRobotSource
     from editors.workspace import workspace_masks
 
-    script = _load("make_sim_dataset", ROOT / "scripts" / "make_sim_dataset.py")
+    script = load_script("scripts/make_sim_dataset.py")
     out = tmp_path / "pusht"
     script.build_dataset(out, sim="pusht", episodes=1, size=96, seed=301, max_steps=40, masks=True,
                          log=lambda *_: None)

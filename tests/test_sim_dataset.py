@@ -1,13 +1,17 @@
 """Build a tiny MetaWorld dataset with scripts/make_sim_dataset.py and read it back with lerobot."""
 
-import importlib.util
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import load_script
+
+
+def _sim():
+    return load_script("scripts/make_sim_dataset.py")
 
 # lerobot / huggingface_hub read these at import time: never touch the network or ~/.cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -16,14 +20,6 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 pytest.importorskip("lerobot")
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_sim_dataset.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("make_sim_dataset", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -35,7 +31,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def built(tmp_path_factory):
     pytest.importorskip("metaworld")
     out = tmp_path_factory.mktemp("sim") / "ds"
-    res = _load_script().build_dataset(
+    res = _sim().build_dataset(
         out, sim="metaworld", task="pick-place-v3", episodes=2, size=64,
         cameras="corner2,gripperPOV", seed=0, max_steps=30, keep_frames=True, log=lambda *_: None,
     )
@@ -90,7 +86,7 @@ def test_pusht_roundtrip(tmp_path):
     pytest.importorskip("gym_pusht")
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    res = _load_script().build_dataset(tmp_path / "ds", sim="pusht", episodes=2, size=96, max_steps=20,
+    res = _sim().build_dataset(tmp_path / "ds", sim="pusht", episodes=2, size=96, max_steps=20,
                                        keep_frames=True, log=lambda *_: None)
     ds = LeRobotDataset(repo_id="local/sim", root=res.root)
     assert ds.fps == 10 and ds.num_episodes == 2
@@ -105,7 +101,7 @@ def test_pusht_roundtrip(tmp_path):
 
 def _metaworld_rollout(seed, action_noise, seeded_configs, steps=12):
     """One short 32 px rollout; returns (recorded episode, actions the env was stepped with, placement)."""
-    sim = _load_script().MetaWorldSim("pick-place-v3", 32, [("corner2", "corner2")], seed, action_noise,
+    sim = _sim().MetaWorldSim("pick-place-v3", 32, [("corner2", "corner2")], seed, action_noise,
                                       seeded_configs)
     applied, step = [], sim.step
     sim.step = lambda action: (applied.append(np.array(action)), step(action))[1]
@@ -128,7 +124,7 @@ def test_metaworld_action_noise_is_recorded_as_applied():
     diff = noisy.action - clean.action
     assert np.abs(diff).max() > 0.1 and 0.1 < diff[:, :3].std() < 0.4  # noise of std ~0.3 (some clipped)
     np.testing.assert_array_equal(again.action, noisy.action)  # the noise is seeded by the episode seed
-    script = _load_script()
+    script = _sim()
     with pytest.raises(script.SetupError, match="action_noise"):
         script.build_dataset("/nonexistent", sim="pusht", action_noise=0.1)
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from augment.episode import Episode
+from conftest import load_script
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -330,13 +331,9 @@ def test_train_verifier_cli_and_check_with_it(tiny_dataset, tmp_path, capsys):
 
 def test_bench_verifier_on_pusht_keeps_clean_and_catches_freezes(tmp_path):
     """The benchmark end to end on 4 recorded PushT episodes (pusher shoving the block: contact); ~20 s."""
-    import importlib.util
 
     pytest.importorskip("gym_pusht")
-    path = Path(__file__).parent.parent / "benchmarks" / "bench_verifier.py"
-    spec = importlib.util.spec_from_file_location("bench_verifier", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_verifier.py")
     out = tmp_path / "result.json"
     bench.main(["--work", str(tmp_path), "--scenes", "pusht", "--episodes", "4", "--json", str(out)])
     result = json.loads(out.read_text())
