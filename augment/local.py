@@ -6,7 +6,7 @@ from tqdm.auto import tqdm
 
 from augment.pipeline import Job, ReadEpisodes, RunStage, batch_to_rows, explain_failure, finish, plan
 from augment.spec import PipelineSpec
-from augment.writer import PartWriter
+from augment.parts import PartWriter
 
 
 def run_local(spec: PipelineSpec, progress: bool = True) -> dict:

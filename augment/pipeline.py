@@ -33,9 +33,9 @@ from augment.source import DatasetError, LeRobotSource
 from augment.spec import PipelineSpec, SpecError
 from augment.stage import StageSpec, is_dropped
 from augment.video import VideoError
-from augment.writer import (COMPLETE_MARKER, OWNER_MARKER, STAGING, Layout, commit, foreign_files, is_committed,
-                            read_manifests, read_owner, remove_ours, remove_unfinished_parts, select_complete,
-                            write_owner)
+from augment.commit import commit, foreign_files, is_committed, read_owner, remove_ours, write_owner
+from augment.layout import COMPLETE_MARKER, OWNER_MARKER, STAGING, Layout
+from augment.parts import read_manifests, remove_unfinished_parts, select_complete
 
 ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
 PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan
 from augment.spec import PipelineSpec
-from augment.writer import Layout, PartWriter
+from augment.layout import Layout
+from augment.parts import PartWriter
 
 
 def _datasink_class():

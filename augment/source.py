@@ -37,6 +37,7 @@ class LeRobotSource:
                 raise DatasetError(f"{self.root}: unknown camera(s) {unknown}; the dataset has {visual}")
         self.cameras = list(cameras) if cameras is not None else visual
         self._table_cache: tuple[Path, object] | None = None
+        self._checked_streams: set[tuple[Path, str]] = set()
 
     @property
     def fps(self) -> int:
@@ -147,6 +148,8 @@ class LeRobotSource:
         n = int(meta["length"])
         passthrough = {key: VideoSegment(str(self._video_path(meta, key)), meta[f"videos/{key}/from_timestamp"], n,
                                          self._camera_stats(index, key)) for key in segments}
+        for key, segment in passthrough.items():  # copied, not decoded: the stream must be what info.json says
+            self._check_stream_size(Path(segment.path), key, index)
         # A camera without recorded stats is decoded too: the sink measures them on the frames.
         decode = [k for k in self.cameras if decode is None or k in decode or k not in passthrough
                   or passthrough[k].stats is None]
@@ -225,6 +228,18 @@ class LeRobotSource:
                     problems.append(f"(stopped after {limit} problems)")
                     break
         return problems
+
+    def _check_stream_size(self, path: Path, key: str, index: int) -> None:
+        from augment.video import stream_size
+
+        if (path, key) not in self._checked_streams:
+            if not path.is_file():
+                raise DatasetError(f"{path}: video file is missing (episode {index}, camera {key})")
+            size, declared = stream_size(path), frame_shape(self.features[key])
+            if size != declared:
+                raise DatasetError(f"{path}: camera {key} of episode {index} has {size[0]}x{size[1]} frames (height x width), "
+                                   f"meta/info.json declares {declared[0]}x{declared[1]}")
+            self._checked_streams.add((path, key))
 
     def _check_video_rate(self, path: Path) -> None:
         from augment.video import stream_rate

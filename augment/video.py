@@ -80,6 +80,16 @@ class VideoSettings:
         }
 
 
+def stream_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an mp4's video stream."""
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            return context.height, context.width
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoError(f"{path}: cannot read the video stream ({e})") from None
+
+
 def stream_rate(path: Path) -> float | None:
     """The frame rate an mp4's video stream declares (None when it declares none)."""
     try:

@@ -67,7 +67,7 @@ def write_with_lerobot(source, episodes, layout, root: Path) -> float:
 
 
 def source_layout(source):
-    from augment.writer import Layout
+    from augment.layout import Layout
 
     first = source.select(None)[0]
     videos = {k: source.video_file(first, k) for k in source.cameras if source.is_video(k)}
@@ -79,7 +79,7 @@ def write_with_augment(episodes, layout, root: Path, writers: int) -> float:
 
     from augment.pipeline import episode_row
     from augment.runner import _datasink_class, init_ray
-    from augment.writer import commit
+    from augment.commit import commit
 
     init_ray(None)
     rows = [episode_row(ep, ep.uid, "1") for ep in episodes]

@@ -139,7 +139,7 @@ def test_overwrite_removes_only_what_we_wrote(tmp_path, capsys, source_dataset):
 
 
 def test_a_changed_spec_does_not_resume_a_partial_output(tmp_path, capsys, source_dataset, monkeypatch):
-    from augment.writer import PartWriter
+    from augment.parts import PartWriter
 
     out = tmp_path / "out"
     spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], out,
@@ -177,7 +177,7 @@ def test_bad_types_and_set_values_are_error_lines(tmp_path, capsys, source_datas
 
 def test_other_data_under_the_source_path_does_not_resume(tmp_path, capsys, source_dataset, image_dataset,
                                                           copy_tree, monkeypatch):
-    from augment.writer import PartWriter
+    from augment.parts import PartWriter
 
     src, out = copy_tree(source_dataset["root"], tmp_path / "src"), tmp_path / "out"
     spec = write_spec(tmp_path / "s.yaml", src, out)

@@ -18,7 +18,7 @@ import pytest
 from augment.cli import main
 from augment.pipeline import plan
 from augment.spec import load_spec
-from augment.writer import is_committed
+from augment.commit import is_committed
 from conftest import write_spec
 
 
@@ -91,7 +91,7 @@ def _broken_copy(source_dataset, tmp_path, copy_tree, how: str):
     if how == "camera shape":
         info["features"]["observation.images.front"]["shape"][0] += 8
         info_path.write_text(json.dumps(info))
-        return src, "decodes to 48x64 frames (height x width), meta/info.json declares 56x64"
+        return src, "48x64 frames (height x width), meta/info.json declares 56x64"
     if how == "state shape":
         info["features"]["observation.state"]["shape"] = [info["features"]["observation.state"]["shape"][0] + 1]
         info_path.write_text(json.dumps(info))

@@ -8,7 +8,7 @@ import pytest
 
 from augment.local import run_local
 from augment.spec import load_spec
-from augment.writer import PartWriter, select_complete
+from augment.parts import PartWriter, select_complete
 from conftest import write_spec
 
 
@@ -101,7 +101,7 @@ def test_report_times_are_not_multiplied_by_best_of_n():
 def test_the_report_is_written_before_the_completion_marker(source_dataset, tmp_path, monkeypatch):
     """A job that dies while making its report is not finished: the rerun commits again, with a report."""
     import augment.pipeline as pipeline
-    from augment.writer import is_committed
+    from augment.commit import is_committed
 
     out = tmp_path / "out"
     spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], out, extra="  episodes: [0]\n"))
@@ -121,7 +121,7 @@ def test_the_report_is_written_before_the_completion_marker(source_dataset, tmp_
 
 
 def test_remove_ours_keeps_everything_else(tmp_path):
-    from augment.writer import foreign_files, remove_ours
+    from augment.commit import foreign_files, remove_ours
 
     ours = [".augment/parts/p/manifest.json", "data/chunk-000/file-000.parquet",
             "videos/observation.images.front/chunk-000/file-001.mp4", "meta/info.json",

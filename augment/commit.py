@@ -1,0 +1,215 @@
+"""The commit: turn the finished parts into a LeRobot v3.0 dataset (best-of-N ranking, final
+indices, data files, meta/, video hard links, the completion marker last), and ownership: what in an
+output folder we wrote, so overwrite never deletes anything else. See augment/layout.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from augment import stats as stats_lib
+from augment.layout import (CHUNKS_SIZE, COMPLETE_MARKER, DATA_PATH, OWNER_MARKER, REPORT, STAGING, VIDEO_PATH,
+                            Layout, atomic_write_text)
+from augment.parts import read_manifests, select_complete
+
+
+def rank(kept: list[tuple[dict, dict]], top_k: int) -> tuple[list[tuple[dict, dict]], list[dict]]:
+    """Best-of-N: per rank group (provenance["rank_group"], default the source episode), keep the
+    top_k episodes by provenance["scores"]["total"]; the rest are dropped with their rank."""
+    groups: dict[str, list[tuple[dict, dict]]] = {}
+    for item in kept:
+        prov = item[1]["provenance"]
+        groups.setdefault(prov.get("rank_group", item[1]["source_uid"]), []).append(item)
+    survivors, dropped = [], []
+    for group, items in groups.items():
+        items.sort(key=lambda it: (-it[1]["provenance"].get("scores", {}).get("total", float("-inf")), it[1]["uid"]))
+        survivors.extend(items[:top_k])
+        for position, (_, entry) in enumerate(items[top_k:], start=top_k + 1):
+            scores = entry["provenance"].get("scores", {})
+            reason = {"stage": "rank", "reason": f"rank {position} of {len(items)} in {group} (top_k={top_k})",
+                      "scores": scores}
+            dropped.append({**entry, "reason": reason})
+    return survivors, dropped
+
+
+def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dict[str, str] | None = None,
+           report: Callable[[dict], dict] | None = None) -> dict:
+    """Turn the finished parts under root into a LeRobot v3.0 dataset. Returns a summary.
+
+    report(summary) -> the job report, written to meta/augment_report.json before the completion
+    marker: a job killed anywhere in here is not finished, and its rerun commits again."""
+    root = Path(root)
+    kept, dropped, done = select_complete(read_manifests(root))
+    if top_k is not None:
+        kept, ranked_out = rank(kept, top_k)
+        dropped = dropped + ranked_out
+    for stale in ("meta/info.json", COMPLETE_MARKER):
+        (root / stale).unlink(missing_ok=True)  # from here on, the folder does not look finished
+    remove_ours(root, keep_staging=True)  # a user's own files under meta/ etc. survive a re-commit
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+
+    # Group episodes by part (one data file and one video file per camera each), in uid order.
+    parts: dict[str, tuple[dict, list[dict]]] = {}
+    for manifest, entry in kept:
+        parts.setdefault(manifest["part"], (manifest, []))[1].append(entry)
+    ordered = sorted(parts.values(), key=lambda p: min(e["uid"] for e in p[1]))
+
+    tasks: dict[str, int] = {}
+    episode_rows, all_stats = [], []
+    episode_index = frame_offset = 0
+    for file_number, (manifest, entries) in enumerate(ordered):
+        chunk, file = divmod(file_number, CHUNKS_SIZE)
+        part_dir = root / STAGING / "parts" / manifest["part"]
+        table = pq.read_table(part_dir / "data.parquet")
+        wanted = {e["uid"] for e in entries}
+        order = [e for e in manifest["episodes"] if e["uid"] in wanted]  # file order
+        pieces = []
+        for entry in order:
+            rows = table.filter(pc.equal(table["augment_uid"], entry["uid"])).drop(["augment_uid"])
+            n = entry["length"]
+            task_index = tasks.setdefault(entry["task"], len(tasks))
+            index = np.arange(frame_offset, frame_offset + n, dtype=np.int64)
+            rows = rows.append_column("episode_index", pa.array(np.full(n, episode_index, dtype=np.int64)))
+            rows = rows.append_column("index", pa.array(index))
+            rows = rows.append_column("task_index", pa.array(np.full(n, task_index, dtype=np.int64)))
+            pieces.append(rows)
+            ep_stats = _stats_from_json(entry["stats"])
+            ep_stats["episode_index"] = stats_lib.vector_stats(np.full(n, episode_index))
+            ep_stats["index"] = stats_lib.vector_stats(index)
+            ep_stats["task_index"] = stats_lib.vector_stats(np.full(n, task_index))
+            all_stats.append(ep_stats)
+            row = {"episode_index": episode_index, "tasks": [entry["task"]], "length": n,
+                   "data/chunk_index": chunk, "data/file_index": file,
+                   "dataset_from_index": frame_offset, "dataset_to_index": frame_offset + n}
+            for key in layout.video:
+                start, stop = entry["video"][key]
+                row.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
+                            f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": stop})
+            for key, values in ep_stats.items():
+                for stat, value in values.items():
+                    row[f"stats/{key}/{stat}"] = np.asarray(value).tolist()
+            row["meta/episodes/chunk_index"] = 0
+            row["meta/episodes/file_index"] = 0
+            row["augment/uid"] = entry["uid"]
+            row["augment/provenance"] = json.dumps(entry["provenance"])
+            episode_rows.append(row)
+            episode_index += 1
+            frame_offset += n
+        data_path = root / DATA_PATH.format(chunk_index=chunk, file_index=file)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.concat_tables(pieces)
+        pq.write_table(pa.Table.from_arrays([table[name] for name in layout.schema.names], schema=layout.schema),
+                       data_path)
+        for key in layout.video:
+            dest = root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(part_dir / "videos" / f"{key}.mp4", dest)
+
+    (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    if episode_rows:
+        pq.write_table(pa.Table.from_pylist(episode_rows), root / "meta/episodes/chunk-000/file-000.parquet")
+    # lerobot reads tasks.parquet with pandas, the task text being the index.
+    task_frame = pd.DataFrame({"task_index": np.array(list(tasks.values()), dtype=np.int64)},
+                              index=pd.Index(list(tasks.keys()), name="task"))
+    task_frame.to_parquet(root / "meta" / "tasks.parquet")
+    (root / "meta" / "stats.json").write_text(
+        json.dumps(stats_lib.to_json(stats_lib.aggregate(all_stats)) if all_stats else {}, indent=2)
+    )
+    for name, text in (extra_meta or {}).items():
+        (root / "meta" / name).write_text(text)
+
+    info = {
+        "codebase_version": "v3.0", "robot_type": layout.robot_type, "total_episodes": episode_index,
+        "total_frames": frame_offset, "total_tasks": len(tasks), "chunks_size": CHUNKS_SIZE,
+        "data_files_size_in_mb": 100, "video_files_size_in_mb": 200, "fps": layout.fps,
+        "splits": {"train": f"0:{episode_index}"}, "data_path": DATA_PATH,
+        "video_path": VIDEO_PATH if layout.video else None, "features": layout.features,
+    }
+    atomic_write_text(root / "meta" / "info.json", json.dumps(info, indent=4))
+    summary = {"episodes": episode_index, "frames": frame_offset, "tasks": len(tasks),
+               "dropped": dropped, "source_episodes_done": sorted(done)}
+    if report is not None:
+        summary["report"] = report(summary)
+        atomic_write_text(root / REPORT, json.dumps(summary["report"], indent=2))
+    marker = {k: v for k, v in summary.items() if k != "report"}
+    atomic_write_text(root / COMPLETE_MARKER, json.dumps({"committed_at": time.time(), **marker}))
+    return summary
+
+
+def _stats_from_json(data: dict) -> dict[str, dict[str, np.ndarray]]:
+    return {k: {s: np.asarray(v) for s, v in d.items()} for k, d in data.items()}
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def is_committed(root: Path) -> bool:
+    return (Path(root) / COMPLETE_MARKER).is_file() and (Path(root) / "meta" / "info.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ownership: what in an output folder we wrote, so overwrite never deletes anything else
+
+# Paths our commit writes (relative to root), as globs; everything under .augment/ is ours too.
+OUR_FILES = ("data/chunk-*/file-*.parquet", "videos/*/chunk-*/file-*.mp4", "meta/info.json", "meta/stats.json",
+             "meta/tasks.parquet", "meta/episodes/chunk-*/file-*.parquet", "meta/augment_spec.yaml", REPORT,
+             "meta/*.tmp-*")  # atomic_write_text's temporary, left by a kill mid-write
+
+
+def read_owner(root: Path) -> dict | None:
+    """Our marker's content, or None when the folder carries none (or a broken one): not ours."""
+    try:
+        owner = json.loads((Path(root) / OWNER_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and owner.get("tool") == "augment" else None
+
+
+def write_owner(root: Path, owner: dict) -> None:
+    (Path(root) / STAGING).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(root) / OWNER_MARKER, json.dumps({"tool": "augment", **owner}, indent=2))
+
+
+def foreign_files(root: Path) -> list[str]:
+    """Files under root that we did not write (relative paths, sorted)."""
+    root = Path(root)
+    out = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if path.is_dir() or rel.parts[0] == STAGING or any(rel.match(p) and len(rel.parts) == len(Path(p).parts)
+                                                             for p in OUR_FILES):
+            continue
+        out.append(rel.as_posix())
+    return sorted(out)
+
+
+def remove_ours(root: Path, keep_staging: bool = False) -> None:
+    """Delete the files we wrote under data/, videos/, meta/ (and .augment/ unless kept), then the
+    folders left empty; anything else stays where it is."""
+    root = Path(root)
+    for pattern in OUR_FILES:
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
+    for sub in ("data", "videos", "meta"):  # deepest first, so emptied parents go too
+        for folder in sorted((p for p in (root / sub).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        if (root / sub).is_dir() and not any((root / sub).iterdir()):
+            (root / sub).rmdir()
+    if not keep_staging:
+        shutil.rmtree(root / STAGING, ignore_errors=True)
