@@ -353,12 +353,11 @@ def changed_fields(old, new, path: str = "") -> list[str]:
 
 
 def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
-    """Make sure `out` is ours for this job, or refuse. Ours means our marker (OWNER_MARKER) is there,
-    written when we created the folder; anything else non-empty is someone's data, never touched."""
-    owner = read_owner(out) if out.is_dir() else None
-    if owner is None and out.exists():
-        if not out.is_dir():
-            raise JobError(f"sink.root {out} is a file; choose an empty or new folder")
+    """Make sure `out` (a folder: lock_output made it) is ours for this job, or refuse. Ours means our
+    marker (OWNER_MARKER) is there, written when we created the folder; anything else non-empty is
+    someone's data, never touched."""
+    owner = read_owner(out)
+    if owner is None:
         present = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
         if present:
             raise JobError(f"sink.root {out} exists and holds something that is not an augment output "
@@ -380,7 +379,6 @@ def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
             remove_ours(out)
             owner = None
     if owner is None:
-        out.mkdir(parents=True, exist_ok=True)
         write_owner(out, {"job": spec_hash(identity), "created_at": time.time(), "spec": identity})
 
 

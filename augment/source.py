@@ -216,10 +216,9 @@ class LeRobotSource:
         for index in tqdm(episodes, desc="verifying", unit="ep", disable=not progress):
             try:
                 meta, data_path, rows = self._rows(index)
-                for key in self.cameras:
-                    if self.is_video(key) and self._video_path(meta, key) not in checked_files:
-                        checked_files.add(self._video_path(meta, key))
-                        self._check_video_rate(self._video_path(meta, key))
+                for path in sorted({self._video_path(meta, k) for k in self.cameras if self.is_video(k)} - checked_files):
+                    checked_files.add(path)
+                    self._check_video_rate(path)
                 self.read_episode(index)
                 self._check_timestamps(index, data_path, rows)
             except (DatasetError, VideoError) as e:
@@ -230,21 +229,21 @@ class LeRobotSource:
         return problems
 
     def _check_stream_size(self, path: Path, key: str, index: int) -> None:
-        from augment.video import stream_size
+        from augment.video import stream_info
 
         if (path, key) not in self._checked_streams:
             if not path.is_file():
                 raise DatasetError(f"{path}: video file is missing (episode {index}, camera {key})")
-            size, declared = stream_size(path), frame_shape(self.features[key])
+            size, declared = stream_info(path)[:2], frame_shape(self.features[key])
             if size != declared:
                 raise DatasetError(f"{path}: camera {key} of episode {index} has {size[0]}x{size[1]} frames (height x width), "
                                    f"meta/info.json declares {declared[0]}x{declared[1]}")
             self._checked_streams.add((path, key))
 
     def _check_video_rate(self, path: Path) -> None:
-        from augment.video import stream_rate
+        from augment.video import stream_info
 
-        rate = stream_rate(path)
+        rate = stream_info(path)[2]
         if rate is not None and abs(rate - self.fps) > 0.01 * self.fps:
             raise DatasetError(f"{path}: the video runs at {rate:g} fps, meta/info.json says fps {self.fps}")
 

@@ -80,24 +80,20 @@ class VideoSettings:
         }
 
 
-def stream_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an mp4's video stream."""
-    try:
-        with av.open(str(path)) as container:
-            context = container.streams.video[0].codec_context
-            return context.height, context.width
-    except (av.error.FFmpegError, IndexError) as e:
-        raise VideoError(f"{path}: cannot read the video stream ({e})") from None
-
-
-def stream_rate(path: Path) -> float | None:
-    """The frame rate an mp4's video stream declares (None when it declares none)."""
-    try:
-        with av.open(str(path)) as container:
-            rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
-    except (av.error.FFmpegError, IndexError) as e:
-        raise VideoError(f"{path}: cannot read the video stream ({e})") from None
+def _declared_rate(stream) -> float | None:
+    rate = stream.average_rate or stream.guessed_rate
     return float(rate) if rate else None
+
+
+def stream_info(path: Path) -> tuple[int, int, float | None]:
+    """(height, width, frame rate) an mp4's video stream declares, without decoding (rate None when
+    it declares none)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return stream.codec_context.height, stream.codec_context.width, _declared_rate(stream)
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoError(f"{path}: cannot read the video stream ({e})") from None
 
 
 def probe_stream(path: Path, packets: int = 300) -> dict:
@@ -179,7 +175,7 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
+            rate = _declared_rate(stream)
             if start_s > half:
                 container.seek(int((start_s - half) / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
@@ -194,8 +190,8 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
     except (av.error.FFmpegError, IndexError) as e:
         raise VideoError(f"{path}: cannot decode video ({e})") from None
     if expected is not None and position != expected:
-        if rate and abs(float(rate) - fps) > 0.01 * fps:
-            raise VideoError(f"{path}: the video runs at {float(rate):g} fps, meta/info.json says fps {fps}; "
+        if rate and abs(rate - fps) > 0.01 * fps:
+            raise VideoError(f"{path}: the video runs at {rate:g} fps, meta/info.json says fps {fps}; "
                              "its frames do not fall where the episode's timestamps put them")
         raise VideoError(
             f"{path}: expected {expected} frames between {start_s:.3f}s and {stop_s:.3f}s, decoded {position}; "
