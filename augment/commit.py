@@ -4,9 +4,8 @@ output folder we wrote, so overwrite never deletes anything else. See augment/la
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,12 +14,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
-from augment.layout import (CHUNKS_SIZE, COMPLETE_MARKER, DATA_PATH, OWNER_MARKER, REPORT, STAGING, VIDEO_PATH,
-                            Layout, atomic_write_text)
-from augment.parts import read_manifests, select_complete
+from augment.layout import CHUNKS_SIZE, COMPLETE_MARKER, DATA_PATH, OWNER_MARKER, REPORT, STAGING, VIDEO_PATH, Layout
+from augment.parts import PARTS, read_manifests, select_complete
+from augment.storage import Store, as_store
 
 
 def rank(kept: list[tuple[dict, dict]], top_k: int) -> tuple[list[tuple[dict, dict]], list[dict]]:
@@ -42,21 +40,23 @@ def rank(kept: list[tuple[dict, dict]], top_k: int) -> tuple[list[tuple[dict, di
     return survivors, dropped
 
 
-def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dict[str, str] | None = None,
-           report: Callable[[dict], dict] | None = None) -> dict:
+def commit(root: str | Path | Store, layout: Layout, top_k: int | None = None, extra_meta: dict[str, str] | None = None,
+           report: Callable[[dict], dict] | None = None, still_ours: Callable[[], bool] | None = None) -> dict:
     """Turn the finished parts under root into a LeRobot v3.0 dataset. Returns a summary.
 
     report(summary) -> the job report, written to meta/augment_report.json before the completion
-    marker: a job killed anywhere in here is not finished, and its rerun commits again."""
-    root = Path(root)
-    kept, dropped, done = select_complete(read_manifests(root))
+    marker: a job killed anywhere in here is not finished, and its rerun commits again.
+    still_ours() is asked before anything is written (an object-store lease may have been lost)."""
+    store = as_store(root)
+    kept, dropped, done = select_complete(read_manifests(store))
     if top_k is not None:
         kept, ranked_out = rank(kept, top_k)
         dropped = dropped + ranked_out
-    for stale in ("meta/info.json", COMPLETE_MARKER):
-        (root / stale).unlink(missing_ok=True)  # from here on, the folder does not look finished
-    remove_ours(root, keep_staging=True)  # a user's own files under meta/ etc. survive a re-commit
-    (root / "meta").mkdir(parents=True, exist_ok=True)
+    if still_ours is not None and not still_ours():
+        raise RuntimeError(f"{store}: this job lost its lock on the sink (another job took it over); not committing")
+    store.delete(["meta/info.json", COMPLETE_MARKER])  # from here on, the folder does not look finished
+    remove_ours(store, keep_staging=True)  # a user's own files under meta/ etc. survive a re-commit
+    store.makedirs("meta")
 
     # Group episodes by part (one data file and one video file per camera each), in uid order.
     parts: dict[str, tuple[dict, list[dict]]] = {}
@@ -65,12 +65,12 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
     ordered = sorted(parts.values(), key=lambda p: min(e["uid"] for e in p[1]))
 
     tasks: dict[str, int] = {}
-    episode_rows, all_stats = [], []
+    episode_rows, all_stats, videos = [], [], []
     episode_index = frame_offset = 0
     for file_number, (manifest, entries) in enumerate(ordered):
         chunk, file = divmod(file_number, CHUNKS_SIZE)
-        part_dir = root / STAGING / "parts" / manifest["part"]
-        table = pq.read_table(part_dir / "data.parquet")
+        part_dir = f"{PARTS}/{manifest['part']}"
+        table = store.read_table(f"{part_dir}/data.parquet")
         wanted = {e["uid"] for e in entries}
         order = [e for e in manifest["episodes"] if e["uid"] in wanted]  # file order
         pieces = []
@@ -105,28 +105,26 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
             episode_rows.append(row)
             episode_index += 1
             frame_offset += n
-        data_path = root / DATA_PATH.format(chunk_index=chunk, file_index=file)
-        data_path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.concat_tables(pieces)
-        pq.write_table(pa.Table.from_arrays([table[name] for name in layout.schema.names], schema=layout.schema),
-                       data_path)
-        for key in layout.video:
-            dest = root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(part_dir / "videos" / f"{key}.mp4", dest)
+        store.write_table(DATA_PATH.format(chunk_index=chunk, file_index=file),
+                          pa.Table.from_arrays([table[name] for name in layout.schema.names], schema=layout.schema))
+        videos.extend((f"{part_dir}/videos/{key}.mp4", VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file))
+                      for key in layout.video)
+    store.copy_many(videos)  # hard links locally, server-side copies on a store: no video byte goes through here
 
-    (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    store.makedirs("meta/episodes/chunk-000")
     if episode_rows:
-        pq.write_table(pa.Table.from_pylist(episode_rows), root / "meta/episodes/chunk-000/file-000.parquet")
+        store.write_table("meta/episodes/chunk-000/file-000.parquet", pa.Table.from_pylist(episode_rows))
     # lerobot reads tasks.parquet with pandas, the task text being the index.
     task_frame = pd.DataFrame({"task_index": np.array(list(tasks.values()), dtype=np.int64)},
                               index=pd.Index(list(tasks.keys()), name="task"))
-    task_frame.to_parquet(root / "meta" / "tasks.parquet")
-    (root / "meta" / "stats.json").write_text(
-        json.dumps(stats_lib.to_json(stats_lib.aggregate(all_stats)) if all_stats else {}, indent=2)
-    )
+    buffer = io.BytesIO()
+    task_frame.to_parquet(buffer)
+    store.write_bytes("meta/tasks.parquet", buffer.getvalue())
+    store.write_text("meta/stats.json",
+                     json.dumps(stats_lib.to_json(stats_lib.aggregate(all_stats)) if all_stats else {}, indent=2))
     for name, text in (extra_meta or {}).items():
-        (root / "meta" / name).write_text(text)
+        store.write_text(f"meta/{name}", text)
 
     info = {
         "codebase_version": "v3.0", "robot_type": layout.robot_type, "total_episodes": episode_index,
@@ -135,14 +133,14 @@ def commit(root: Path, layout: Layout, top_k: int | None = None, extra_meta: dic
         "splits": {"train": f"0:{episode_index}"}, "data_path": DATA_PATH,
         "video_path": VIDEO_PATH if layout.video else None, "features": layout.features,
     }
-    atomic_write_text(root / "meta" / "info.json", json.dumps(info, indent=4))
+    store.write_text("meta/info.json", json.dumps(info, indent=4))
     summary = {"episodes": episode_index, "frames": frame_offset, "tasks": len(tasks),
                "dropped": dropped, "source_episodes_done": sorted(done)}
     if report is not None:
         summary["report"] = report(summary)
-        atomic_write_text(root / REPORT, json.dumps(summary["report"], indent=2))
+        store.write_text(REPORT, json.dumps(summary["report"], indent=2))
     marker = {k: v for k, v in summary.items() if k != "report"}
-    atomic_write_text(root / COMPLETE_MARKER, json.dumps({"committed_at": time.time(), **marker}))
+    store.write_text(COMPLETE_MARKER, json.dumps({"committed_at": time.time(), **marker}))
     return summary
 
 
@@ -150,16 +148,9 @@ def _stats_from_json(data: dict) -> dict[str, dict[str, np.ndarray]]:
     return {k: {s: np.asarray(v) for s, v in d.items()} for k, d in data.items()}
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    dest.unlink(missing_ok=True)
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
-
-
-def is_committed(root: Path) -> bool:
-    return (Path(root) / COMPLETE_MARKER).is_file() and (Path(root) / "meta" / "info.json").is_file()
+def is_committed(root: str | Path | Store) -> bool:
+    store = as_store(root)
+    return store.is_file(COMPLETE_MARKER) and store.is_file("meta/info.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,45 +162,35 @@ OUR_FILES = ("data/chunk-*/file-*.parquet", "videos/*/chunk-*/file-*.mp4", "meta
              "meta/*.tmp-*")  # atomic_write_text's temporary, left by a kill mid-write
 
 
-def read_owner(root: Path) -> dict | None:
+def read_owner(root: str | Path | Store) -> dict | None:
     """Our marker's content, or None when the folder carries none (or a broken one): not ours."""
     try:
-        owner = json.loads((Path(root) / OWNER_MARKER).read_text())
-    except (OSError, ValueError):
+        owner = json.loads(as_store(root).read_text(OWNER_MARKER))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):
         return None
     return owner if isinstance(owner, dict) and owner.get("tool") == "augment" else None
 
 
-def write_owner(root: Path, owner: dict) -> None:
-    (Path(root) / STAGING).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(root) / OWNER_MARKER, json.dumps({"tool": "augment", **owner}, indent=2))
+def write_owner(root: str | Path | Store, owner: dict) -> None:
+    as_store(root).write_text(OWNER_MARKER, json.dumps({"tool": "augment", **owner}, indent=2))
 
 
-def foreign_files(root: Path) -> list[str]:
+def _ours(rel: str) -> bool:
+    parts = rel.split("/")
+    return parts[0] == STAGING or any(len(parts) == p.count("/") + 1 and Path(rel).match(p) for p in OUR_FILES)
+
+
+def foreign_files(root: str | Path | Store) -> list[str]:
     """Files under root that we did not write (relative paths, sorted)."""
-    root = Path(root)
-    out = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if path.is_dir() or rel.parts[0] == STAGING or any(rel.match(p) and len(rel.parts) == len(Path(p).parts)
-                                                             for p in OUR_FILES):
-            continue
-        out.append(rel.as_posix())
-    return sorted(out)
+    return sorted(rel for rel in as_store(root).files() if not _ours(rel))
 
 
-def remove_ours(root: Path, keep_staging: bool = False) -> None:
+def remove_ours(root: str | Path | Store, keep_staging: bool = False) -> None:
     """Delete the files we wrote under data/, videos/, meta/ (and .augment/ unless kept), then the
     folders left empty; anything else stays where it is."""
-    root = Path(root)
-    for pattern in OUR_FILES:
-        for path in root.glob(pattern):
-            path.unlink(missing_ok=True)
-    for sub in ("data", "videos", "meta"):  # deepest first, so emptied parents go too
-        for folder in sorted((p for p in (root / sub).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            if not any(folder.iterdir()):
-                folder.rmdir()
-        if (root / sub).is_dir() and not any((root / sub).iterdir()):
-            (root / sub).rmdir()
+    store = as_store(root)
+    store.delete([rel for sub in ("data", "videos", "meta") for rel in store.files(sub) if _ours(rel)])
+    for sub in ("data", "videos", "meta"):
+        store.remove_empty_dirs(sub)
     if not keep_staging:
-        shutil.rmtree(root / STAGING, ignore_errors=True)
+        store.delete_dir(STAGING)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 import uuid
 from fractions import Fraction
@@ -20,6 +21,9 @@ from augment import stats as stats_lib
 from augment.episode import Episode
 from augment.remux import CameraWriter
 from augment.layout import STAGING, Layout, atomic_write_text
+from augment.storage import Store, as_store
+
+PARTS = f"{STAGING}/parts"
 
 
 def _episode_arrays(episode: Episode, layout: Layout) -> dict[str, np.ndarray]:
@@ -67,21 +71,34 @@ def _png_cells(frames: np.ndarray) -> list[dict]:
 class PartWriter:
     """Writes one part: the episodes one writer task received, and the records of dropped ones."""
 
-    def __init__(self, root: Path, layout: Layout, run_id: str):
-        self.root = Path(root)
+    def __init__(self, root: str | Path, layout: Layout, run_id: str, writer: dict | None = None):
+        self.store = as_store(root)
         self.layout = layout
         self.run_id = run_id
+        self.writer = writer or {}  # where this part is written (the runner's node id), kept in the manifest
 
     def write(self, rows: Iterable[dict]) -> dict:
-        """Encode the rows (an iterable, consumed one at a time) into a new part; return its manifest."""
+        """Encode the rows (an iterable, consumed one at a time) into a new part; return its manifest.
+        On an object store the part is written into a local temporary folder and uploaded, its
+        manifest last: the mp4 muxer seeks back to write its index, which an object cannot take."""
         part = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}"
-        part_dir = self.root / STAGING / "parts" / part
+        if not self.store.local:
+            with tempfile.TemporaryDirectory(prefix="augment-part-") as tmp:
+                manifest = self._write(part, Path(tmp), rows)
+                for path in sorted(Path(tmp).rglob("*")):
+                    if path.is_file():
+                        self.store.upload(path, f"{PARTS}/{part}/{path.relative_to(tmp).as_posix()}")
+                self.store.write_text(f"{PARTS}/{part}/manifest.json", json.dumps(manifest))
+                return manifest
+        part_dir = self.store.path / PARTS / part
         part_dir.mkdir(parents=True)
         try:
-            return self._write(part, part_dir, rows)
+            manifest = self._write(part, part_dir, rows)
         except BaseException:
             shutil.rmtree(part_dir, ignore_errors=True)  # a half-written part only takes room (a full disk's)
             raise
+        atomic_write_text(part_dir / "manifest.json", json.dumps(manifest))
+        return manifest
 
     def _write(self, part: str, part_dir: Path, rows: Iterable[dict]) -> dict:
         videos = {k: CameraWriter(part_dir / "videos" / f"{k}.mp4", self.layout.fps, s)
@@ -98,10 +115,8 @@ class PartWriter:
             writer.close()
         if tables:
             pq.write_table(pa.concat_tables(tables), part_dir / "data.parquet")
-        manifest = {"part": part, "run_id": self.run_id, "episodes": kept, "dropped": dropped,
-                    "written_at": time.time()}
-        atomic_write_text(part_dir / "manifest.json", json.dumps(manifest))
-        return manifest
+        return {"part": part, "run_id": self.run_id, "episodes": kept, "dropped": dropped,
+                "written_at": time.time(), **self.writer}
 
     def _write_episode(self, episode: Episode, entry: dict, videos: dict, tables: list) -> dict:
         layout, n = self.layout, episode.length
@@ -145,16 +160,24 @@ class PartWriter:
                 "stats": stats_lib.to_json(ep_stats), "provenance": episode.provenance}
 
 
-def remove_unfinished_parts(root: Path) -> None:
+def remove_unfinished_parts(store: Store) -> None:
     """Delete parts without a manifest (their writer was killed); only while no writer runs."""
-    for part_dir in (Path(root) / STAGING / "parts").glob("part-*"):
-        if not (part_dir / "manifest.json").is_file():
-            shutil.rmtree(part_dir, ignore_errors=True)
+    if store.local:
+        for part_dir in (store.path / PARTS).glob("part-*"):
+            if not (part_dir / "manifest.json").is_file():
+                shutil.rmtree(part_dir, ignore_errors=True)
+        return
+    files = store.files(PARTS)
+    parts = {f.split("/")[2] for f in files}
+    finished = {f.split("/")[2] for f in files if f.endswith("/manifest.json")}
+    for part in sorted(parts - finished):
+        store.delete_dir(f"{PARTS}/{part}")
 
 
-def read_manifests(root: Path) -> list[dict]:
-    parts = sorted((Path(root) / STAGING / "parts").glob("part-*/manifest.json"))
-    return [json.loads(p.read_text()) for p in parts]
+def read_manifests(store: Store) -> list[dict]:
+    """Every finished part's manifest: one listing, then the manifests read (in parallel on a store)."""
+    paths = store.glob(f"{PARTS}/part-*/manifest.json")
+    return [json.loads(data) for data in store.read_many(paths)]
 
 
 def select_complete(manifests: list[dict]) -> tuple[list[tuple[dict, dict]], list[dict], set[str]]:

@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import yaml
 
@@ -35,7 +34,8 @@ from augment.stage import StageSpec, is_dropped
 from augment.video import VideoError
 from augment.commit import commit, foreign_files, is_committed, read_owner, remove_ours, write_owner
 from augment.layout import COMPLETE_MARKER, OWNER_MARKER, STAGING, Layout
-from augment.parts import read_manifests, remove_unfinished_parts, select_complete
+from augment.parts import PARTS, read_manifests, remove_unfinished_parts, select_complete
+from augment.storage import Lease, StorageError, Store
 
 ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
 PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input
@@ -46,7 +46,7 @@ class JobError(RuntimeError):
 
 
 # What the command line prints as one `error:` line: bad input, named; anything else is a bug (a traceback).
-USER_ERRORS = (SpecError, DatasetError, JobError, VideoError)
+USER_ERRORS = (SpecError, DatasetError, JobError, VideoError, StorageError)
 LOCK_INFO = f"{STAGING}/lock.json"
 
 
@@ -94,8 +94,9 @@ class ReadEpisodes:
 class RunStage:
     """Callable: wraps one Stage; builds it and runs setup() once per worker."""
 
-    def __init__(self, spec: StageSpec):
+    def __init__(self, spec: StageSpec, node: str | None = None):
         self.spec = spec
+        self.node = node  # where this worker runs (the runner's node id), noted in each output's provenance
         self.stage = spec.build()
         self.stage.setup()
 
@@ -131,6 +132,8 @@ class RunStage:
                 timings = {k: v / children[i] for k, v in episode.provenance.get("timings", {}).items()}
                 timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed / children[i]
                 episode.provenance["timings"] = timings
+                if self.node is not None:
+                    episode.provenance.setdefault("nodes", {})[self.spec.label] = self.node
                 episode.validate()
                 out.append(episode_row(episode, parent["source_uid"], str(share)))
         return rows_to_batch(out)
@@ -148,17 +151,19 @@ class Job:
     decoded: list[str] | None = None  # cameras the reader decodes; None: all
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
     started: float = field(default_factory=time.time)
-    lock: int | None = None  # the open sink folder this job holds an exclusive flock on
+    # The sink's lock: an open folder with an exclusive flock on it, or an object store's Lease.
+    lock: int | Lease | None = None
 
     @property
-    def out_root(self) -> Path:
-        return Path(self.spec.sink.root)
+    def out_root(self) -> Store:
+        return Store(self.spec.sink.root)
+
+    def still_ours(self) -> bool:
+        return not isinstance(self.lock, Lease) or self.lock.held
 
     def release(self) -> None:
-        """Let another job have the sink (the kernel also does this when the process dies)."""
-        if self.lock is not None:
-            os.close(self.lock)
-            self.lock = None
+        release_lock(self.lock)
+        self.lock = None
 
 
 def _source_features(source: LeRobotSource) -> dict:
@@ -169,15 +174,12 @@ def _source_features(source: LeRobotSource) -> dict:
 def _source_schema(source: LeRobotSource, features: dict):
     """The source's data-file schema when the output's data columns are the source's, else None. It is
     what lerobot wrote, and reading it spares the driver importing lerobot (seconds) to rebuild it."""
-    import pyarrow.parquet as pq
-
     data = lambda fs: {k: f for k, f in fs.items() if f["dtype"] != "video"}  # noqa: E731
     if data(features) != data(source.features) or not source.episodes:
         return None
     meta = source.episodes[0]
-    path = source.root / source.info["data_path"].format(chunk_index=meta["data/chunk_index"],
-                                                         file_index=meta["data/file_index"])
-    return pq.read_schema(path)
+    return source.store.read_schema(source.info["data_path"].format(chunk_index=meta["data/chunk_index"],
+                                                                    file_index=meta["data/file_index"]))
 
 
 def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int]) -> tuple[dict, dict]:
@@ -223,28 +225,42 @@ def plan(spec: PipelineSpec) -> Job:
     if selected:
         copied, decoded, notes["sink"] = plan_cameras(spec.stages, _source_features(source), source.cameras,
                                                       layout.video, source_settings(source, selected[0]))
-    out = Path(spec.sink.root)
-    if out.resolve() == Path(spec.source.root).resolve():
+    out = Store(spec.sink.root)
+    if out.uri() == source.store.uri():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
+    out.check()
     identity = job_identity(spec, source)
     lock = lock_output(out)
     try:
         claim_output(out, identity, spec.sink.overwrite)
-        (out / LOCK_INFO).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        if out.local:  # a Lease object says this itself
+            out.write_text(LOCK_INFO, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
         remove_unfinished_parts(out)  # a killed run's half-written parts: nobody else writes here now
         _, _, done = select_complete(read_manifests(out))
     except BaseException:
-        os.close(lock)
+        release_lock(lock)
         raise
     todo = [i for i in selected if episode_uid(i) not in done]
     return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes, lock=lock,
                copied=copied, decoded=decoded)
 
 
-def lock_output(out: Path) -> int:
-    """Hold an exclusive lock on the sink folder for the whole job, so two jobs never write one
-    output: the second is refused at once, naming the first. Returns the locked descriptor."""
+def lock_output(store: Store) -> int | Lease:
+    """Hold an exclusive lock on the sink for the whole job, so two jobs never write one output: the
+    second is refused at once, naming the first. Locally an flock on the folder (returns the locked
+    descriptor); on an object store a Lease (augment/storage.py says what it guarantees)."""
+    if not store.local:
+        lease = Lease(store, LOCK_INFO)
+        holder = lease.acquire()
+        if holder is not None:
+            who = (f"job {holder.get('job')} (pid {holder.get('pid')} on {holder.get('host')}, since "
+                   f"{holder.get('since')}; its lease expires {max(0, holder.get('expires', 0) - time.time()):.0f} s "
+                   "after its last renewal)")
+            raise JobError(f"{store} is being written by another augment job: {who}; wait for it to finish "
+                           "or choose another sink.root")
+        return lease
+    out = store.path
     if out.exists() and not out.is_dir():
         raise JobError(f"sink.root {out} is a file; choose an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -261,6 +277,14 @@ def lock_output(out: Path) -> int:
         raise JobError(f"{out} is being written by another augment job ({who}); wait for it to finish "
                        "or choose another sink.root") from None
     return fd
+
+
+def release_lock(lock: int | Lease | None) -> None:
+    """Let another job have the sink (the kernel drops an flock when the process dies; a Lease expires)."""
+    if isinstance(lock, Lease):
+        lock.release()
+    elif lock is not None:
+        os.close(lock)
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -298,21 +322,19 @@ def disk_full_message(job: Job) -> str:
     """How much room the rest of the job needs: the bytes per source episode of the parts written so
     far (else the source's own), times the episodes left, plus the data files the commit writes."""
     out = job.out_root
-    parts = [p.parent for p in (out / STAGING / "parts").glob("part-*/manifest.json")]
+    written = out.files(PARTS)
     _, _, done = select_complete(read_manifests(out))
-    written = sum(f.stat().st_size for p in parts for f in p.rglob("*") if f.is_file())
     if done and written:
-        per_episode = written / len(done)
+        per_episode = sum(written.values()) / len(done)
     else:
-        source_bytes = sum(f.stat().st_size for sub in ("data", "videos") for f in (job.source.root / sub).rglob("*")
-                           if f.is_file())
+        source_bytes = sum(size for sub in ("data", "videos") for size in job.source.store.files(sub).values())
         per_episode = source_bytes / max(1, int(job.source.info.get("total_episodes") or 1))
     left = len([i for i in job.selected if episode_uid(i) not in done])
     # The commit rewrites the data files and turns the manifests into meta/; videos are hard-linked.
-    commit_bytes = sum(f.stat().st_size for p in parts for f in (p / "data.parquet", p / "manifest.json")
-                       if f.is_file()) + per_episode * left * 0.2
+    commit_bytes = sum(size for rel, size in written.items() if rel.endswith(("/data.parquet", "/manifest.json"))) \
+        + per_episode * left * 0.2
     need = per_episode * left + commit_bytes
-    free = shutil.disk_usage(out).free
+    free = shutil.disk_usage(out.path).free
     return (f"disk full writing {out}: {_size(free)} free on its filesystem, and this job needs about "
             f"{_size(need)} more ({left} of {len(job.selected)} source episodes left at about {_size(per_episode)} "
             f"each, plus the commit's data files); finished parts are kept: free space and rerun the same command "
@@ -352,13 +374,14 @@ def changed_fields(old, new, path: str = "") -> list[str]:
     return [] if old == new else [f"{path}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
-def claim_output(out: Path, identity: dict, overwrite: bool) -> None:
+def claim_output(out: Store, identity: dict, overwrite: bool) -> None:
     """Make sure `out` (a folder: lock_output made it) is ours for this job, or refuse. Ours means our
     marker (OWNER_MARKER) is there, written when we created the folder; anything else non-empty is
     someone's data, never touched."""
     owner = read_owner(out)
     if owner is None:
-        present = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        present = (sorted(p.name + ("/" if p.is_dir() else "") for p in out.path.iterdir()) if out.local else
+                   sorted({rel.split("/")[0] + ("/" if "/" in rel else "") for rel in out.files() if rel != LOCK_INFO}))
         if present:
             raise JobError(f"sink.root {out} exists and holds something that is not an augment output "
                            f"(no {OWNER_MARKER}): {', '.join(present[:10])}; choose an empty or new folder "
@@ -389,13 +412,13 @@ def finish(job: Job) -> dict:
     def report(summary: dict) -> dict:  # called inside the commit, before its completion marker
         report = build_report(job, summary)
         for stage in job.spec.stages:
-            extra = stage.finish_job(job.out_root)
+            extra = stage.finish_job(job.out_root.root)
             if extra:
                 report.setdefault("stages", {})[stage.label] = extra
         return report
 
     summary = commit(job.out_root, job.layout, job.spec.sink.top_k, extra_meta={"augment_spec.yaml": spec_text},
-                     report=report)
+                     report=report, still_ours=job.still_ours)
     return summary["report"]
 
 
@@ -411,7 +434,7 @@ def build_report(job: Job, summary: dict) -> dict:
     return {
         "name": job.spec.name,
         "repo_id": job.spec.sink.repo_id,
-        "output": str(job.out_root.resolve()),
+        "output": str(job.out_root),
         "episodes_in": len(job.selected),
         "episodes_done_before": len(job.selected) - len(job.todo),
         "episodes_out": summary["episodes"],

@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from augment.episode import VISUAL_DTYPES, VideoSegment
-from augment.video import VideoSettings, VideoWriter, decode_segment
+from augment.video import VideoSettings, VideoWriter, decode_segment, open_video
 
 log = logging.getLogger("augment")
 
@@ -46,7 +46,7 @@ def read_segment(segment: VideoSegment, fps: int):
     half = 0.5 / fps
     start, stop = segment.start, segment.start + segment.frames / fps
     try:
-        container = av.open(segment.path)
+        container = open_video(segment.path)
     except (av.error.FFmpegError, OSError) as e:
         raise CannotCopy(f"cannot open {segment.path} ({e})") from None
     try:
@@ -130,7 +130,7 @@ class CameraWriter:
         if self._out is not None:
             self._reencode_copied()
         if frames is None:
-            frames = decode_segment(Path(segment.path), segment.start, segment.start + segment.frames / self.fps,
+            frames = decode_segment(segment.path, segment.start, segment.start + segment.frames / self.fps,
                                     self.fps, expected=segment.frames)
         return self.encoder.append(frames), {"copied": False, "why": why}
 

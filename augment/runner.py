@@ -45,7 +45,10 @@ def _datasink_class():
                     for i in range(table.num_rows):
                         yield {c: table.column(c)[i].as_py() for c in ROW_COLUMNS}
 
-            return PartWriter(self.root, Layout.from_json(self.layout), self.run_id).write(rows())["part"]
+            import ray
+
+            node = {"node_id": ray.get_runtime_context().get_node_id()}  # which node wrote the part, in its manifest
+            return PartWriter(self.root, Layout.from_json(self.layout), self.run_id, node).write(rows())["part"]
 
     return LeRobotDatasink
 
@@ -83,6 +86,12 @@ def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
     """Refuse a job whose actor pools cannot all start: Ray Data would otherwise wait forever for
     the last pool while the others sit idle on the resources it needs."""
     demand = resource_demand(spec)
+    for name in sorted({k for s in spec.stages for k in s.resources.custom}):
+        need = sum(s.resources.custom.get(name, 0) * s.resources.concurrency for s in spec.stages)
+        if need > float(available.get(name, 0.0)) + 1e-9:
+            raise JobError(f"the stages ask for {need:g} of the custom resource {name!r} at once but the cluster has "
+                           f"{float(available.get(name, 0.0)):g}; start nodes with `ray start --resources "
+                           f"'{{\"{name}\": N}}'` or change resources.custom")
     for kind in ("CPU", "GPU"):
         have = float(available.get(kind, 0.0))
         if demand[kind] > have + 1e-9:
@@ -192,11 +201,21 @@ def _execute(job: Job) -> None:
     for stage in spec.stages:
         r = stage.resources
         ds = ds.map_batches(
-            RunStage, fn_constructor_args=(stage,), batch_size=r.batch_size, num_cpus=r.num_cpus,
+            _RunStageOnNode, fn_constructor_args=(stage,), batch_size=r.batch_size, num_cpus=r.num_cpus,
             num_gpus=r.num_gpus, compute=ActorPoolStrategy(size=r.concurrency), batch_format="numpy",
+            **({"resources": dict(r.custom)} if r.custom else {}),
         )
     sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file)
     ds.write_datasink(sink, ray_remote_args={"num_cpus": spec.sink.num_cpus})
+
+
+class _RunStageOnNode(RunStage):
+    """RunStage in a Ray actor: notes the node it runs on in each output's provenance["nodes"]."""
+
+    def __init__(self, spec):
+        import ray
+
+        super().__init__(spec, node=ray.get_runtime_context().get_node_id())
 
 
 def _train_worker(job: dict) -> None:

@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from augment.episode import VISUAL_DTYPES, Episode, VideoSegment, episode_uid, frame_shape, numeric_features
+from augment.storage import StorageError, Store
 from augment.video import decode_segment
+
+
+EPISODES_GLOB = "meta/episodes/chunk-*/file-*.parquet"
 
 
 class DatasetError(ValueError):
@@ -28,16 +31,17 @@ class DatasetError(ValueError):
 
 class LeRobotSource:
     def __init__(self, root: str | Path, cameras: list[str] | None = None):
-        self.root = Path(root)
-        self.info = load_info(self.root)
+        self.store = Store(root)  # a local folder or a URI (s3://...): augment/storage.py
+        self.root = self.store.root  # what messages name
+        self.info = load_info(self.store)
         visual = [k for k, f in self.info["features"].items() if f["dtype"] in VISUAL_DTYPES]
         if cameras is not None:
             unknown = [c for c in cameras if c not in visual]
             if unknown:
                 raise DatasetError(f"{self.root}: unknown camera(s) {unknown}; the dataset has {visual}")
         self.cameras = list(cameras) if cameras is not None else visual
-        self._table_cache: tuple[Path, object] | None = None
-        self._checked_streams: set[tuple[Path, str]] = set()
+        self._table_cache: tuple[str, object] | None = None
+        self._checked_streams: set[tuple[str, str]] = set()
 
     @property
     def fps(self) -> int:
@@ -53,14 +57,14 @@ class LeRobotSource:
     @cached_property
     def episodes(self) -> list[dict]:
         """One dict per episode from meta/episodes (stats columns left out), ordered by episode_index."""
-        files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        files = self.store.glob(EPISODES_GLOB)
         if not files:
             raise DatasetError(f"{self.root}: meta/episodes/ has no parquet files; not a complete LeRobot v3.0 dataset")
         rows = []
         for f in files:
-            schema = pq.read_schema(f)
+            schema = self.store.read_schema(f)
             cols = [c for c in schema.names if not c.startswith("stats/")]
-            rows.extend(pq.read_table(f, columns=cols).to_pylist())
+            rows.extend(self.store.read_table(f, columns=cols).to_pylist())
         return sorted(rows, key=lambda r: r["episode_index"])
 
     def select(self, selection: list[int | str] | None) -> list[int]:
@@ -86,36 +90,38 @@ class LeRobotSource:
             chosen.extend(i for i in picked if i not in chosen)
         return chosen
 
-    def _data_table(self, path: Path):
-        if self._table_cache is None or self._table_cache[0] != path:
+    def _data_table(self, rel: str):
+        if self._table_cache is None or self._table_cache[0] != rel:
             try:
-                self._table_cache = (path, pq.read_table(path))
+                self._table_cache = (rel, self.store.read_table(rel))
+            except StorageError:
+                raise
             except Exception as e:  # pyarrow raises several types for broken files
-                raise DatasetError(f"{path}: cannot read parquet ({e})") from None
+                raise DatasetError(f"{self.store.uri(rel)}: cannot read parquet ({e})") from None
         return self._table_cache[1]
 
     def _rows(self, index: int):
-        """(meta/episodes row, data file, the episode's rows of it)."""
+        """(meta/episodes row, data file (its URI), the episode's rows of it)."""
         meta = self.episodes[self._position(index)]
-        data_path = self.root / self.info["data_path"].format(
-            chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"]
-        )
-        table = self._data_table(data_path)
+        rel = self.info["data_path"].format(chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"])
+        table = self._data_table(rel)
+        data_path = self.store.uri(rel)
         rows = table.filter(pc.equal(table["episode_index"], index))
         n = int(meta["length"])
         if rows.num_rows != n:
             raise DatasetError(f"{data_path}: episode {index} has {rows.num_rows} rows, meta/episodes says {n}")
         return meta, data_path, rows
 
-    def _camera_frames(self, index: int, key: str, meta: dict, data_path: Path, rows, keep=None) -> np.ndarray:
+    def _camera_frames(self, index: int, key: str, meta: dict, data_path: str, rows, keep=None) -> np.ndarray:
         n = int(meta["length"])
         if not self.is_video(key):
             where = f"{data_path}:{key}"
             cells = rows[key].to_pylist()
             frames = _decode_images(cells if keep is None else [cells[i] for i in keep], where)
         else:
-            where = self._video_path(meta, key)
-            if not where.is_file():
+            rel = self._video_path(meta, key)
+            where = self.store.uri(rel)
+            if not self.store.is_file(rel):
                 raise DatasetError(f"{where}: video file is missing (episode {index}, camera {key})")
             start = meta[f"videos/{key}/from_timestamp"]
             frames = decode_segment(where, start, start + n / self.fps, self.fps, expected=n, keep=keep)
@@ -125,12 +131,12 @@ class LeRobotSource:
                                f"frames (height x width), meta/info.json declares {declared[0]}x{declared[1]}")
         return frames
 
-    def video_file(self, index: int, key: str) -> Path:
-        """The mp4 that holds episode `index` of camera `key`."""
-        return self._video_path(self.episodes[self._position(index)], key)
+    def video_file(self, index: int, key: str) -> str:
+        """The mp4 that holds episode `index` of camera `key`: a local path or a URI."""
+        return self.store.uri(self._video_path(self.episodes[self._position(index)], key))
 
-    def _video_path(self, meta: dict, key: str) -> Path:
-        return self.root / self.info["video_path"].format(
+    def _video_path(self, meta: dict, key: str) -> str:
+        return self.info["video_path"].format(
             video_key=key, chunk_index=meta[f"videos/{key}/chunk_index"], file_index=meta[f"videos/{key}/file_index"]
         )
 
@@ -146,10 +152,10 @@ class LeRobotSource:
         the episode carries (Episode.passthrough), for the sink to copy."""
         meta, data_path, rows = self._rows(index)
         n = int(meta["length"])
-        passthrough = {key: VideoSegment(str(self._video_path(meta, key)), meta[f"videos/{key}/from_timestamp"], n,
-                                         self._camera_stats(index, key)) for key in segments}
-        for key, segment in passthrough.items():  # copied, not decoded: the stream must be what info.json says
-            self._check_stream_size(Path(segment.path), key, index)
+        passthrough = {key: VideoSegment(self.store.uri(self._video_path(meta, key)), meta[f"videos/{key}/from_timestamp"],
+                                         n, self._camera_stats(index, key)) for key in segments}
+        for key in passthrough:  # copied, not decoded: the stream must be what info.json says
+            self._check_stream_size(self._video_path(meta, key), key, index)
         # A camera without recorded stats is decoded too: the sink measures them on the frames.
         decode = [k for k in self.cameras if decode is None or k in decode or k not in passthrough
                   or passthrough[k].stats is None]
@@ -180,7 +186,7 @@ class LeRobotSource:
             state=arrays.pop("observation.state", None),
             action=arrays.pop("action", None),
             extras=arrays,
-            provenance={"source": {"root": str(self.root.resolve()), "episode_index": index}},
+            provenance={"source": {"root": self.store.uri(), "episode_index": index}},
             passthrough=passthrough,
         )
 
@@ -193,10 +199,10 @@ class LeRobotSource:
         """Per episode and video camera, the stats lerobot recorded; read once, only these columns."""
         out: dict[int, dict[str, dict]] = {}
         videos = [k for k in self.cameras if self.is_video(k)]
-        for f in sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
-            names = pq.read_schema(f).names
+        for f in self.store.glob(EPISODES_GLOB):
+            names = self.store.read_schema(f).names
             cols = [c for c in names if c.startswith("stats/") and c.split("/")[1] in videos]
-            for row in pq.read_table(f, columns=["episode_index", *cols]).to_pylist():
+            for row in self.store.read_table(f, columns=["episode_index", *cols]).to_pylist():
                 per_key = out.setdefault(row.pop("episode_index"), {})
                 for col, value in row.items():
                     _, key, stat = col.split("/")
@@ -212,13 +218,13 @@ class LeRobotSource:
         from augment.video import VideoError
 
         problems: list[str] = []
-        checked_files: set[Path] = set()
+        checked_files: set[str] = set()
         for index in tqdm(episodes, desc="verifying", unit="ep", disable=not progress):
             try:
                 meta, data_path, rows = self._rows(index)
                 for path in sorted({self._video_path(meta, k) for k in self.cameras if self.is_video(k)} - checked_files):
                     checked_files.add(path)
-                    self._check_video_rate(path)
+                    self._check_video_rate(self.store.uri(path))
                 self.read_episode(index)
                 self._check_timestamps(index, data_path, rows)
             except (DatasetError, VideoError) as e:
@@ -228,26 +234,27 @@ class LeRobotSource:
                     break
         return problems
 
-    def _check_stream_size(self, path: Path, key: str, index: int) -> None:
+    def _check_stream_size(self, rel: str, key: str, index: int) -> None:
         from augment.video import stream_info
 
-        if (path, key) not in self._checked_streams:
-            if not path.is_file():
+        if (rel, key) not in self._checked_streams:
+            path = self.store.uri(rel)
+            if not self.store.is_file(rel):
                 raise DatasetError(f"{path}: video file is missing (episode {index}, camera {key})")
             size, declared = stream_info(path)[:2], frame_shape(self.features[key])
             if size != declared:
                 raise DatasetError(f"{path}: camera {key} of episode {index} has {size[0]}x{size[1]} frames (height x width), "
                                    f"meta/info.json declares {declared[0]}x{declared[1]}")
-            self._checked_streams.add((path, key))
+            self._checked_streams.add((rel, key))
 
-    def _check_video_rate(self, path: Path) -> None:
+    def _check_video_rate(self, path: str) -> None:
         from augment.video import stream_info
 
         rate = stream_info(path)[2]
         if rate is not None and abs(rate - self.fps) > 0.01 * self.fps:
             raise DatasetError(f"{path}: the video runs at {rate:g} fps, meta/info.json says fps {self.fps}")
 
-    def _check_timestamps(self, index: int, data_path: Path, rows) -> None:
+    def _check_timestamps(self, index: int, data_path: str, rows) -> None:
         if "timestamp" not in rows.column_names or "frame_index" not in rows.column_names:
             return
         stamps = rows["timestamp"].to_numpy().astype(np.float64)
@@ -278,16 +285,19 @@ def _decode_images(cells: list[dict], where: str) -> np.ndarray:
     return np.stack(out)
 
 
-def load_info(root: Path) -> dict:
-    """meta/info.json of a v3.0 dataset, or a DatasetError that says what is wrong and how to fix it."""
-    root = Path(root)
-    if not root.exists():
+def load_info(root: str | Path | Store) -> dict:
+    """meta/info.json of a v3.0 dataset, or a DatasetError that says what is wrong and how to fix it
+    (for a store: an unreachable endpoint, refused credentials, a missing bucket, first)."""
+    store = root if isinstance(root, Store) else Store(root)
+    store.check()
+    root = store.root
+    if not store.is_dir():
         raise DatasetError(f"{root}: no such dataset folder")
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
+    info_path = store.uri("meta/info.json")
+    if not store.is_file("meta/info.json"):
         raise DatasetError(f"{root}: not a LeRobot dataset (no meta/info.json)")
     try:
-        info = json.loads(info_path.read_text())
+        info = json.loads(store.read_text("meta/info.json"))
     except json.JSONDecodeError as e:
         raise DatasetError(f"{info_path}: not valid JSON ({e})") from None
     version = str(info.get("codebase_version", "unknown"))

@@ -20,7 +20,8 @@ class SpecError(ValueError):
 
 
 class SourceSpec(StrictSpec):
-    root: Path = Field(description="a LeRobot v3.0 dataset root (the folder holding meta/info.json)")
+    root: str = Field(description="a LeRobot v3.0 dataset root (the folder holding meta/info.json): a path, "
+                                  "or a URI (s3://bucket/prefix, gs://..., any pyarrow or fsspec filesystem)")
     episodes: list[int | str] | None = Field(
         None, description='episode indices and ranges, e.g. [0, 3, "10:20"] (end excluded); default all'
     )
@@ -36,7 +37,8 @@ class SourceSpec(StrictSpec):
 
 
 class SinkSpec(StrictSpec):
-    root: Path = Field(description="output dataset root; created, must be empty or a previous run's output")
+    root: str = Field(description="output dataset root; created, must be empty or a previous run's output: "
+                                  "a path, or a URI (s3://bucket/prefix, ...)")
     repo_id: str = Field("local/augmented", description="the repo_id written into the dataset card")
     codec: str | None = Field(None, description="video codec (av1, h264, hevc); default: the source's")
     crf: int | None = Field(None, description="encoder quality; default: the source's")

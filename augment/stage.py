@@ -61,6 +61,9 @@ class Resources(StrictSpec):
     num_gpus: float = Field(0.0, ge=0, description="fractions allowed: 0.5 packs two actors per GPU")
     concurrency: int = Field(1, ge=1, description="number of actors")
     batch_size: int = Field(1, ge=1, description="episodes per call")
+    custom: dict[str, float] = Field(default_factory=dict, description=(
+        "Ray custom resources each actor holds, e.g. {node_a: 1} to place the stage on the nodes started "
+        "with `ray start --resources '{\"node_a\": 4}'`"))
 
 
 class StageSpec(StrictSpec):

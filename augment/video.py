@@ -10,12 +10,21 @@ import os
 import av
 import numpy as np
 
+from augment.storage import READ_BUFFER, open_input
+
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise; keep errors only
 
 # info.json names the codec as the stream reports it; the encoder has its own name.
 ENCODERS = {"av1": "libsvtav1", "libsvtav1": "libsvtav1", "h264": "libx264", "libx264": "libx264",
             "hevc": "libx265", "libx265": "libx265"}
 STREAM_NAMES = {"libsvtav1": "av1", "libx264": "h264", "libx265": "hevc"}
+
+
+def open_video(path: str | Path):
+    """av.open for reading a local path or a URI (augment/storage.py). A remote mp4 is read through a
+    seekable file of the store in 1 MB ranged reads, not downloaded: a source file holds many
+    episodes (lerobot packs up to 200 MB), and one episode's segment is a small part of it."""
+    return av.open(open_input(path), buffer_size=READ_BUFFER)
 
 
 class VideoError(RuntimeError):
@@ -89,7 +98,7 @@ def stream_info(path: Path) -> tuple[int, int, float | None]:
     """(height, width, frame rate) an mp4's video stream declares, without decoding (rate None when
     it declares none)."""
     try:
-        with av.open(str(path)) as container:
+        with open_video(path) as container:
             stream = container.streams.video[0]
             return stream.codec_context.height, stream.codec_context.width, _declared_rate(stream)
     except (av.error.FFmpegError, IndexError) as e:
@@ -100,7 +109,7 @@ def probe_stream(path: Path, packets: int = 300) -> dict:
     """The encoding of an mp4's video stream in info.json's words: codec, pixel format and the
     key-frame interval (the most common gap between key frames among the first packets)."""
     try:
-        with av.open(str(path)) as container:
+        with open_video(path) as container:
             stream = container.streams.video[0]
             found = {"video.codec": stream.codec_context.codec.canonical_name, "video.pix_fmt": stream.codec_context.pix_fmt}
             keys, position = [], 0
@@ -172,7 +181,7 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
     position = 0
     rate = None
     try:
-        with av.open(str(path)) as container:
+        with open_video(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = _declared_rate(stream)

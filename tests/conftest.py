@@ -112,3 +112,24 @@ def copy_tree():
         return dst
 
     return _copy
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A SeaweedFS S3 server on 127.0.0.1 (tests/s3server.py) with the AWS settings that reach it in
+    os.environ for the session, as a user would export them; the bucket `data` exists."""
+    from s3server import SeaweedS3
+
+    server = SeaweedS3(tmp_path_factory.mktemp("s3")).start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    server.create_bucket("data")
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
