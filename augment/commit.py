@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -67,10 +68,14 @@ def commit(root: str | Path | Store, layout: Layout, top_k: int | None = None, e
     tasks: dict[str, int] = {}
     episode_rows, all_stats, videos = [], [], []
     episode_index = frame_offset = 0
-    for file_number, (manifest, entries) in enumerate(ordered):
+    # On a store each part's data file is a GET and each output file a PUT: WINDOW parts are read ahead
+    # and written behind in parallel (bounded, so memory does not grow with the job).
+    pool = ThreadPoolExecutor(1 if store.local else 8)
+    tables = _read_ahead(pool, store, [f"{PARTS}/{m['part']}/data.parquet" for m, _ in ordered])
+    writes = []
+    for file_number, ((manifest, entries), table) in enumerate(zip(ordered, tables)):
         chunk, file = divmod(file_number, CHUNKS_SIZE)
         part_dir = f"{PARTS}/{manifest['part']}"
-        table = store.read_table(f"{part_dir}/data.parquet")
         wanted = {e["uid"] for e in entries}
         order = [e for e in manifest["episodes"] if e["uid"] in wanted]  # file order
         pieces = []
@@ -84,9 +89,9 @@ def commit(root: str | Path | Store, layout: Layout, top_k: int | None = None, e
             rows = rows.append_column("task_index", pa.array(np.full(n, task_index, dtype=np.int64)))
             pieces.append(rows)
             ep_stats = _stats_from_json(entry["stats"])
-            ep_stats["episode_index"] = stats_lib.vector_stats(np.full(n, episode_index))
-            ep_stats["index"] = stats_lib.vector_stats(index)
-            ep_stats["task_index"] = stats_lib.vector_stats(np.full(n, task_index))
+            ep_stats["episode_index"] = stats_lib.range_stats(episode_index, n)
+            ep_stats["index"] = stats_lib.range_stats(frame_offset, n, 1)
+            ep_stats["task_index"] = stats_lib.range_stats(task_index, n)
             all_stats.append(ep_stats)
             row = {"episode_index": episode_index, "tasks": [entry["task"]], "length": n,
                    "data/chunk_index": chunk, "data/file_index": file,
@@ -106,10 +111,15 @@ def commit(root: str | Path | Store, layout: Layout, top_k: int | None = None, e
             episode_index += 1
             frame_offset += n
         table = pa.concat_tables(pieces)
-        store.write_table(DATA_PATH.format(chunk_index=chunk, file_index=file),
-                          pa.Table.from_arrays([table[name] for name in layout.schema.names], schema=layout.schema))
+        writes.append(pool.submit(store.write_table, DATA_PATH.format(chunk_index=chunk, file_index=file),
+                                  pa.Table.from_arrays([table[name] for name in layout.schema.names], schema=layout.schema)))
+        while len(writes) > WINDOW:
+            writes.pop(0).result()
         videos.extend((f"{part_dir}/videos/{key}.mp4", VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file))
                       for key in layout.video)
+    for write in writes:
+        write.result()
+    pool.shutdown()
     store.copy_many(videos)  # hard links locally, server-side copies on a store: no video byte goes through here
 
     store.makedirs("meta/episodes/chunk-000")
@@ -142,6 +152,19 @@ def commit(root: str | Path | Store, layout: Layout, top_k: int | None = None, e
     marker = {k: v for k, v in summary.items() if k != "report"}
     store.write_text(COMPLETE_MARKER, json.dumps({"committed_at": time.time(), **marker}))
     return summary
+
+
+WINDOW = 32
+
+
+def _read_ahead(pool: ThreadPoolExecutor, store: Store, paths: list[str]):
+    """The parquet tables at `paths` in order, at most WINDOW of them read ahead."""
+    pending = [pool.submit(store.read_table, p) for p in paths[:WINDOW]]
+    for i in range(len(paths)):
+        if i + WINDOW < len(paths):
+            pending.append(pool.submit(store.read_table, paths[i + WINDOW]))
+        yield pending[i].result()
+        pending[i] = None
 
 
 def _stats_from_json(data: dict) -> dict[str, dict[str, np.ndarray]]:

@@ -31,3 +31,13 @@ def test_aggregate_pools_mean_and_variance_exactly():
     np.testing.assert_allclose(agg["min"], both.min(0))
     assert agg["count"].tolist() == [40]
 
+
+
+def test_range_stats_are_vector_stats_of_the_range():
+    for start, n, step in [(5, 1, 0), (7, 13, 0), (100, 1, 1), (100, 2, 1), (1234, 997, 1), (0, 3000, 1)]:
+        got = stats.range_stats(start, n, step)
+        want = stats.vector_stats(np.arange(n) * step + start)
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key].shape == want[key].shape
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-9, err_msg=key)
