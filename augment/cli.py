@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                      "against meta/info.json (rows, shapes, frame counts, fps, timestamps), as the run would")
 
     ins = sub.add_parser("inspect", help="summarise a LeRobot dataset: episodes, frames, fps, features, cameras, tasks")
-    ins.add_argument("root", type=Path, help="dataset root (the folder holding meta/info.json)")
+    ins.add_argument("root", help="dataset root (the folder holding meta/info.json), or a URI (s3://bucket/prefix)")
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("--verify", action="store_true", help="decode every episode and check it against "
                      "meta/info.json (rows, shapes, frame counts, fps, timestamps); exit 2 on a problem")

@@ -19,7 +19,7 @@ def dataset_summary(root: str | Path) -> dict:
         cameras[key] = {"storage": feat["dtype"], "shape": list(feat["shape"]),
                         "codec": info.get("video.codec"), "pix_fmt": info.get("video.pix_fmt")}
     return {
-        "root": str(Path(root).resolve()),
+        "root": source.store.uri(),
         "codebase_version": source.info.get("codebase_version"),
         "episodes": len(episodes),
         "frames": sum(e["length"] for e in episodes),
