@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -334,7 +335,7 @@ def disk_full_message(job: Job) -> str:
     commit_bytes = sum(size for rel, size in written.items() if rel.endswith(("/data.parquet", "/manifest.json"))) \
         + per_episode * left * 0.2
     need = per_episode * left + commit_bytes
-    free = shutil.disk_usage(out.path).free
+    free = shutil.disk_usage(out.path if out.local else tempfile.gettempdir()).free  # a store's parts are staged there
     return (f"disk full writing {out}: {_size(free)} free on its filesystem, and this job needs about "
             f"{_size(need)} more ({left} of {len(job.selected)} source episodes left at about {_size(per_episode)} "
             f"each, plus the commit's data files); finished parts are kept: free space and rerun the same command "
