@@ -389,3 +389,48 @@ def test_strict_contact_gate_catches_a_thing_appearing_beside_the_moving_arm():
     assert scores["event"] < 0.5 and 19 <= details["event"]["frame"] <= 21, (scores, details)
     scores, _ = video_checks(arm_scene(appear_at=31), ConsistencySpec())
     assert scores["event"] >= 0.5, scores
+
+
+def wrist_scene(length: int = 40, seed: int = 4) -> np.ndarray:
+    import cv2
+
+    """What a camera riding on the arm sees: the view pans across a wood-brown table in blotches (3 px
+    a step, a slight tilt), a blue ball comes into view halfway, the grey gripper fingers stay put at
+    the bottom."""
+    rng = np.random.default_rng(seed)
+    h, w = 64 + length, 64 + 3 * length
+    shade = cv2.GaussianBlur(rng.normal(0, 1, (h, w)), (0, 0), 5)
+    shade *= 40 / shade.std()  # smooth blotches: a 3 px step changes little, a jump changes much
+    world = np.stack([150 + shade, 100 + 0.7 * shade, 60 + 0.4 * shade], -1).clip(0, 255).astype(np.uint8)
+    world[20:34, w - 40:w - 26] = (30, 40, 220)  # the ball, beyond the first view
+    frames = np.stack([world[t // 2:t // 2 + 64, 3 * t:3 * t + 64] for t in range(length)]).copy()
+    frames[:, 52:, 20:28] = frames[:, 52:, 36:44] = (150, 150, 155)
+    return frames
+
+
+def test_a_camera_moving_with_the_robot_is_judged_by_the_checks_that_hold_there():
+    """A wrist camera's whole view moves and new things enter it: the still-background checks (event,
+    settle, new_colour) reject such a clean video, so a camera whose edges do not stay in place
+    (augment/cameras.py) gets only frozen, static, jump and cut, which still catch a freeze and a cut."""
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    clean = wrist_scene()
+    scores, details = video_checks(clean, ConsistencySpec())
+    assert details["camera_motion"]["moving"] and details["camera_motion"]["stat"] < 0.6, details["camera_motion"]
+    assert set(scores) == {"frozen", "static", "jump", "cut"} and min(scores.values()) >= 0.5, scores
+    fixed, _ = video_checks(clean, ConsistencySpec(fixed_min_still=0))  # judged as a fixed camera, it fails
+    assert min(fixed.values()) < 0.5, fixed
+
+    frozen = clean.copy()
+    frozen[24:] = clean[24]
+    scores, details = video_checks(frozen, ConsistencySpec())
+    assert scores["frozen"] < 0.5 and details["frozen"]["frame"] == 24, (scores, details)
+    cut = np.concatenate([clean[:18], clean[30:]])  # 12 frames skipped: the view jumps 36 px
+    scores, details = video_checks(cut, ConsistencySpec())
+    failed = [c for c in scores if scores[c] < 0.5]
+    assert details["camera_motion"]["moving"] and failed, (scores, details)
+    assert all(17 <= details[c]["frame"] <= 19 for c in failed), (failed, details)
+
+    # a fixed camera of a moving arm stays fixed, with every check
+    scores, details = video_checks(arm_scene(appear_at=None), ConsistencySpec())
+    assert not details["camera_motion"]["moving"] and "event" in scores and "new_colour" in scores

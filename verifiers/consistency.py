@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
+from augment.cameras import FIXED_MIN_STILL, still_edge_share
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, StrictSpec
 from verifiers import checks as C
@@ -31,6 +32,9 @@ CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "c
 # the contact gate, event and settle are 0 on every clean calibration episode) and are reported on its
 # held-out split.
 DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "action")
+# What still means something on a camera that moves with the robot (a wrist camera): the others look
+# for change against a still background, and there the whole view changes and things enter it
+MOVING_CAMERA_CHECKS = ("frozen", "static", "jump", "cut", "action")
 
 
 class Limits(StrictSpec):  # nested blocks are as strict as the stage
@@ -70,6 +74,9 @@ class ConsistencySpec(StageSpec):
     event_strides: list[int] = Field([1, 4], description="frame strides the event check runs at")
     event_max_stride_s: float = Field(0.1, gt=0, description="strides longer than this (seconds) are skipped: at a "
                                       "low frame rate the robot's own motion over them outruns the reach")
+    fixed_min_still: float = Field(FIXED_MIN_STILL, ge=0, le=1, description="a camera whose share of still edge "
+                                   "pixels (augment/cameras.py) is under this moves with the robot and gets only "
+                                   f"{list(MOVING_CAMERA_CHECKS)}; 0 treats every camera as fixed")
     contact: float | None = Field(0.005, gt=0, description="event, settle: a change that a mover of at least this "
                                   "fraction of the frame reaches (the robot moving an object) is legitimate; "
                                   "null counts every change")
@@ -96,11 +103,17 @@ class ConsistencySpec(StageSpec):
 def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                  fps: float | None = None) -> tuple[dict[str, float], dict[str, dict]]:
     """Scores and details (statistic, frame) of the video checks on one camera's (T, H, W, 3) frames;
-    `fps` (when known) limits the event strides to spec.event_max_stride_s."""
+    `fps` (when known) limits the event strides to spec.event_max_stride_s. details["camera_motion"]
+    says whether the camera moves with the robot (then only MOVING_CAMERA_CHECKS run)."""
     small = C.downscale(frames, spec.work_size)
     diffs = C.step_differences(small)
     lim, wanted = spec.limits, set(spec.checks)
     scores, details = {}, {}
+    still = still_edge_share(small[np.linspace(0, len(small) - 1, min(len(small), 48)).astype(int)]) if len(small) else None
+    moving = still is not None and still < spec.fixed_min_still
+    details["camera_motion"] = {"stat": still, "moving": moving}
+    if moving:
+        wanted &= set(MOVING_CAMERA_CHECKS)
     if "frozen" in wanted:
         stat, at = C.frozen(diffs)
         scores["frozen"], details["frozen"] = C.score(stat, lim.frozen), {"stat": stat, "frame": at}
@@ -167,14 +180,17 @@ def load_action_quantiles(stats_path: str | Path) -> tuple[np.ndarray, np.ndarra
 
 def episode_checks(episode: Episode, spec: ConsistencySpec,
                    quantiles: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, float], dict[str, dict]]:
-    """All checks on one episode; with several cameras, each check keeps its worst camera."""
+    """All checks on one episode; with several cameras, each check keeps its worst camera.
+    details["camera_motion"]["moving"] lists the cameras judged as moving with the robot."""
     cameras = [spec.camera] if spec.camera else list(episode.frames)
     scores: dict[str, float] = {}
-    details: dict[str, dict] = {}
+    details: dict[str, dict] = {"camera_motion": {"moving": []}}
     for camera in cameras:
         if camera not in episode.frames:
             raise ValueError(f"{spec.label}: camera {camera!r} not in episode {episode.uid} (has {list(episode.frames)})")
         cam_scores, cam_details = video_checks(episode.frames[camera], spec, episode.fps)
+        if cam_details["camera_motion"]["moving"]:
+            details["camera_motion"]["moving"].append(camera)
         for name, value in cam_scores.items():
             if name not in scores or value < scores[name]:
                 scores[name] = value
