@@ -434,3 +434,27 @@ def test_a_camera_moving_with_the_robot_is_judged_by_the_checks_that_hold_there(
     # a fixed camera of a moving arm stays fixed, with every check
     scores, details = video_checks(arm_scene(appear_at=None), ConsistencySpec())
     assert not details["camera_motion"]["moving"] and "event" in scores and "new_colour" in scores
+
+
+# per-step mean change of the demo's episode 1, camera corner2 (out/demo, after distinct_frames):
+# the encoder alternates full steps with near-repeats, with runs of full steps where the arm moves fast
+DEMO_STEPS = [2.69, 0.17, 2.84, 0.49, 2.87, 0.43, 3.0, 0.43, 2.94, 0.63, 2.36, 0.55, 2.75, 0.25, 2.55, 0.22, 2.76,
+              2.68, 2.57, 2.41, 2.36, 2.54, 2.58, 2.0, 2.06, 2.01, 2.57, 0.4, 2.62, 2.81, 0.17, 2.8, 0.05, 2.58, 2.64,
+              2.46, 0.12, 2.39, 2.45, 0.07, 2.54, 2.52, 0.09, 2.55, 0.12]
+
+
+def test_jump_holds_when_the_encoder_alternates_near_repeats_and_catches_a_cut():
+    """Against the median of its neighbours, a full step among near-repeats (the gripper closing at
+    80 fps) looked like a 3x jump and failed the demo's clean episode; against their upper quartile
+    it is an ordinary step, and a cut (the block skipping 15 frames) still is not."""
+    from verifiers import checks as C
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    steps = np.asarray(DEMO_STEPS)[:, None, None] * np.ones((1, 8, 8))
+    assert C.jump(steps, quantile=50)[0] > 3.2  # the median of the neighbours: over the old limit
+    assert C.jump(steps)[0] < ConsistencySpec().limits.jump / 2  # scores over 0.75
+    clean = moving_scene(40)
+    cut = np.concatenate([clean[:15], clean[30:]])
+    scores, details = video_checks(cut, ConsistencySpec())
+    assert scores["jump"] < 0.5 and details["jump"]["frame"] == 15, (scores, details)
+    assert video_checks(clean, ConsistencySpec())[0]["jump"] >= 0.5

@@ -5,7 +5,7 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
 
     frozen      longest run of (near) identical consecutive frames, as a fraction of the episode
     static      mean per-step change over the whole video (a video that barely moves at all)
-    jump        the largest single-step change relative to the steps around it (cuts, teleports)
+    jump        the largest single-step change relative to the busier steps around it (cuts, teleports)
     event       pixels that change in one step and in neither neighbouring step: a thing that appears,
                 vanishes, duplicates or jumps within one frame. Smooth motion changes the same place
                 in consecutive steps (a moving edge), so it is not counted; nor is a change that a
@@ -31,6 +31,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from augment.cameras import still_edge_share
 from editors.segment import foreground_masks
 
 
@@ -77,6 +78,21 @@ def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, r
     return region & large[labels]
 
 
+def camera_stillness(frames: np.ndarray, grid: int = 4, min_cells: int = 6, samples: int = 48) -> float | None:
+    """How still the scene's texture stays, for telling a camera that moves with the robot (a wrist
+    camera: the whole view slides) from a fixed one: augment/cameras.py's still-edge share, taken per
+    cell of a `grid` x `grid` split of the frame, and the median over the cells with texture. Per cell,
+    so that a large change in one place (the arm sweeping by, or a hallucinated object growing in a
+    plain scene) does not make a fixed camera look moving. None (taken as fixed): fewer than `min_cells`
+    textured cells, too few to tell the camera's motion from a large mover's in a plain scene."""
+    frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), samples)).astype(int)]
+    h, w = frames.shape[1:3]
+    shares = [still_edge_share(frames[:, i * h // grid:(i + 1) * h // grid, j * w // grid:(j + 1) * w // grid])
+              for i in range(grid) for j in range(grid)]
+    shares = [s for s in shares if s is not None]
+    return float(np.median(shares)) if len(shares) >= min_cells else None
+
+
 def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
     """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
@@ -99,8 +115,11 @@ def static(diffs: np.ndarray) -> float:
     return float(diffs.mean()) if len(diffs) else 0.0
 
 
-def jump(diffs: np.ndarray, window: int = 4) -> tuple[float, int]:
-    """Largest step change over the median of the steps around it (excluding itself)."""
+def jump(diffs: np.ndarray, window: int = 4, quantile: float = 75) -> tuple[float, int]:
+    """Largest step change over the upper quartile (`quantile`) of the steps around it (excluding
+    itself). Not the median: encoders alternate near-repeated frames (0.1 grey levels of change, above
+    distinct_frames' cut) with full steps, and the median of such a mix falls to the near-repeats, so
+    two full steps in a row (the gripper closing at 80 fps) looked like a jump of 3x."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
     floor = max(float(np.median(means)), 0.2) * 0.25 + 0.05
     worst, at = 0.0, 0
@@ -108,7 +127,7 @@ def jump(diffs: np.ndarray, window: int = 4) -> tuple[float, int]:
         around = np.concatenate([means[max(0, t - window):t], means[t + 1:t + 1 + window]])
         if len(around) == 0:
             continue
-        ratio = m / (float(np.median(around)) + floor)
+        ratio = m / (float(np.percentile(around, quantile)) + floor)
         if ratio > worst:
             worst, at = ratio, t + 1
     return worst, at

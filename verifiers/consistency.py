@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from augment.cameras import FIXED_MIN_STILL, still_edge_share
+from augment.cameras import FIXED_MIN_STILL
 from augment.episode import Episode
 from augment.stage import Stage, StageSpec, StrictSpec
 from verifiers import checks as C
@@ -45,7 +45,7 @@ class Limits(StrictSpec):  # nested blocks are as strict as the stage
     frozen: float = Field(0.1, gt=0, description="longest still run, fraction of the episode")
     static: float = Field(0.3, gt=0, description="the inverse: mean change per step (grey levels) under which "
                           "the whole video counts as static")
-    jump: float = Field(3.2, gt=0, description="one step's change over the median of its neighbours")
+    jump: float = Field(1.8, gt=0, description="one step's change over the upper quartile of its neighbours")
     event: float = Field(0.0005, gt=0, description="area changing in one step only, fraction of the frame")
     cut: float = Field(0.009, gt=0, description="area changing in one step only, the robot included (a cut)")
     settle: float = Field(0.0003, gt=0, description="area changing on its own amid stillness, fraction of the frame")
@@ -74,8 +74,8 @@ class ConsistencySpec(StageSpec):
     event_strides: list[int] = Field([1, 4], description="frame strides the event check runs at")
     event_max_stride_s: float = Field(0.1, gt=0, description="strides longer than this (seconds) are skipped: at a "
                                       "low frame rate the robot's own motion over them outruns the reach")
-    fixed_min_still: float = Field(FIXED_MIN_STILL, ge=0, le=1, description="a camera whose share of still edge "
-                                   "pixels (augment/cameras.py) is under this moves with the robot and gets only "
+    fixed_min_still: float = Field(FIXED_MIN_STILL, ge=0, le=1, description="a camera whose scene texture stays "
+                                   "still less than this (checks.camera_stillness) moves with the robot and gets only "
                                    f"{list(MOVING_CAMERA_CHECKS)}; 0 treats every camera as fixed")
     contact: float | None = Field(0.005, gt=0, description="event, settle: a change that a mover of at least this "
                                   "fraction of the frame reaches (the robot moving an object) is legitimate; "
@@ -109,7 +109,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
     diffs = C.step_differences(small)
     lim, wanted = spec.limits, set(spec.checks)
     scores, details = {}, {}
-    still = still_edge_share(small[np.linspace(0, len(small) - 1, min(len(small), 48)).astype(int)]) if len(small) else None
+    still = C.camera_stillness(small) if len(small) >= 3 else None
     moving = still is not None and still < spec.fixed_min_still
     details["camera_motion"] = {"stat": still, "moving": moving}
     if moving:
