@@ -343,6 +343,14 @@ def test_bench_verifier_on_pusht_keeps_clean_and_catches_freezes(tmp_path):
     assert held["freeze"]["flagged"] == held["freeze"]["videos"] == 2
     assert held["clean"]["flagged"] <= 1, result["held-out"]["false_positives"]
     assert 0.5 <= result["held-out"]["auc"] <= 1
+    assert all(not r["stats"]["camera_motion"] or r["stats"]["camera_motion"] > 0.6 for r in result["rows"])  # fixed
+
+    # a rerun that recomputes one check from the kept videos gives the same statistics
+    rescored = tmp_path / "rescored.json"
+    bench.main(["--work", str(tmp_path), "--scenes", "pusht", "--episodes", "4", "--rows", str(out),
+                "--rescore", "jump", "--json", str(rescored)])
+    again = json.loads(rescored.read_text())["rows"]
+    assert [r["stats"] for r in again] == [r["stats"] for r in result["rows"]]
 
 
 def test_touched_by_mover_joins_through_a_moving_object():
@@ -458,3 +466,23 @@ def test_jump_holds_when_the_encoder_alternates_near_repeats_and_catches_a_cut()
     scores, details = video_checks(cut, ConsistencySpec())
     assert scores["jump"] < 0.5 and details["jump"]["frame"] == 15, (scores, details)
     assert video_checks(clean, ConsistencySpec())[0]["jump"] >= 0.5
+
+
+def test_colour_place_catches_a_recolour_into_a_colour_the_scene_has_elsewhere():
+    """The resting blue object turns green, the colour of another object across the table: new_colour
+    (is the colour new to the frame?) cannot see it, colour_place (is it new to that place?) does. The
+    sliding red block takes its colour to new places on every step: the mover's colour, left out."""
+    from verifiers import checks as C
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    clean = moving_scene(40)
+    clean[:, 4:10, 52:58] = (30, 200, 30)  # a green object far from the blue one
+    scores, _ = video_checks(clean, ConsistencySpec())
+    assert min(scores.values()) >= 0.5 and C.colour_place(clean)[0] == 0.0, scores
+    recoloured = clean.copy()
+    for t in range(25, 40):
+        a = min(1.0, (t - 24) / 4)  # over four frames
+        recoloured[t, 45:52, 40:47] = np.round((1 - a) * np.array([30, 30, 200]) + a * np.array([30, 200, 30]))
+    scores, details = video_checks(recoloured, ConsistencySpec())
+    assert scores["new_colour"] >= 0.5 and scores["colour_place"] < 0.5, scores
+    assert 24 <= details["colour_place"]["frame"] <= 28, details["colour_place"]

@@ -15,6 +15,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
                 into another colour, or something of a new colour appearing)
+    colour_place fraction of the frame in a colour that was not near that place at first (and is not the
+                robot's): something appearing, copied or recoloured into a colour the scene has elsewhere
     colour_mass how far the amount of each strong colour drifts from the first frames (an object that
                 duplicates, vanishes or grows/shrinks while keeping its colour)
     objects     change in the number of foreground blobs (editors/segment.py) that persists
@@ -264,6 +266,38 @@ def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3) -> tu
     new_stat, new_at = lasting(new)
     mass_stat, mass_at = lasting(mass)
     return new_stat, mass_stat, (new_at if new_stat else mass_at)
+
+
+def colour_place(frames: np.ndarray, bins: int = 18, reach: int = 16, reference: int = 3, persist: int = 3,
+                 min_saturation: int = 90, min_value: int = 50, mover_steps: float = 0.25, min_pixels: int = 3,
+                 threshold: float = 30) -> tuple[float, int]:
+    """Largest lasting fraction of the frame in a strong colour that was nowhere within `reach` pixels
+    of that place in the first `reference` frames (hue bins +-1): a thing that appears, is copied or
+    turns into a colour the scene has only elsewhere (new_colour misses those: it asks whether a colour
+    is new to the whole frame). Colours of what moves are left out: a hue bin in which at least
+    `min_pixels` strongly coloured pixels change (by `threshold`) in at least `mover_steps` of the steps
+    is the robot's, or what it carries, and goes wherever the robot goes; a hallucination changes once,
+    or over a few frames. Taken as the smallest over `persist` frames."""
+    t_len, h, w = frames.shape[:3]
+    if t_len < max(reference, persist) + 1:
+        return 0.0, 0
+    hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames])
+    strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
+    hue = (hsv[..., 0].astype(int) * bins) // 180
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    moved = (np.abs(np.diff(blurred, axis=0)).max(axis=-1) > threshold) & strong[1:]
+    per_step = np.stack([np.bincount(hue[t + 1][moved[t]], minlength=bins)[:bins] for t in range(t_len - 1)])
+    mover = (per_step >= min_pixels).mean(axis=0) >= mover_steps
+    mover |= np.roll(mover, 1) | np.roll(mover, -1)
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    known = np.stack([cv2.dilate((strong[:reference] & (hue[:reference] == b)).any(axis=0).astype(np.uint8), kernel)
+                      for b in range(bins)]).astype(bool)
+    known |= np.roll(known, 1, axis=0) | np.roll(known, -1, axis=0)  # lighting shifts hue a little
+    known[mover] = True
+    rows, cols = np.indices((h, w))
+    fraction = np.array([(strong[t] & ~known[hue[t], rows, cols]).mean() for t in range(t_len)])
+    floor = np.array([fraction[t:t + persist].min() for t in range(t_len - persist + 1)])
+    return float(floor.max()), int(floor.argmax())
 
 
 def blob_counts(frames: np.ndarray, min_area: int = 6) -> np.ndarray:

@@ -22,8 +22,8 @@ from augment.stage import Stage, StageSpec, StrictSpec
 from verifiers import checks as C
 from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
 
-CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
-          "action")
+CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_place", "colour_mass", "objects",
+          "objects_persist", "action")
 # colour_mass, objects and objects_persist are off by default: on clean episodes with contact they fire
 # (a red arm changes the amount of red as it moves; its blobs split and merge; a door swung open takes
 # its handle's colour away) and, at limits that keep clean episodes, catch nothing the others miss
@@ -31,7 +31,7 @@ CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "c
 # split (the largest statistic of a clean episode, x1.25, and never under the previous defaults: with
 # the contact gate, event and settle are 0 on every clean calibration episode) and are reported on its
 # held-out split.
-DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "action")
+DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_place", "action")
 # What still means something on a camera that moves with the robot (a wrist camera): the others look
 # for change against a still background, and there the whole view changes and things enter it
 MOVING_CAMERA_CHECKS = ("frozen", "static", "jump", "cut", "action")
@@ -50,6 +50,8 @@ class Limits(StrictSpec):  # nested blocks are as strict as the stage
     cut: float = Field(0.009, gt=0, description="area changing in one step only, the robot included (a cut)")
     settle: float = Field(0.0003, gt=0, description="area changing on its own amid stillness, fraction of the frame")
     new_colour: float = Field(0.0029, gt=0, description="lasting fraction of the frame in colours not seen at first")
+    colour_place: float = Field(0.0013, gt=0, description="lasting fraction of the frame in colours not near that "
+                                "place at first, the robot's left out")
     colour_mass: float = Field(0.004, gt=0, description="lasting change of one colour's amount, fraction of the frame")
     objects: float = Field(2.5, gt=0, description="lasting change in the number of foreground blobs")
     objects_persist: float = Field(1.1, gt=0, description="lasting |log2| area change of an untouched object "
@@ -158,6 +160,9 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             scores["new_colour"], details["new_colour"] = C.score(new, lim.new_colour), {"stat": new, "frame": at}
         if "colour_mass" in wanted:
             scores["colour_mass"], details["colour_mass"] = C.score(mass, lim.colour_mass), {"stat": mass, "frame": at}
+    if "colour_place" in wanted:
+        stat, at = C.colour_place(small)
+        scores["colour_place"], details["colour_place"] = C.score(stat, lim.colour_place), {"stat": stat, "frame": at}
     if "objects" in wanted:
         stat, at = C.objects(small)
         scores["objects"], details["objects"] = C.score(stat, lim.objects), {"stat": stat, "frame": at}
