@@ -117,7 +117,7 @@ def test_check_cli_json_lines(tiny_dataset, tmp_path, capsys):
     frozen = [f for f in lines[3]["failures"] if f["check"] == "frozen"]
     assert frozen and frozen[0]["stage"] == "consistency" and frozen[0]["score"] < frozen[0]["minimum"] == 0.5
     assert 16 <= frozen[0]["frame"] <= 19 and frozen[0]["camera"] == "observation.images.top", frozen
-    assert lines[0]["failures"] == []
+    assert lines[0]["failures"] == [] and lines[0]["moving_cameras"] == []
     assert set(lines[0]["scores"]) >= {f"consistency/{c}" for c in ("jump", "event", "settle", "new_colour")}
     assert 0.5 <= lines[0]["scores"]["total"] <= 1 and "consistency/frozen" in lines[0]["scores"]
 
@@ -442,6 +442,21 @@ def test_a_camera_moving_with_the_robot_is_judged_by_the_checks_that_hold_there(
     # a fixed camera of a moving arm stays fixed, with every check
     scores, details = video_checks(arm_scene(appear_at=None), ConsistencySpec())
     assert not details["camera_motion"]["moving"] and "event" in scores and "new_colour" in scores
+
+
+def test_check_names_the_wrist_camera_of_a_lerobot_dataset(tmp_path, capsys):
+    """The corpus' aloha member (lerobot-written, h264): cam_high is fixed, cam_left_wrist's view moves."""
+    from augment.cli import main
+    from corpus import MEMBERS, build
+
+    root = tmp_path / "aloha"
+    build(next(m for m in MEMBERS if m.name == "aloha"), root)
+    assert main(["check", str(root), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == 2 and all(r["moving_cameras"] == ["observation.images.cam_left_wrist"] for r in lines), lines
+    assert main(["check", str(root)]) == 0
+    assert "moving with the robot (only frozen, static, jump, cut, action run there): " \
+        "observation.images.cam_left_wrist" in capsys.readouterr().out
 
 
 # per-step mean change of the demo's episode 1, camera corner2 (out/demo, after distinct_frames):

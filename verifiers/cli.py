@@ -129,9 +129,11 @@ def failed_checks(episode, specs) -> list[dict]:
 def run(args) -> int:
     episodes = [int(e) if e.isdigit() else e for e in args.episodes] if args.episodes else None
     failed = total = 0
+    moving: set[str] = set()
     for result in check_dataset(args.root, verifier_specs(args), episodes):
         total += 1
         failed += not result["passed"]
+        moving.update(result["moving_cameras"])
         if args.json:
             print(json.dumps(result), flush=True)
         else:
@@ -140,6 +142,10 @@ def run(args) -> int:
                   + (f"  {'; '.join(result['reasons'])}" if result["reasons"] else ""), flush=True)
     if not args.json:
         print(f"{total - failed}/{total} episodes passed")
+        if moving:
+            from verifiers.consistency import MOVING_CAMERA_CHECKS
+
+            print(f"moving with the robot (only {', '.join(MOVING_CAMERA_CHECKS)} run there): {', '.join(sorted(moving))}")
     if args.html:
         from verifiers.review import build_review
 
