@@ -45,7 +45,11 @@ SCENES = {  # name -> make_sim_dataset arguments
     "drawer-open-v3": ["--sim", "metaworld", "--task", "drawer-open-v3", "--cameras", "corner4", "--size", "128",
                        "--seeded-configs"],
     "pusht": ["--sim", "pusht", "--size", "96"],
+    # a camera riding on the arm (judged as moving: fewer checks run there); not in the default scenes
+    "pick-place-v3-wrist": ["--sim", "metaworld", "--task", "pick-place-v3", "--cameras", "gripperPOV", "--size", "128",
+                            "--seeded-configs"],
 }
+DEFAULT_SCENES = ("pick-place-v3", "push-v3", "door-open-v3", "drawer-open-v3", "pusht")
 
 
 SKIP = 2  # leading frames left out of every episode (see scene_videos)
@@ -141,12 +145,33 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
     return rows
 
 
+def rescore(rows: list[dict], work: Path, seed: int, names: list[str], log=print, **settings) -> list[dict]:
+    """Recompute only the named checks of earlier rows (--rows) from the decoded videos kept in
+    work/videos/SEED (a change to one check need not rerun the slow others)."""
+    from verifiers.consistency import ConsistencySpec, video_checks
+
+    spec = ConsistencySpec(checks=names, **settings)
+    fps = {scene: json.loads((work / scene / "meta" / "info.json").read_text())["fps"] for scene in {r["scene"] for r in rows}}
+    start = time.perf_counter()
+    for r in rows:
+        path = work / "videos" / str(seed) / r["scene"] / f"{r['episode']:04d}_{r['kind']}.mp4"
+        _, details = video_checks(decode(path, fps[r["scene"]], r["info"]["frames"]), spec, fps[r["scene"]])
+        r["stats"].update({c: d["stat"] for c, d in details.items()})
+        r["frames"].update({c: d.get("frame") for c, d in details.items()})
+    log(f"rescored {names} on {len(rows)} videos in {time.perf_counter() - start:.0f}s")
+    return rows
+
+
 def scores_of(row: dict, limits: dict, checks: list[str]) -> dict[str, float]:
+    """A check missing from a row did not run (a camera judged as moving gets fewer): it passes."""
     from verifiers import checks as C
 
     out = {}
     for c in checks:
-        stat = row["stats"][c]
+        stat = row["stats"].get(c)
+        if stat is None:
+            out[c] = 1.0
+            continue
         out[c] = float(np.clip(stat / (2 * limits[c]), 0, 1)) if c == "static" else C.score(stat, limits[c])
     return out
 
@@ -181,11 +206,14 @@ def evaluate(rows: list[dict], split: str, limits: dict, checks: list[str], seed
     return summarise(rows, split, seed)
 
 
-def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int, per_scene: bool = False) -> dict:
+def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int, per_scene: bool = False,
+                     max_false_positive: float = 0.05, combine: dict | None = None) -> dict:
     """The learned verifier (verifiers/learned.py), fitted on the calibration split's clean videos and
-    its corrupted ones of every kind but `holdout`, its threshold chosen there (<= 5 % of clean videos
-    under it); scored on the held-out split. `total` is P(clean). per_scene: one model per scene, as
-    `augment train-verifier` fits one on a user's dataset; else one for all scenes."""
+    its corrupted ones of every kind but `holdout`, its threshold chosen there (<= max_false_positive
+    of clean videos under it, out of fold); scored on the held-out split. `total` is P(clean).
+    per_scene: one model per scene, as `augment train-verifier` fits one on a user's dataset; else one
+    for all scenes. combine {limits, checks}: a video also fails when a rule check fails (both
+    verifiers in one job: `consistency` then `learned`)."""
     from verifiers.learned import features_from_stats, fit_with_threshold, predict
 
     groups = sorted({r["scene"] for r in rows}) if per_scene else [None]
@@ -196,15 +224,20 @@ def evaluate_learned(rows: list[dict], holdout: tuple[str, ...], seed: int, per_
         x = np.stack([features_from_stats(r["stats"]) for r in train])
         y = np.array([r["kind"] == "clean" for r in train], dtype=float)
         groups = np.array([f"{r['scene']}/{r['episode']}" for r in train])
-        model = fit_with_threshold(x, y, groups, 0.05)
+        model = fit_with_threshold(x, y, groups, max_false_positive)
         threshold = thresholds[scene or "all"] = model["threshold"]
         for r in mine:
             if r["split"] == "held-out":
                 p = float(predict(model, features_from_stats(r["stats"]))[0])
                 r["_failed"], r["_total"] = (["learned"] if p < threshold else []), p
+                if combine:
+                    s = scores_of(r, combine["limits"], combine["checks"])
+                    r["_failed"] += sorted(c for c in combine["checks"] if s[c] < 0.5)
+                    r["_total"] = (p + float(np.mean(list(s.values())))) / 2
                 held.append(r)
     result = summarise(held, "held-out", seed)
-    result.update(holdout=list(holdout), thresholds=thresholds, one_model_per_scene=per_scene)
+    result.update(holdout=list(holdout), thresholds=thresholds, one_model_per_scene=per_scene,
+                  max_false_positive=max_false_positive, combined_with_rules=bool(combine))
     return result
 
 
@@ -277,7 +310,7 @@ def print_report(result: dict, verbose: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_verifier"))
-    p.add_argument("--scenes", default=",".join(SCENES))
+    p.add_argument("--scenes", default=",".join(DEFAULT_SCENES), help=f"of {list(SCENES)}; default %(default)s")
     p.add_argument("--episodes", type=int, default=16, help="per scene (half calibration, half held-out)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checks", help="comma-separated; default the shipped default set")
@@ -291,8 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="also fit the learned verifier on the calibration split with these kinds held out of "
                         "training (default: %(default)s; 'none' holds none out; '' skips it)")
     p.add_argument("--learned-per-scene", action="store_true", help="one learned verifier per scene")
+    p.add_argument("--learned-fp", type=float, default=0.05,
+                   help="the learned threshold keeps this fraction of calibration clean videos under it (out of fold)")
+    p.add_argument("--combine", action="store_true", help="the learned verifier and the rule checks together: "
+                   "a video fails when either does")
     p.add_argument("--json", type=Path, help="write both splits' results and every video's statistics here")
     p.add_argument("--rows", type=Path, help="take the statistics from an earlier --json file instead of scoring")
+    p.add_argument("--rescore", default="", metavar="CHECK,...", help="with --rows: recompute these checks from the "
+                   "videos kept in --work (and the camera-motion measure), the rest stay as they were")
     p.add_argument("--verbose", action="store_true", help="list false positives and misses")
     args = p.parse_args(argv)
     from verifiers.consistency import DEFAULT_CHECKS, Limits
@@ -300,11 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     checks = args.checks.split(",") if args.checks else list(DEFAULT_CHECKS)
     checks = [c for c in checks if c != "action"]  # no labelled actions here: the videos are the test
+    contact = None if args.contact == "none" else float(args.contact)
+    settings = {k: float(v) for k, v in (kv.split("=") for kv in args.settings.split(",") if kv)}
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
+        if args.rescore:
+            rows = rescore(rows, args.work, args.seed, args.rescore.split(","), contact=contact, **settings)
     else:
-        contact = None if args.contact == "none" else float(args.contact)
-        settings = {k: float(v) for k, v in (kv.split("=") for kv in args.settings.split(",") if kv)}
         rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact, **settings)
     limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
     limits.update({k: float(v) for k, v in (kv.split("=") for kv in args.limits.split(",") if kv)})
@@ -315,10 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         print_report(results[split], args.verbose)
     if args.learned:
         holdout = () if args.learned == "none" else tuple(args.learned.split(","))
-        results["learned"] = evaluate_learned(rows, holdout, args.seed, args.learned_per_scene)
+        combine = {"limits": limits, "checks": checks} if args.combine else None
+        results["learned"] = evaluate_learned(rows, holdout, args.seed, args.learned_per_scene, args.learned_fp, combine)
         thresholds = {k: round(v, 3) for k, v in results["learned"]["thresholds"].items()}
-        print(f"== learned verifier: fitted on the calibration split without {list(holdout) or 'nothing'}, "
-              f"thresholds P(clean) >= {thresholds}")
+        print(f"== learned verifier{' or the rule checks' if combine else ''}: fitted on the calibration split "
+              f"without {list(holdout) or 'nothing'}, thresholds P(clean) >= {thresholds}")
         print_report(results["learned"], args.verbose)
     if args.json:
         plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]

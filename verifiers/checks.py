@@ -5,7 +5,7 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
 
     frozen      longest run of (near) identical consecutive frames, as a fraction of the episode
     static      mean per-step change over the whole video (a video that barely moves at all)
-    jump        the largest single-step change relative to the steps around it (cuts, teleports)
+    jump        the largest single-step change relative to the busier steps around it (cuts, teleports)
     event       pixels that change in one step and in neither neighbouring step: a thing that appears,
                 vanishes, duplicates or jumps within one frame. Smooth motion changes the same place
                 in consecutive steps (a moving edge), so it is not counted; nor is a change that a
@@ -15,6 +15,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
                 into another colour, or something of a new colour appearing)
+    colour_place fraction of the frame in a colour that was not near that place at first (and is not the
+                robot's): something appearing, copied or recoloured into a colour the scene has elsewhere
     colour_mass how far the amount of each strong colour drifts from the first frames (an object that
                 duplicates, vanishes or grows/shrinks while keeping its colour)
     objects     change in the number of foreground blobs (editors/segment.py) that persists
@@ -31,6 +33,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from augment.cameras import still_edge_share
 from editors.segment import foreground_masks
 
 
@@ -77,6 +80,21 @@ def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, r
     return region & large[labels]
 
 
+def camera_stillness(frames: np.ndarray, grid: int = 4, min_cells: int = 6, samples: int = 48) -> float | None:
+    """How still the scene's texture stays, for telling a camera that moves with the robot (a wrist
+    camera: the whole view slides) from a fixed one: augment/cameras.py's still-edge share, taken per
+    cell of a `grid` x `grid` split of the frame, and the median over the cells with texture. Per cell,
+    so that a large change in one place (the arm sweeping by, or a hallucinated object growing in a
+    plain scene) does not make a fixed camera look moving. None (taken as fixed): fewer than `min_cells`
+    textured cells, too few to tell the camera's motion from a large mover's in a plain scene."""
+    frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), samples)).astype(int)]
+    h, w = frames.shape[1:3]
+    shares = [still_edge_share(frames[:, i * h // grid:(i + 1) * h // grid, j * w // grid:(j + 1) * w // grid])
+              for i in range(grid) for j in range(grid)]
+    shares = [s for s in shares if s is not None]
+    return float(np.median(shares)) if len(shares) >= min_cells else None
+
+
 def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
     """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
@@ -99,8 +117,11 @@ def static(diffs: np.ndarray) -> float:
     return float(diffs.mean()) if len(diffs) else 0.0
 
 
-def jump(diffs: np.ndarray, window: int = 4) -> tuple[float, int]:
-    """Largest step change over the median of the steps around it (excluding itself)."""
+def jump(diffs: np.ndarray, window: int = 4, quantile: float = 75) -> tuple[float, int]:
+    """Largest step change over the upper quartile (`quantile`) of the steps around it (excluding
+    itself). Not the median: encoders alternate near-repeated frames (0.1 grey levels of change, above
+    distinct_frames' cut) with full steps, and the median of such a mix falls to the near-repeats, so
+    two full steps in a row (the gripper closing at 80 fps) looked like a jump of 3x."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
     floor = max(float(np.median(means)), 0.2) * 0.25 + 0.05
     worst, at = 0.0, 0
@@ -108,7 +129,7 @@ def jump(diffs: np.ndarray, window: int = 4) -> tuple[float, int]:
         around = np.concatenate([means[max(0, t - window):t], means[t + 1:t + 1 + window]])
         if len(around) == 0:
             continue
-        ratio = m / (float(np.median(around)) + floor)
+        ratio = m / (float(np.percentile(around, quantile)) + floor)
         if ratio > worst:
             worst, at = ratio, t + 1
     return worst, at
@@ -245,6 +266,38 @@ def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3) -> tu
     new_stat, new_at = lasting(new)
     mass_stat, mass_at = lasting(mass)
     return new_stat, mass_stat, (new_at if new_stat else mass_at)
+
+
+def colour_place(frames: np.ndarray, bins: int = 18, reach: int = 16, reference: int = 3, persist: int = 3,
+                 min_saturation: int = 90, min_value: int = 50, mover_steps: float = 0.25, min_pixels: int = 3,
+                 threshold: float = 30) -> tuple[float, int]:
+    """Largest lasting fraction of the frame in a strong colour that was nowhere within `reach` pixels
+    of that place in the first `reference` frames (hue bins +-1): a thing that appears, is copied or
+    turns into a colour the scene has only elsewhere (new_colour misses those: it asks whether a colour
+    is new to the whole frame). Colours of what moves are left out: a hue bin in which at least
+    `min_pixels` strongly coloured pixels change (by `threshold`) in at least `mover_steps` of the steps
+    is the robot's, or what it carries, and goes wherever the robot goes; a hallucination changes once,
+    or over a few frames. Taken as the smallest over `persist` frames."""
+    t_len, h, w = frames.shape[:3]
+    if t_len < max(reference, persist) + 1:
+        return 0.0, 0
+    hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames])
+    strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
+    hue = (hsv[..., 0].astype(int) * bins) // 180
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    moved = (np.abs(np.diff(blurred, axis=0)).max(axis=-1) > threshold) & strong[1:]
+    per_step = np.stack([np.bincount(hue[t + 1][moved[t]], minlength=bins)[:bins] for t in range(t_len - 1)])
+    mover = (per_step >= min_pixels).mean(axis=0) >= mover_steps
+    mover |= np.roll(mover, 1) | np.roll(mover, -1)
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    known = np.stack([cv2.dilate((strong[:reference] & (hue[:reference] == b)).any(axis=0).astype(np.uint8), kernel)
+                      for b in range(bins)]).astype(bool)
+    known |= np.roll(known, 1, axis=0) | np.roll(known, -1, axis=0)  # lighting shifts hue a little
+    known[mover] = True
+    rows, cols = np.indices((h, w))
+    fraction = np.array([(strong[t] & ~known[hue[t], rows, cols]).mean() for t in range(t_len)])
+    floor = np.array([fraction[t:t + persist].min() for t in range(t_len - persist + 1)])
+    return float(floor.max()), int(floor.argmax())
 
 
 def blob_counts(frames: np.ndarray, min_area: int = 6) -> np.ndarray:

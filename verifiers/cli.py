@@ -1,8 +1,9 @@
 """`augment check DATASET_ROOT`: run the verifiers on any existing LeRobot dataset, generated or real.
 
 One line per episode (or, with --json, one JSON object per line with episode_index, passed, scores,
-reasons and failures: one {stage, check, score, minimum, frame, camera} per failed check, frame and
-camera where the check knows them); --html OUT.html also writes the review page (verifiers/review.py).
+reasons, failures: one {stage, check, score, minimum, frame, camera} per failed check, frame and
+camera where the check knows them, and moving_cameras: cameras judged as riding on the robot, where
+only the checks that hold under the camera's own motion run); --html OUT.html also writes the review page (verifiers/review.py).
 Exits 1 when any episode fails (so a script or CI step stops), 0 when all pass; --exit-zero always 0. The consistency
 checks always run; a VLM runs too when --vlm MODEL is given or --spec names a `vlm` stage (the
 verifier stages of a pipeline spec are used with their settings and thresholds).
@@ -91,7 +92,13 @@ def check_dataset(root, specs, episodes=None):
                 reasons.append(dropped["reason"])
         yield {"episode_index": index, "uid": episode.uid, "passed": not reasons,
                "scores": episode.provenance.get("scores", {}), "reasons": reasons,
-               "failures": failed_checks(episode, specs)}
+               "failures": failed_checks(episode, specs), "moving_cameras": moving_cameras(episode)}
+
+
+def moving_cameras(episode) -> list[str]:
+    """The cameras the consistency checks judged as moving with the robot (fewer checks run there)."""
+    return sorted({camera for record in episode.provenance.get("stages", [])
+                   for camera in record.get("details", {}).get("camera_motion", {}).get("moving", [])})
 
 
 def failed_checks(episode, specs) -> list[dict]:
@@ -122,9 +129,11 @@ def failed_checks(episode, specs) -> list[dict]:
 def run(args) -> int:
     episodes = [int(e) if e.isdigit() else e for e in args.episodes] if args.episodes else None
     failed = total = 0
+    moving: set[str] = set()
     for result in check_dataset(args.root, verifier_specs(args), episodes):
         total += 1
         failed += not result["passed"]
+        moving.update(result["moving_cameras"])
         if args.json:
             print(json.dumps(result), flush=True)
         else:
@@ -133,6 +142,10 @@ def run(args) -> int:
                   + (f"  {'; '.join(result['reasons'])}" if result["reasons"] else ""), flush=True)
     if not args.json:
         print(f"{total - failed}/{total} episodes passed")
+        if moving:
+            from verifiers.consistency import MOVING_CAMERA_CHECKS
+
+            print(f"moving with the robot (only {', '.join(MOVING_CAMERA_CHECKS)} run there): {', '.join(sorted(moving))}")
     if args.html:
         from verifiers.review import build_review
 

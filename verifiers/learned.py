@@ -48,7 +48,9 @@ def features(frames: np.ndarray, fps: float | None = None, names: tuple[str, ...
 
 
 def features_from_stats(stats: dict[str, float], names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:
-    return np.log(np.array([float(stats[c]) for c in names]) + 1e-4)
+    """Log statistics; a check that did not run (a moving camera gets fewer, verifiers/consistency.py)
+    found nothing: 0."""
+    return np.log(np.array([float(stats.get(c) or 0.0) for c in names]) + 1e-4)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 3000, lr: float = 0.5) -> dict:
