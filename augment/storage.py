@@ -101,8 +101,8 @@ class Store:
     def check(self) -> None:
         """Fail now, before any work, on an unreachable endpoint, refused credentials or a missing
         bucket (locally there is nothing to check before the first read)."""
-        if self.local:
-            return
+        if self.local or isinstance(self.fs, (pafs.PyFileSystem, pafs.HadoopFileSystem)):
+            return  # no buckets: the first read says what is wrong
         bucket = self.base.split("/", 1)[0]
         try:
             info = self.fs.get_file_info(bucket)

@@ -164,3 +164,22 @@ def test_the_sink_lease_refuses_a_second_job_and_expires(s3, monkeypatch):
     third = lock_output(store)
     assert third.held and json.loads(store.read_text(".augment/lock.json"))["job"] == third.job
     release_lock(third)
+
+
+def test_an_fsspec_only_filesystem_is_a_root_too(source_dataset, tmp_path):
+    """memory:// is known to fsspec, not to pyarrow: written to, then read from as a source."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from augment.local import run_local
+    from augment.storage import Store
+
+    out = f"memory://augment-test/{uuid.uuid4().hex[:6]}"
+    report = run_local(load_spec(write_spec(tmp_path / "a.yaml", source_dataset["root"], out)), progress=False)
+    assert report["episodes_out"] == 4
+    again = run_local(load_spec(write_spec(tmp_path / "b.yaml", out, tmp_path / "local")), progress=False)
+    assert again["frames_out"] == 47
+    ds, src = LeRobotDataset("test/b", root=tmp_path / "local"), LeRobotDataset("test/s", root=source_dataset["root"])
+    for i in (0, 20, 46):  # passed through twice: still the source's frames and values
+        assert np.array_equal(ds[i]["observation.images.front"].numpy(), src[i]["observation.images.front"].numpy())
+        np.testing.assert_array_equal(ds[i]["action"].numpy(), src[i]["action"].numpy())
+    Store(out).delete_dir("")
