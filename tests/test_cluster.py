@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def test_two_nodes_run_one_job_into_s3(s3, source_dataset, tmp_path):
     finally:
         for node in reversed(nodes):
             _stop(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
     store_fs, prefix = s3.filesystem(), out.removeprefix("s3://")
     import pyarrow.fs as pafs
