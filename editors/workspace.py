@@ -40,11 +40,11 @@ class Workspace:
 
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
                     surface_contrast: float = 30.0, table_contrast: float = 25.0,
-                    saturation: float | None = 0.45, min_area: int = 12) -> Workspace:
+                    saturation: float | None = 0.45, chroma: float = 25.0, min_area: int = 12) -> Workspace:
     """The keep-mask of every frame of one fixed camera's video (T, H, W, 3), and its parts."""
     plate = background_plate(frames)
     moving = moving_masks(frames, plate, diff_threshold, min_area)
-    g = _RegionGraph.of(plate, moving, saturation)
+    g = _RegionGraph.of(plate, moving, saturation, chroma)
     side = _sides(g, edge_contrast, surface_contrast, min_area)
     backdrop = side == 2
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
@@ -79,6 +79,7 @@ class _RegionGraph:
     mean: np.ndarray  # (n, 3) mean Lab colour per region
     in_hull: np.ndarray  # (n,) share of the region inside the hull of all motion
     coloured: np.ndarray  # (n,) bool: strongly coloured (objects, a coloured robot)
+    pale: np.ndarray  # (n,) bool: not strongly coloured but tinted, unlike a grey backdrop (a pale drawer)
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
@@ -86,7 +87,7 @@ class _RegionGraph:
     carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
 
     @classmethod
-    def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None) -> _RegionGraph:
+    def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
         regions, lab = plate_regions(plate)
         slivers = thin_lines(plate)
         n = int(regions.max()) + 1
@@ -99,13 +100,18 @@ class _RegionGraph:
         hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV).astype(np.float32)
         coloured = np.zeros(n, bool) if saturation is None else (
             (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40))
+        # Pale but clearly tinted (Lab chroma): MetaWorld's pale-green drawer, ~40, against a wood
+        # table's ~15 and a grey floor's ~2 (its HSV saturation, 0.35, is the table's). Such a thing
+        # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
+        tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
+        pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours,
-                   slivers, _carriers(regions, moving.any(axis=0), n))
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, pale, blob, small,
+                   neighbours, slivers, _carriers(regions, moving.any(axis=0), n))
 
 
 def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
@@ -149,8 +155,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
        more like: a workspace region it touches, or a backdrop region it or they touch."""
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
-    side[g.coloured] = 1
-    side[g.carriers] = 1
+    side[g.coloured | g.pale | g.carriers] = 1
     for i in np.nonzero(g.small)[0]:
         side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
     top = np.zeros(n, bool)
@@ -164,7 +169,11 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
     outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
     if len(outside):
-        references = [outside[np.argmax(g.area[outside])], *np.nonzero(top & (side == 2))[0]]
+        # the floor meets the wall: a region that touches the backdrop is preferred to a larger one
+        # that does not (at 64 px, corner4's dark pedestal is larger than the floor seen at the side)
+        meets = np.array([any(side[j] == 2 for j in neighbours[r]) for r in outside])
+        floor = outside[meets] if meets.any() else outside
+        references = [floor[np.argmax(g.area[floor])], *np.nonzero(top & (side == 2))[0]]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
         for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
