@@ -291,27 +291,33 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
 
 
 def _seen_again(frames: np.ndarray, moving: np.ndarray, g: _RegionGraph, side: np.ndarray,
-                tolerance: float) -> np.ndarray:
+                tolerance: float, busy_share: float = 0.3) -> np.ndarray:
     """(T, H, W): where the plate shows the robot (the arm's usual pose), moving pixels of the colour
     of a backdrop region next to the robot (the wall behind the arm, seen again) - unless they also
     look like a workspace region next to it (a grey rim as grey as the wall)."""
     n, seen = len(g.area), np.zeros(moving.shape, bool)
     backdrop = side == 2
-    if not g.coloured.any() or not backdrop.any():
+    # the arm's usual pose: the coloured robot, and the still-workspace regions where something moves
+    # in most frames (the plate there is a blur of the arm over the wall: what is seen when it
+    # changes is what lies behind)
+    busy = np.bincount(g.regions.ravel(), weights=moving.mean(axis=0).ravel(), minlength=n) / np.maximum(g.area, 1)
+    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (busy > busy_share))
+    if not arm.any() or not backdrop.any():
         return seen
+    group = components(arm, g.neighbours)
 
     def colours_around(wanted: np.ndarray) -> np.ndarray:
-        """(n, B, 3) Lab means of the `wanted` regions next to each region's coloured blob (inf pads)."""
-        near = [sorted({b for r in np.nonzero(g.blob == k)[0] for b in g.neighbours[r] if wanted[b]})
-                if g.coloured[k] else [] for k in range(n)]
+        """(n, B, 3) Lab means of the `wanted` regions next to each region's arm group (inf pads)."""
+        near = [sorted({b for r in np.nonzero(group == k)[0] for b in g.neighbours[r] if wanted[b] and not arm[b]})
+                if arm[k] else [] for k in range(n)]
         out = np.full((n, max(1, max(len(c) for c in near)), 3), np.inf, np.float32)
         for k, cs in enumerate(near):
             out[k, :len(cs)] = g.mean[cs]
         return out
 
-    behind_colours = colours_around(backdrop)[g.blob[g.regions]]  # (H, W, B, 3)
-    surface_colours = colours_around((side == 1) & ~g.coloured)[g.blob[g.regions]]
-    robot_px = (g.coloured & ~g.small)[g.regions]  # the arm, not the objects
+    behind_colours = colours_around(backdrop)[group[g.regions]]  # (H, W, B, 3)
+    surface_colours = colours_around((side == 1) & ~g.coloured)[group[g.regions]]
+    robot_px = arm[g.regions]  # the arm, not the objects
     for t, frame in enumerate(frames):
         sel = moving[t] & robot_px
         if sel.any():
