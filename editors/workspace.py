@@ -179,8 +179,21 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
+    # a speck whose colour is a blend of two workspace regions it touches is the edge between them
+    # (a pale drawer's side over the wood at 64 px), not the floor it may be as close to
+    for r in np.nonzero((side == 0) & (g.area < min_area))[0]:
+        ws = [mean[j] for j in neighbours[r] if side[j] == 1]
+        if any(_blend_of(mean[r], a, b) for i, a in enumerate(ws) for b in ws[i + 1:]):
+            side[r] = 1
     settle(side, mean, neighbours)
     return side
+
+
+def _blend_of(c: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: float = 6.0) -> bool:
+    """Is colour c a mix of a and b (within `tolerance` of the line between them, well inside it)?"""
+    ab = b - a
+    t = float((c - a) @ ab / max(float(ab @ ab), 1e-6))
+    return 0.15 <= t <= 0.85 and float(np.linalg.norm(a + t * ab - c)) < tolerance
 
 
 def _edge_by_coverage(frame: np.ndarray, keep: np.ndarray, plate: np.ndarray, static: np.ndarray,
