@@ -105,6 +105,7 @@ class _RegionGraph:
         # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
         pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
+        pale &= region_mean(moving.mean(axis=0)) < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
@@ -169,11 +170,14 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
     outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
     if len(outside):
-        # the floor meets the wall: a region that touches the backdrop is preferred to a larger one
-        # that does not (at 64 px, corner4's dark pedestal is larger than the floor seen at the side)
+        # the largest, but the floor meets the wall: a region that touches the backdrop is preferred to
+        # one at most twice its size that does not (at 64 px, corner4's dark pedestal is a little
+        # larger than the floor seen at the side; a table's thin far rim in a top view is not)
         meets = np.array([any(side[j] == 2 for j in neighbours[r]) for r in outside])
-        floor = outside[meets] if meets.any() else outside
-        references = [floor[np.argmax(g.area[floor])], *np.nonzero(top & (side == 2))[0]]
+        floor = outside[np.argmax(g.area[outside])]
+        if meets.any() and 2 * g.area[outside[meets]].max() >= g.area[floor]:
+            floor = outside[meets][np.argmax(g.area[outside[meets]])]
+        references = [floor, *np.nonzero(top & (side == 2))[0]]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
         for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
