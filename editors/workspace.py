@@ -11,7 +11,7 @@ neither reaches (a pedestal, the floor seen between table legs) goes to the side
 The bottom edge is no seed: a camera that looks down at a workspace has the table or the robot there.
 Per frame, the keep-mask is the still workspace plus what moves, less the backdrop seen again where
 the arm usually stands. Assumptions, measured on MetaWorld (README): a fixed camera, a backdrop at
-the top of the image, objects more colourful than the table.
+the top of the image, objects more colourful than the table or, if pale, more tinted than a grey backdrop.
 
 benchmarks/bench_edits.py measures it against the simulator's own segmentation (README). Runs on the
 CPU, no weights: ~2.5 s for 70 frames at 128 px on a busy 2-core machine.
