@@ -335,8 +335,12 @@ def _seen_again(frames: np.ndarray, moving: np.ndarray, g: _RegionGraph, side: n
     behind_colours = colours_around(backdrop)[group[g.regions]]  # (H, W, B, 3)
     surface_colours = colours_around((side == 1) & ~g.coloured)[group[g.regions]]
     robot_px = arm[g.regions]  # the arm, not the objects
+    blur = (arm & ~g.coloured)[g.regions]
     for t, frame in enumerate(frames):
         sel = moving[t] & robot_px
+        if (sel & blur).any():  # not near a coloured thing passing there (a carried puck's rim)
+            hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+            sel &= ~(blur & _dilate((hsv[..., 1] > 115) & (hsv[..., 2] > 40), 2))
         if sel.any():
             lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)[sel][:, None]
             like_backdrop = (np.linalg.norm(lab - behind_colours[sel], axis=-1) < tolerance).any(axis=1)
