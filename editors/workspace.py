@@ -11,7 +11,7 @@ neither reaches (a pedestal, the floor seen between table legs) goes to the side
 The bottom edge is no seed: a camera that looks down at a workspace has the table or the robot there.
 Per frame, the keep-mask is the still workspace plus what moves, less the backdrop seen again where
 the arm usually stands. Assumptions, measured on MetaWorld (README): a fixed camera, a backdrop at
-the top of the image, objects more colourful than the table.
+the top of the image, objects more colourful than the table or, if pale, more tinted than a grey backdrop.
 
 benchmarks/bench_edits.py measures it against the simulator's own segmentation (README). Runs on the
 CPU, no weights: ~2.5 s for 70 frames at 128 px on a busy 2-core machine.
@@ -40,11 +40,11 @@ class Workspace:
 
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
                     surface_contrast: float = 30.0, table_contrast: float = 25.0,
-                    saturation: float | None = 0.45, min_area: int = 12) -> Workspace:
+                    saturation: float | None = 0.45, chroma: float = 25.0, min_area: int = 12) -> Workspace:
     """The keep-mask of every frame of one fixed camera's video (T, H, W, 3), and its parts."""
     plate = background_plate(frames)
     moving = moving_masks(frames, plate, diff_threshold, min_area)
-    g = _RegionGraph.of(plate, moving, saturation)
+    g = _RegionGraph.of(plate, moving, saturation, chroma)
     side = _sides(g, edge_contrast, surface_contrast, min_area)
     backdrop = side == 2
     # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
@@ -79,6 +79,7 @@ class _RegionGraph:
     mean: np.ndarray  # (n, 3) mean Lab colour per region
     in_hull: np.ndarray  # (n,) share of the region inside the hull of all motion
     coloured: np.ndarray  # (n,) bool: strongly coloured (objects, a coloured robot)
+    pale: np.ndarray  # (n,) bool: not strongly coloured but tinted, unlike a grey backdrop (a pale drawer)
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
@@ -86,7 +87,7 @@ class _RegionGraph:
     carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
 
     @classmethod
-    def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None) -> _RegionGraph:
+    def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
         regions, lab = plate_regions(plate)
         slivers = thin_lines(plate)
         n = int(regions.max()) + 1
@@ -99,13 +100,19 @@ class _RegionGraph:
         hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV).astype(np.float32)
         coloured = np.zeros(n, bool) if saturation is None else (
             (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40))
+        # Pale but clearly tinted (Lab chroma): MetaWorld's pale-green drawer, ~40, against a wood
+        # table's ~15 and a grey floor's ~2 (its HSV saturation, 0.35, is the table's). Such a thing
+        # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
+        tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
+        pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
+        pale &= region_mean(moving.mean(axis=0)) < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, blob, small, neighbours,
-                   slivers, _carriers(regions, moving.any(axis=0), n))
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, pale, blob, small,
+                   neighbours, slivers, _carriers(regions, moving.any(axis=0), n))
 
 
 def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
@@ -149,8 +156,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
        more like: a workspace region it touches, or a backdrop region it or they touch."""
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
-    side[g.coloured] = 1
-    side[g.carriers] = 1
+    side[g.coloured | g.pale | g.carriers] = 1
     for i in np.nonzero(g.small)[0]:
         side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
     top = np.zeros(n, bool)
@@ -164,14 +170,34 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
     outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
     if len(outside):
-        references = [outside[np.argmax(g.area[outside])], *np.nonzero(top & (side == 2))[0]]
+        # the largest, but the floor meets the wall: a region that touches the backdrop is preferred to
+        # one at most twice its size that does not (at 64 px, corner4's dark pedestal is a little
+        # larger than the floor seen at the side; a table's thin far rim in a top view is not)
+        meets = np.array([any(side[j] == 2 for j in neighbours[r]) for r in outside])
+        floor = outside[np.argmax(g.area[outside])]
+        if meets.any() and 2 * g.area[outside[meets]].max() >= g.area[floor]:
+            floor = outside[meets][np.argmax(g.area[outside[meets]])]
+        references = [floor, *np.nonzero(top & (side == 2))[0]]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
         for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
+    # a speck whose colour is a blend of two workspace regions it touches is the edge between them
+    # (a pale drawer's side over the wood at 64 px), not the floor it may be as close to
+    for r in np.nonzero((side == 0) & (g.area < min_area))[0]:
+        ws = [mean[j] for j in neighbours[r] if side[j] == 1]
+        if any(_blend_of(mean[r], a, b) for i, a in enumerate(ws) for b in ws[i + 1:]):
+            side[r] = 1
     settle(side, mean, neighbours)
     return side
+
+
+def _blend_of(c: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: float = 6.0) -> bool:
+    """Is colour c a mix of a and b (within `tolerance` of the line between them, well inside it)?"""
+    ab = b - a
+    t = float((c - a) @ ab / max(float(ab @ ab), 1e-6))
+    return 0.15 <= t <= 0.85 and float(np.linalg.norm(a + t * ab - c)) < tolerance
 
 
 def _edge_by_coverage(frame: np.ndarray, keep: np.ndarray, plate: np.ndarray, static: np.ndarray,
@@ -282,29 +308,39 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
 
 
 def _seen_again(frames: np.ndarray, moving: np.ndarray, g: _RegionGraph, side: np.ndarray,
-                tolerance: float) -> np.ndarray:
+                tolerance: float, busy_share: float = 0.3) -> np.ndarray:
     """(T, H, W): where the plate shows the robot (the arm's usual pose), moving pixels of the colour
     of a backdrop region next to the robot (the wall behind the arm, seen again) - unless they also
     look like a workspace region next to it (a grey rim as grey as the wall)."""
     n, seen = len(g.area), np.zeros(moving.shape, bool)
     backdrop = side == 2
-    if not g.coloured.any() or not backdrop.any():
+    # the arm's usual pose: the coloured robot, and the still-workspace regions where something moves
+    # in most frames (the plate there is a blur of the arm over the wall: what is seen when it
+    # changes is what lies behind)
+    busy = np.bincount(g.regions.ravel(), weights=moving.mean(axis=0).ravel(), minlength=n) / np.maximum(g.area, 1)
+    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (busy > busy_share))
+    if not arm.any() or not backdrop.any():
         return seen
+    group = components(arm, g.neighbours)
 
     def colours_around(wanted: np.ndarray) -> np.ndarray:
-        """(n, B, 3) Lab means of the `wanted` regions next to each region's coloured blob (inf pads)."""
-        near = [sorted({b for r in np.nonzero(g.blob == k)[0] for b in g.neighbours[r] if wanted[b]})
-                if g.coloured[k] else [] for k in range(n)]
+        """(n, B, 3) Lab means of the `wanted` regions next to each region's arm group (inf pads)."""
+        near = [sorted({b for r in np.nonzero(group == k)[0] for b in g.neighbours[r] if wanted[b] and not arm[b]})
+                if arm[k] else [] for k in range(n)]
         out = np.full((n, max(1, max(len(c) for c in near)), 3), np.inf, np.float32)
         for k, cs in enumerate(near):
             out[k, :len(cs)] = g.mean[cs]
         return out
 
-    behind_colours = colours_around(backdrop)[g.blob[g.regions]]  # (H, W, B, 3)
-    surface_colours = colours_around((side == 1) & ~g.coloured)[g.blob[g.regions]]
-    robot_px = (g.coloured & ~g.small)[g.regions]  # the arm, not the objects
+    behind_colours = colours_around(backdrop)[group[g.regions]]  # (H, W, B, 3)
+    surface_colours = colours_around((side == 1) & ~g.coloured)[group[g.regions]]
+    robot_px = arm[g.regions]  # the arm, not the objects
+    blur = (arm & ~g.coloured)[g.regions]
     for t, frame in enumerate(frames):
         sel = moving[t] & robot_px
+        if (sel & blur).any():  # not near a coloured thing passing there (a carried puck's rim)
+            hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+            sel &= ~(blur & _dilate((hsv[..., 1] > 115) & (hsv[..., 2] > 40), 2))
         if sel.any():
             lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)[sel][:, None]
             like_backdrop = (np.linalg.norm(lab - behind_colours[sel], axis=-1) < tolerance).any(axis=1)

@@ -308,6 +308,97 @@ class PushTSim(Sim):
         return obs, bool(info["is_success"]), truncated
 
 
+class AlohaSim(Sim):
+    """gym-aloha's bimanual ViperX scene (insertion or transfer_cube), seen from its top camera. The
+    arms follow a seeded smooth sweep of their joints about the start pose instead of a task policy:
+    these recordings are for segmentation ground truth, where what matters is that the arms move
+    over the table and its objects."""
+
+    robot_type = "aloha"
+    fps = 50  # gym-aloha's control rate (DT = 0.02 s)
+    image_keys = ["top"]
+    state_names = [f"{side}_{j}" for side in ("left", "right") for j in
+                   ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")]
+    action_names = state_names
+
+    def __init__(self, task: str, size: int, seed: int):
+        import gymnasium as gym
+        import gym_aloha  # noqa: F401  (registers gym_aloha/*)
+
+        env_id = {"insertion": "gym_aloha/AlohaInsertion-v0", "transfer_cube": "gym_aloha/AlohaTransferCube-v0"}
+        if task not in env_id:
+            raise ValueError(f"unknown aloha task {task!r} (choices: {', '.join(env_id)})")
+        self.env = gym.make(env_id[task], obs_type="pixels_agent_pos", observation_width=size,
+                            observation_height=size, disable_env_checker=True)
+        self.task = {"insertion": "insert the peg into the socket", "transfer_cube": "pick up the cube and hand it over"}[task]
+        self.size = size
+        physics = self.env.unwrapped._env.physics
+        model = physics.model.ptr
+        self.geom_class = _body_tree_classes(model, robot=lambda name: name.startswith("vx300s"),
+                                             table=lambda name: name == "table")[model.geom_bodyid]
+
+    def reset(self, seed):
+        obs, _ = self.env.reset(seed=seed)
+        rng = np.random.default_rng([seed, 11])
+        self.t, self.home = 0, np.asarray(obs["agent_pos"], np.float64).copy()
+        # per joint: amplitude (rad; the grippers' in their normalised 0-1 range), period (s), phase
+        amp = np.tile([0.5, 0.35, 0.35, 0.4, 0.5, 0.6, 0.4], 2) * rng.uniform(0.5, 1.0, 14)
+        self.sweep = (amp, rng.uniform(1.5, 3.0, 14), rng.uniform(0, 2 * np.pi, 14))
+        return obs
+
+    def observe(self, obs):
+        # the env's own observation is always 640x480; the frame is rendered at the recorded size
+        # (square: the top camera's view, cropped at the sides)
+        physics = self.env.unwrapped._env.physics
+        image = physics.render(height=self.size, width=self.size, camera_id="top")
+        return {"top": image}, np.asarray(obs["agent_pos"], np.float32)
+
+    def segment(self):
+        """MuJoCo's segmentation rendering of the top camera (geom ids), mapped to classes by the body
+        tree: the two arms are the robot, `table` the work surface, geoms on the world body (floor)
+        background, every other body (peg, socket, cube) an object."""
+        import mujoco
+
+        physics = self.env.unwrapped._env.physics
+        seg = physics.render(height=self.size, width=self.size, camera_id="top", segmentation=True)
+        ids, types = seg[..., 0], seg[..., 1]
+        labels = np.zeros(ids.shape, np.uint8)
+        geom = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0)
+        labels[geom] = self.geom_class[ids[geom]]
+        return {"top": labels}
+
+    def act(self, obs):
+        amp, period, phase = self.sweep
+        target = self.home + amp * np.sin(2 * np.pi * self.t / (period * self.fps) + phase) * \
+            np.minimum(1.0, self.t / 25)  # ease in from the start pose
+        for g in (6, 13):  # the grippers take a normalised opening in [0, 1]
+            target[g] = 0.5 + amp[g] * np.sin(2 * np.pi * self.t / (period[g] * self.fps) + phase[g])
+        self.t += 1
+        return target.astype(np.float32)
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, bool(info.get("is_success", False)), terminated or truncated
+
+
+def _body_tree_classes(model, robot, table) -> np.ndarray:
+    """MASK_CLASSES per body: the world body background, a tree whose top body name satisfies
+    `robot` the robot, `table` the work surface, every other body an object."""
+    import mujoco
+
+    def top(i):  # the ancestor just below the world body
+        while model.body_parentid[i] != 0:
+            i = model.body_parentid[i]
+        return i
+
+    out = np.full(model.nbody, 3, np.uint8)
+    out[0] = 0
+    for b in range(1, model.nbody):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, top(b)) or ""
+        out[b] = 2 if robot(name) else 1 if table(name) else 3
+    return out
+
+
 def _metaworld_classes(model) -> tuple[np.ndarray, np.ndarray]:
     """MASK_CLASSES of every geom and site, from the body tree: the robot is the tree that holds the
     hand (pedestal and controller box included), the work surface is the table with its metal rim
@@ -383,7 +474,7 @@ def build_dataset(
     before it is applied (the recorded action is the applied one, after clipping); `seeded_configs`
     draws each episode's object/goal placement from its seed instead of MT1's fixed task pool.
     `antialias=False` (metaworld) renders without multisampling, 3x faster on a CPU.
-    `masks` (metaworld, pusht) also writes the simulator's ground-truth segmentation of every recorded frame
+    `masks` (metaworld, pusht, aloha) also writes the simulator's ground-truth segmentation of every recorded frame
     beside the episodes: OUT/masks/episode_NNNNNN.npz, one (T, H, W) uint8 array per image key with
     the classes of OUT/masks/classes.json (MASK_CLASSES); see load_masks().
 
@@ -397,14 +488,16 @@ def build_dataset(
     try:
         # rgb_encoder=None means lerobot's own default encoder (libsvtav1 in lerobot 0.6.1).
         encoder = RGBEncoderConfig(vcodec=codec) if codec else None
-        if sim not in ("metaworld", "pusht"):
+        if sim not in ("metaworld", "pusht", "aloha"):
             raise ValueError(f"unknown sim {sim!r}")
         if action_noise < 0:
             raise ValueError(f"action_noise must be >= 0, got {action_noise}")
-        if sim == "pusht" and (action_noise or seeded_configs):
+        if sim != "metaworld" and (action_noise or seeded_configs):
             raise ValueError("action_noise and seeded_configs are metaworld options")
         if sim == "metaworld":
             env = MetaWorldSim(task, size, _parse_cameras(cameras), seed, action_noise, seeded_configs, antialias)
+        elif sim == "aloha":
+            env = AlohaSim("insertion" if task == "pick-place-v3" else task, size, seed)
         else:
             env = PushTSim(size, seed)
     except (ValueError, KeyError) as e:
@@ -466,9 +559,10 @@ def load_masks(root: str | Path, episode_index: int) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     head, body = __doc__.split("\n\n", 1)
     p = argparse.ArgumentParser(description=head, epilog=body, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sim", choices=["metaworld", "pusht"], required=True, help="simulator to record")
+    p.add_argument("--sim", choices=["metaworld", "pusht", "aloha"], required=True, help="simulator to record")
     p.add_argument("--out", required=True, type=Path, help="output dataset root (must be empty or absent)")
-    p.add_argument("--task", default="pick-place-v3", help="metaworld task (default: %(default)s)")
+    p.add_argument("--task", default="pick-place-v3",
+                   help="metaworld task (default: %(default)s); aloha: insertion (default) or transfer_cube")
     p.add_argument("--episodes", type=int, default=6, help="number of episodes (default: %(default)s)")
     p.add_argument("--size", type=int, default=128, help="square image size in pixels (default: %(default)s)")
     p.add_argument("--cameras", default="corner2,gripperPOV",
