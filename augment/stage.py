@@ -73,8 +73,6 @@ class StageSpec(StrictSpec):
     name: str | None = Field(None, description="label in reports; defaults to the type")
     resources: Resources = Field(default_factory=Resources)
 
-    # "module:Class" of the Stage; imported only when the stage is built, so heavy modules stay lazy.
-    stage_class: ClassVar[str]
     # What `cameras: null` means for a stage that has that field: "all" the episode's cameras, or the
     # "fixed" ones (measured in the frames, augment/cameras.py): an edit that pastes a still
     # background or object is only right for a camera that does not move.
@@ -147,11 +145,14 @@ class StageSpec(StrictSpec):
         review image from what the workers wrote). Returns entries for the job report."""
         return {}
 
-    def build(self) -> Stage:
-        from augment.registry import import_object
+    @classmethod
+    def stage_class(cls) -> type[Stage]:
+        """The Stage this spec builds. Each spec imports its stage module here, not at the top of the
+        spec module, so that reading specs never imports the (possibly heavy) stage code."""
+        raise NotImplementedError(f"{cls.__qualname__} names no stage class")
 
-        cls = import_object(self.stage_class)
-        return cls(self)
+    def build(self) -> Stage:
+        return self.stage_class()(self)
 
 
 class Stage:
