@@ -166,7 +166,8 @@ def load_videos(root: Path, limit: int | None) -> list[tuple[str, np.ndarray]]:
 
 
 def run(videos: list[tuple[str, np.ndarray]], seed: int = 0, verbose: bool = False) -> dict:
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     spec = ConsistencySpec()
     minimum = spec.thresholds.min_check

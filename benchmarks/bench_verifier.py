@@ -115,7 +115,8 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
     """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
     The corrupted, re-encoded videos are kept in work/videos/SEED/ with their corruption record; the
     statistics are computed afresh every run (the checks are what changes)."""
-    from verifiers.consistency import CHECKS, ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import CHECKS, ConsistencySpec
     from verifiers.corruptions import KINDS, corrupt
 
     spec = ConsistencySpec(checks=list(CHECKS), contact=contact, **settings)
@@ -148,7 +149,8 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
 def rescore(rows: list[dict], work: Path, seed: int, names: list[str], log=print, **settings) -> list[dict]:
     """Recompute only the named checks of earlier rows (--rows) from the decoded videos kept in
     work/videos/SEED (a change to one check need not rerun the slow others)."""
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     spec = ConsistencySpec(checks=names, **settings)
     fps = {scene: json.loads((work / scene / "meta" / "info.json").read_text())["fps"] for scene in {r["scene"] for r in rows}}
@@ -184,7 +186,7 @@ def auc(positive: list[float], negative: list[float]) -> float:
 
 def calibrate(rows: list[dict], checks: list[str], margin: float) -> dict[str, float]:
     """Per check, the smallest limit under which no calibration clean video fails, times margin."""
-    from verifiers.consistency import Limits
+    from verifiers.specs import Limits
 
     limits = Limits().model_dump()
     clean = [r for r in rows if r["split"] == "calibration" and r["kind"] == "clean"]
@@ -334,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                    "videos kept in --work (and the camera-motion measure), the rest stay as they were")
     p.add_argument("--verbose", action="store_true", help="list false positives and misses")
     args = p.parse_args(argv)
-    from verifiers.consistency import DEFAULT_CHECKS, Limits
+    from verifiers.specs import DEFAULT_CHECKS, Limits
 
     args.work.mkdir(parents=True, exist_ok=True)
     checks = args.checks.split(",") if args.checks else list(DEFAULT_CHECKS)

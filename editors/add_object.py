@@ -13,68 +13,15 @@ that frame has no foreground. The task can be rewritten through `task_template`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from augment.episode import Episode
 from editors.compose import (asset_sprite, composite, dilate, draw_sprite, ellipse_mask, fraction_box_to_pixels,
                              load_rgba, place_boxes)
-from editors.edit_base import DiffusionSpec, EditResult, EditSkipped, EditSpec, EditStage
-from editors.segmenter import Box, Segmentation
-
-ASSET_SUFFIXES = {".png", ".webp"}
-
-
-class AddObjectSpec(EditSpec):
-    type: Literal["add_object"] = "add_object"
-    mode: Literal["inpaint", "paste"] = "paste"
-    objects: list[str] = Field(default_factory=list, description="inpaint: what to paint, in words")
-    prompt_template: str = Field("a photo of a {object} on a table", description="inpaint prompt; {object} is filled")
-    assets: str | None = Field(None, description="paste: a folder of RGBA images (or one file); the name is the stem")
-    count: int = Field(1, ge=1, description="objects per frame")
-    size: tuple[float, float] = Field((0.12, 0.2), description="box side range, fraction of the shorter image side")
-    boxes: list[Box] = Field(default_factory=list, description="fixed boxes instead of free placement")
-    surface_box: Box = Field([0.0, 0.4, 1.0, 1.0], description="where the support surface is, [x0, y0, x1, y1] fractions")
-    surface_prompt: str | None = Field(
-        None, description='find the support surface in words ("table top"); needs segmenter kind text')
-    margin: int = Field(3, ge=0, description="px kept between an object and any foreground")
-    shadow: bool = True
-    shadow_strength: float = Field(0.5, ge=0, le=1)
-    feather: int = Field(1, ge=0)
-    task_template: str | None = Field(None, description='rewrite the task, e.g. "pick up the {object}" ({objects}, {task} too)')
-    diffusion: DiffusionSpec | None = Field(None, description="inpainting pipeline, for mode inpaint")
-
-    stage_class = "editors.add_object:AddObjectStage"
-
-    @model_validator(mode="after")
-    def _mode_needs(self) -> AddObjectSpec:
-        if self.mode == "inpaint" and (self.diffusion is None or not self.objects):
-            raise ValueError("mode 'inpaint' needs `diffusion` (an inpainting model) and `objects` (prompts)")
-        if self.mode == "paste":
-            if not self.assets or not Path(self.assets).exists():
-                raise ValueError(f"mode 'paste' needs `assets`: an existing folder of RGBA images or a file, got {self.assets!r}")
-            if not asset_files(self.assets):
-                raise ValueError(f"assets {self.assets!r} holds no {'/'.join(sorted(ASSET_SUFFIXES))} images")
-        if self.surface_prompt and self.segmenter.kind != "text":
-            raise ValueError("surface_prompt needs `segmenter.kind: text` (a detector and SAM)")
-        low, high = self.size
-        if not 0 < low <= high <= 1:
-            raise ValueError(f"size: expected 0 < min <= max <= 1, got {list(self.size)}")
-        if self.task_template is not None:
-            try:
-                self.task_template.format(object="x", objects="x", task="x")
-            except (KeyError, IndexError) as e:
-                raise ValueError(f"task_template may use {{object}}, {{objects}}, {{task}}; unknown {e}") from None
-        return self
-
-
-def asset_files(assets: str) -> list[Path]:
-    path = Path(assets)
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in ASSET_SUFFIXES) if path.is_dir() else []
+from editors.edit_base import EditResult, EditSkipped, EditStage
+from editors.segmenter import Segmentation
+from editors.specs import AddObjectSpec, asset_files
 
 
 def object_name(path: Path) -> str:

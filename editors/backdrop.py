@@ -3,24 +3,14 @@ once per episode and variant, and every edited frame shows it behind its foregro
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from augment.episode import Episode
 from editors.compose import replace_background
-from editors.edit_base import DiffusionSpec, EditResult, EditSpec, EditStage
+from editors.edit_base import EditResult, EditStage
 from editors.segmenter import Segmentation
-
-
-class BackdropSpec(EditSpec):
-    type: Literal["backdrop"] = "backdrop"
-    diffusion: DiffusionSpec = Field(description="a text-to-image pipeline (e.g. stable-diffusion-v1-5, sdxl-turbo)")
-    prompts: list[str] = Field(min_length=1, description="one is picked per variant by the seed")
-    feather: int = Field(2, ge=0, description="soften the seam over this many px inside the background")
-
-    stage_class = "editors.backdrop:BackdropStage"
+from editors.specs import BackdropSpec
 
 
 class BackdropStage(EditStage):

@@ -11,48 +11,16 @@ with no halo of the old one. State, actions and task are untouched, so the recor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import MAX_VARIANTS, Stage, derive_seed
+from augment.stage import Stage, derive_seed
 from editors.compose import replace_background
 from editors.segment import background_plate
 from editors.workspace import workspace_masks
-from editors.edit_base import ImageEditSpec
-from editors.segmenter import SegmenterSpec
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-
-
-class BackgroundSpec(ImageEditSpec):
-    type: Literal["background"] = "background"
-    backgrounds: str = Field("procedural", description="'procedural', or a folder of images")
-    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with another background")
-    seed: int = Field(0, description="with the episode uid and variant, picks the background")
-    diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel foreground")
-    saturation_threshold: float | None = Field(
-        0.45, description="keep strongly coloured still pixels (objects) as foreground; null disables"
-    )
-    feather: int = Field(1, ge=0, description="unmix the seam over this many px outside the kept pixels (0: hard cut)")
-    segmenter: SegmenterSpec | None = Field(
-        None, description="a model-backed segmenter (kind sam or text); default: the weight-free thresholds above"
-    )
-    stage_class = "editors.background:BackgroundStage"
-
-    @field_validator("backgrounds")
-    @classmethod
-    def _folder_exists(cls, value: str) -> str:
-        if value != "procedural":
-            folder = Path(value)
-            if not folder.is_dir():
-                raise ValueError(f"{value!r} is neither 'procedural' nor an existing folder")
-            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-                raise ValueError(f"folder {value!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return value
+from editors.specs import BackgroundSpec, IMAGE_SUFFIXES
 
 
 def named(sources) -> str:

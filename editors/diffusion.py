@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from augment.devices import resolve_device
-from editors.edit_base import DiffusionSpec
+from editors.specs import DiffusionSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -14,66 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import MAX_VARIANTS, Stage, StageSpec, StrictSpec, derive_seed
+from augment.stage import Stage, derive_seed
 from editors.compose import mask_fraction
-from editors.segmenter import Segmentation, Segmenter, SegmenterSpec
-
-
-class DiffusionSpec(StrictSpec):  # nested blocks are as strict as the stage
-    """A diffusers pipeline, by model id or local path, and how to run it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(description="model id or local path (a folder with model_index.json)")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="bfloat16 on a GPU halves memory")
-    device: str = Field("auto", description="torch device; auto = cuda when available, else cpu")
-    enable_model_cpu_offload: bool = Field(False, description="keep sub-models on the CPU until each runs (needs accelerate)")
-    steps: int = Field(30, ge=1, description="denoising steps")
-    guidance_scale: float = Field(7.5, ge=0)
-    strength: float = Field(1.0, gt=0, le=1, description="inpainting: 1.0 repaints the masked region from noise")
-    resolution: int = Field(512, ge=8, description="long side of the image the model works at")
-    negative_prompt: str = ""
-
-
-class ImageEditSpec(StageSpec):
-    """What every image edit's spec shares: review pages, and fixed cameras by default (a still
-    background or object pasted into a moving camera's view would be wrong)."""
-
-    cameras: list[str] | None = Field(
-        None, description="cameras to edit; default: the fixed ones, measured in the frames (wrist cameras move)")
-    review_dir: str | None = Field(None, description="write one review PNG per output episode into this folder")
-    review_max: int = Field(50, ge=0, description="review PNGs per worker at most, so a big job writes a sample")
-
-    default_cameras = "fixed"
-
-    def changed_cameras(self, cameras: list[str]) -> list[str]:
-        return [c for c in cameras if self.cameras is None or c in self.cameras]
-
-    def read_cameras(self, cameras: list[str]) -> list[str]:
-        return self.changed_cameras(cameras)
-
-    def finish_job(self, out_root: Path) -> dict:
-        """Stack the per-episode review PNGs the workers wrote into one review.png for the job."""
-        if not self.review_dir:
-            return {}
-        from editors.review import write_job_grid
-
-        grid = write_job_grid(Path(self.review_dir))
-        return {"review": str(grid)} if grid else {}
-
-
-class EditSpec(ImageEditSpec):
-    segmenter: SegmenterSpec = Field(default_factory=SegmenterSpec, description="what to keep; default weight-free")
-    apply_to: Literal["first", "all"] = Field("first", description="first: rollout mode; all: structure-preserving")
-    first_frames: int = Field(1, ge=1, description="frames edited when apply_to is first")
-    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with its own seed")
-    seed: int = 0
+from editors.segmenter import Segmentation, Segmenter
+from editors.specs import EditSpec
 
 
 class EditSkipped(Exception):

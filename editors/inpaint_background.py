@@ -8,24 +8,14 @@ is the same in every frame; each frame then takes it only where that frame shows
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from augment.episode import Episode
 from editors.compose import replace_background
-from editors.edit_base import DiffusionSpec, EditResult, EditSpec, EditStage
+from editors.edit_base import EditResult, EditStage
 from editors.segmenter import Segmentation
-
-
-class InpaintBackgroundSpec(EditSpec):
-    type: Literal["inpaint_background"] = "inpaint_background"
-    diffusion: DiffusionSpec = Field(description="an inpainting pipeline (e.g. stable-diffusion-2-inpainting)")
-    prompts: list[str] = Field(min_length=1, description="one is picked per variant by the seed")
-    feather: int = Field(2, ge=0, description="soften the seam over this many px inside the background")
-
-    stage_class = "editors.inpaint_background:InpaintBackgroundStage"
+from editors.specs import InpaintBackgroundSpec
 
 
 class InpaintBackgroundStage(EditStage):

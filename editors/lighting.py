@@ -18,41 +18,16 @@ actions and task are untouched.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from augment.episode import Episode
-from augment.stage import MAX_VARIANTS, Stage, derive_seed
+from augment.stage import Stage, derive_seed
 from editors.background import write_review
-from editors.edit_base import ImageEditSpec
+from editors.specs import LightingSpec
 
 REFERENCE_K = 6500.0  # sRGB's white point, about D65
 LUMA = np.array([0.2126, 0.7152, 0.0722])  # linear-RGB luminance weights (Rec. 709)
-
-
-class LightingSpec(ImageEditSpec):
-    type: Literal["lighting"] = "lighting"
-    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with another light")
-    seed: int = Field(0, description="with the episode uid and variant, draws the light")
-    exposure: tuple[float, float] = Field((-0.7, 0.5), description="range of the exposure change, in stops")
-    temperature: tuple[float, float] = Field((3200.0, 9000.0), description="range of the light's colour temperature, K")
-    tint: float = Field(0.04, ge=0, le=0.3, description="largest green-magenta shift (a fraction of the green gain)")
-    falloff: float = Field(0.35, ge=0, le=0.9, description="largest brightness change from the image centre to its edge")
-    stage_class = "editors.lighting:LightingStage"
-
-    default_cameras = "all"  # a new light falls on every camera's view, wrist cameras included
-
-    @model_validator(mode="after")
-    def _ranges(self) -> LightingSpec:
-        for name in ("exposure", "temperature"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"{name}: [low, high] with low <= high, got [{low}, {high}]")
-        if self.temperature[0] < 1000 or self.temperature[1] > 40000:
-            raise ValueError("temperature: between 1000 and 40000 K")
-        return self
 
 
 def blackbody_rgb(kelvin: float) -> np.ndarray:

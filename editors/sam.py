@@ -15,7 +15,7 @@ import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
-from editors.segmenter import SamArchitecture, SegmenterSpec
+from editors.specs import SamArchitecture, SegmenterSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -11,34 +11,16 @@ backdrop are kept pixel for pixel; state, actions and task are untouched.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import Field
 
 from augment.episode import Episode
-from augment.stage import MAX_VARIANTS, Stage, derive_seed
-from editors.background import BackgroundSpec, BackgroundStage, named, write_review
+from augment.stage import Stage, derive_seed
+from editors.background import BackgroundStage, named, write_review
 from editors.compose import dilate
-from editors.edit_base import ImageEditSpec
 from editors.workspace import continues_from, workspace_masks
-
-
-class SurfaceSpec(ImageEditSpec):
-    type: Literal["surface"] = "surface"
-    textures: str = Field("procedural", description="'procedural', or a folder of images")
-    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="new episodes per input, each with another texture")
-    seed: int = Field(0, description="with the episode uid and variant, picks the texture")
-    diff_threshold: float = Field(18.0, gt=0, description="colour distance that makes a pixel moving")
-    shading_blur: int = Field(4, ge=1, description="px scale over which the old surface's grain is smoothed away")
-    contrast: float = Field(0.35, ge=0, le=1, description="procedural textures: how far their two colours lie apart")
-
-    stage_class = "editors.surface:SurfaceStage"
-
-    @property
-    def textures_spec(self) -> BackgroundSpec:  # the texture source is the background stage's
-        return BackgroundSpec(backgrounds=self.textures)
+from editors.specs import SurfaceSpec
 
 
 class SurfaceStage(Stage):

@@ -7,20 +7,12 @@ aspect (the output is still resized back to the camera). CogVideoX 1.5 uses RoPE
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from generators.base import GeneratorSpec, VideoGeneratorStage
-
-
-class CogVideoXSpec(GeneratorSpec):
-    type: Literal["cogvideox-i2v"] = "cogvideox-i2v"
-    max_sequence_length: int = 226
-    use_dynamic_cfg: bool = False
-
-    stage_class = "generators.cogvideox:CogVideoXStage"
+from generators.base import VideoGeneratorStage
+from generators.specs import CogVideoXSpec
 
 
 class CogVideoXStage(VideoGeneratorStage):

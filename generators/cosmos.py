@@ -10,21 +10,13 @@ check_text_safety(prompt) -> bool and check_video_safety(frames) -> frames, as t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
-from pydantic import Field
 
-from generators.base import GeneratorSpec, VideoGeneratorStage
-
-
-class CosmosSpec(GeneratorSpec):
-    type: Literal["cosmos-predict2"] = "cosmos-predict2"
-    safety_checker: str = Field("guardrail", description="'guardrail' or 'module:Class' of another checker")
-    max_sequence_length: int = 512
-
-    stage_class = "generators.cosmos:CosmosStage"
+from generators.base import VideoGeneratorStage
+from generators.specs import CosmosSpec
 
 
 class CosmosStage(VideoGeneratorStage):

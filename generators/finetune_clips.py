@@ -12,8 +12,8 @@ import torch
 
 from augment.episode import resize_frames
 from augment.stage import derive_seed
-from generators.base import (choose_resolution, pick_camera, render_prompt, resample_indices,
-                             valid_frame_count)
+from generators.base import choose_resolution, render_prompt, resample_indices, valid_frame_count
+from generators.specs import pick_camera
 from generators.finetune_config import FinetuneConfig
 from generators.finetune_families import Family
 

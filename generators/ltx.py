@@ -6,22 +6,13 @@ Published defaults: 161 frames (8k + 1) at 25 fps (the pipeline's frame_rate), 5
 
 from __future__ import annotations
 
-from typing import Literal
 
-from pydantic import Field
 
 import numpy as np
 from PIL import Image
 
-from generators.base import GeneratorSpec, VideoGeneratorStage
-
-
-class LTXSpec(GeneratorSpec):
-    type: Literal["ltx-i2v"] = "ltx-i2v"
-    max_sequence_length: int = 128
-    decode_timestep: float = Field(0.0, description="0.05 for the 0.9.1+ checkpoints with a timestep-aware VAE")
-
-    stage_class = "generators.ltx:LTXStage"
+from generators.base import VideoGeneratorStage
+from generators.specs import LTXSpec
 
 
 class LTXStage(VideoGeneratorStage):

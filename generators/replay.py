@@ -8,30 +8,13 @@ through the same label / verify / sink stages (the labeler has nothing to do: ac
 
 from __future__ import annotations
 
-from typing import Literal
 
-from pydantic import Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
-from editors.background import BackgroundSpec, BackgroundStage
+from augment.stage import Stage, derive_seed
+from editors.background import BackgroundStage
 from generators.base import edit_of, source_uid_of
-
-
-class ReplaySpec(StageSpec):
-    type: Literal["replay"] = "replay"
-    edit: BackgroundSpec = Field(default_factory=BackgroundSpec, description="the background edit's settings")
-    samples_per_edit: int = Field(1, ge=1)
-    seed: int = 0
-
-    stage_class = "generators.replay:ReplayStage"
-
-    @field_validator("edit")
-    @classmethod
-    def _one_variant(cls, value: BackgroundSpec) -> BackgroundSpec:
-        if value.variants != 1:
-            raise ValueError("edit.variants: use samples_per_edit for several outputs per episode")
-        return value
+from generators.specs import ReplaySpec
 
 
 class ReplayStage(Stage):

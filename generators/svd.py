@@ -7,24 +7,12 @@ Its guidance is a ramp from min_guidance_scale to max_guidance_scale over the fr
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import Field
 
-from generators.base import GeneratorSpec, VideoGeneratorStage
-
-
-class SVDSpec(GeneratorSpec):
-    type: Literal["svd"] = "svd"
-    min_guidance_scale: float = 1.0
-    max_guidance_scale: float = 3.0
-    motion_bucket_id: int = Field(127, ge=0, description="more motion when higher")
-    noise_aug_strength: float = Field(0.02, ge=0)
-    decode_chunk_size: int | None = Field(None, ge=1, description="frames decoded at once; lower saves memory")
-
-    stage_class = "generators.svd:SVDStage"
+from generators.base import VideoGeneratorStage
+from generators.specs import SVDSpec
 
 
 class SVDStage(VideoGeneratorStage):

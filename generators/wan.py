@@ -13,22 +13,12 @@ Layouts, all read from the checkpoint's model_index.json by from_pretrained:
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import Field
 
-from generators.base import GeneratorSpec, VideoGeneratorStage
-
-
-class WanSpec(GeneratorSpec):
-    type: Literal["wan-i2v"] = "wan-i2v"
-    max_sequence_length: int = 512
-    guidance_scale_2: float | None = Field(None, description="Wan 2.2 A14B: the low-noise expert's guidance; "
-                                                            "default: guidance_scale")
-
-    stage_class = "generators.wan:WanStage"
+from generators.base import VideoGeneratorStage
+from generators.specs import WanSpec
 
 
 class WanStage(VideoGeneratorStage):

@@ -3,8 +3,3 @@
     idm     an inverse-dynamics model trained with `augment train-idm` labels generated video
     source  keeps the recorded actions (structure-preserving edits of real episodes)
 """
-
-TYPES: dict[str, str] = {
-    "idm": "labelers.idm:IdmLabelSpec",
-    "source": "labelers.source:SourceLabelSpec",
-}

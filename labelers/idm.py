@@ -7,52 +7,12 @@ setup(), inside the worker, imports torch and loads the weights.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, derive_seed
-from labelers.config import read_checkpoint_config
-
-
-class IdmLabelSpec(StageSpec):
-    type: Literal["idm"] = "idm"
-    checkpoint: str = Field(description="folder written by `augment train-idm` (model.safetensors + config.json)")
-    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
-    batch_size: int = Field(256, ge=1, description="windows per forward pass")
-    mc_samples: int = Field(8, ge=0, description="MC-dropout passes for the uncertainty (0 or 1: none)")
-    state: Literal["predict", "keep"] = Field(
-        "predict", description="'keep': keep an episode's own state when it has one (e.g. replayed real motion)")
-    cameras: dict[str, str] | None = Field(
-        None, description="the IDM's camera -> the episode's camera, when the generator names them differently")
-    max_uncertainty: float | None = Field(
-        None, gt=0, description="drop episodes whose mean action spread (normalised units) exceeds this")
-    seed: int = Field(0, description="seeds the MC-dropout passes, with the episode uid")
-
-    stage_class = "labelers.idm:IdmLabelStage"
-    changes_frames = False  # it scores or labels; the frames go on as they came
-
-    @field_validator("checkpoint")
-    @classmethod
-    def _is_checkpoint(cls, value: str) -> str:
-        config = read_checkpoint_config(value)  # raises, naming the folder and the missing file
-        if "features" not in config:
-            raise ValueError(f"{value}/config.json has no 'features'; retrain with `augment train-idm`")
-        return value
-
-    def output_features(self, features: dict) -> dict:
-        trained = read_checkpoint_config(self.checkpoint)["features"]
-        out = dict(features)
-        for key in ("action", "observation.state"):
-            if self.state == "keep" and key == "observation.state" and key in features:
-                if list(features[key]["shape"]) != list(trained[key]["shape"]):
-                    raise ValueError(f"idm stage: state='keep' but the episodes' observation.state has shape "
-                                     f"{features[key]['shape']} and the IDM's {trained[key]['shape']}")
-                continue
-            out[key] = dict(trained[key])
-        return out
+from augment.stage import Stage, derive_seed
+from labelers.specs import IdmLabelSpec
 
 
 class IdmLabelStage(Stage):

@@ -4,39 +4,12 @@ says so in the provenance (a trainer can tell recorded labels from IDM labels)."
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec
-
-
-class SourceLabelSpec(StageSpec):
-    type: Literal["source"] = "source"
-    require_action: bool | None = Field(
-        None, description="require recorded actions; null: when the dataset has an `action` feature")
-    require_state: bool | None = Field(
-        None, description="require the recorded observation.state; null: when the dataset has one")
-    on_missing: Literal["error", "drop"] = Field(
-        "error", description="an episode without recorded actions: stop the job ('error') or drop it")
-
-    stage_class = "labelers.source:SourceLabelStage"
-    changes_frames = False  # it scores or labels; the frames go on as they came
-    reads_frames = False  # it copies the recorded labels
-
-    def required_features(self) -> list[str]:
-        return [key for key, required in (("action", self.require_action), ("observation.state", self.require_state))
-                if required]
-
-    def resolve(self, features: dict, measure_cameras):
-        spec, note = super().resolve(features, measure_cameras)
-        # null: require what the dataset records, so the same spec runs on datasets with and without state.
-        update = {field: key in features for field, key in (("require_action", "action"),
-                                                            ("require_state", "observation.state"))
-                  if getattr(spec, field) is None}
-        return spec.model_copy(update=update), note
+from augment.stage import Stage
+from labelers.specs import SourceLabelSpec
 
 
 class SourceLabelStage(Stage):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from augment.episode import Episode
-from editors.background import BackgroundSpec, composite, procedural_texture
+from editors.background import composite, procedural_texture
+from editors.specs import BackgroundSpec
 from editors.segment import foreground_masks
 
 
@@ -88,7 +89,8 @@ def test_folder_must_exist():
 
 def test_motion_segmenter_can_keep_the_whole_workspace():
     from editors.workspace import workspace_masks
-    from editors.segmenter import Segmenter, SegmenterSpec
+    from editors.segmenter import Segmenter
+    from editors.specs import SegmenterSpec
 
     episode, truth = synthetic_episode()
     video = episode.frames["cam"]

@@ -7,10 +7,11 @@ import pytest
 from pydantic import ValidationError
 
 from augment.episode import Episode
-from editors.add_object import AddObjectSpec
+from editors.specs import AddObjectSpec
 from editors.compose import asset_sprite, composite, draw_sprite, ellipse_mask, find_free_box, place_boxes
 from editors.edit_base import check_protected
-from editors.segmenter import Segmenter, SegmenterSpec
+from editors.segmenter import Segmenter
+from editors.specs import SegmenterSpec
 
 H = W = 64
 

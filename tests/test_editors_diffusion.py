@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from editors.add_object import AddObjectSpec
-from editors.backdrop import BackdropSpec
+from editors.specs import AddObjectSpec
+from editors.specs import BackdropSpec
 from editors.compose import dilate
-from editors.inpaint_background import InpaintBackgroundSpec
+from editors.specs import InpaintBackgroundSpec
 from test_editors_compose import make_episode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,7 +126,7 @@ def test_offload_and_dtype_reach_the_pipeline(models):
     import torch
 
     from editors.diffusion import load_pipeline
-    from editors.edit_base import DiffusionSpec
+    from editors.specs import DiffusionSpec
 
     pipe = load_pipeline(DiffusionSpec(**{**diffusion(models["inpaint"]), "dtype": "bfloat16"}), "inpaint")
     assert pipe.unet.dtype == torch.bfloat16 and type(pipe).__name__ == "StableDiffusionInpaintPipeline"

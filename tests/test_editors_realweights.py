@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(not (SAM and OWLV2), reason="set AUGMENT_SAM_CHECKPOINT and AUGMENT_OWLV2")
 def test_text_segmenter_finds_the_red_cube():
-    from editors.segmenter import Segmenter, SegmenterSpec
+    from editors.segmenter import Segmenter
+    from editors.specs import SegmenterSpec
 
     spec = SegmenterSpec(kind="text", checkpoint=SAM, model_type=os.environ.get("AUGMENT_SAM_TYPE", "vit_b"),
                          detector=OWLV2, keep=["red square"], device=DEVICE, protect_motion=False, grow=0)
@@ -37,7 +38,7 @@ def test_text_segmenter_finds_the_red_cube():
 
 @pytest.mark.skipif(not SD_INPAINT, reason="set AUGMENT_SD_INPAINT")
 def test_inpaint_background_on_real_weights_keeps_the_foreground():
-    from editors.inpaint_background import InpaintBackgroundSpec
+    from editors.specs import InpaintBackgroundSpec
 
     stage = InpaintBackgroundSpec(prompts=["a marble kitchen counter"],
                                   diffusion={"model": SD_INPAINT, "device": DEVICE, "steps": 10,

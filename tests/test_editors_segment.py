@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from editors.segmenter import SamArchitecture, Segmenter, SegmenterSpec
+from editors.segmenter import Segmenter
+from editors.specs import SamArchitecture, SegmenterSpec
 from test_editors_compose import make_episode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,7 +120,7 @@ def test_owlv2_boxes_prompt_sam(sam_checkpoint, owlv2):
 
 
 def test_add_object_with_sam_segmenter_never_touches_the_robot(sam_checkpoint, tmp_path):
-    from editors.add_object import AddObjectSpec
+    from editors.specs import AddObjectSpec
     from editors.edit_base import check_protected
     from test_editors_compose import write_asset
 
@@ -154,7 +155,7 @@ def test_bf16_autocast_gives_the_same_kind_of_masks(sam_checkpoint):
 def test_folder_background_with_a_sam_segmenter_keeps_the_robot(sam_checkpoint, tmp_path):
     import cv2
 
-    from editors.background import BackgroundSpec
+    from editors.specs import BackgroundSpec
 
     cv2.imwrite(str(tmp_path / "bg.png"), np.full((32, 32, 3), (10, 200, 10), np.uint8))
     segmenter = {"kind": "sam", "checkpoint": sam_checkpoint, "model_type": "custom",
@@ -172,7 +173,7 @@ def test_folder_background_with_a_sam_segmenter_keeps_the_robot(sam_checkpoint, 
 def test_surface_prompt_confines_placement_to_the_detected_surface(sam_checkpoint, owlv2, tmp_path):
     from pydantic import ValidationError
 
-    from editors.add_object import AddObjectSpec
+    from editors.specs import AddObjectSpec
     from test_editors_compose import write_asset
 
     asset = write_asset(tmp_path / "ball.png")

@@ -69,7 +69,7 @@ def test_keep_mask_matches_the_truth_in_every_frame(recorded, bench, key):
 
 
 def test_background_edit_changes_only_the_backdrop(recorded, bench):
-    from editors.background import BackgroundSpec
+    from editors.specs import BackgroundSpec
 
     stage = BackgroundSpec(cameras=[KEY], variants=2).build()
     stage.setup()
@@ -91,7 +91,7 @@ def test_background_edit_changes_only_the_backdrop(recorded, bench):
 
 
 def test_surface_edit_retextures_the_table_and_nothing_else(recorded, bench):
-    from editors.surface import SurfaceSpec
+    from editors.specs import SurfaceSpec
 
     stage = SurfaceSpec(cameras=[KEY]).build()
     stage.setup()

@@ -8,9 +8,17 @@ from pydantic import ValidationError
 
 from augment.episode import Episode
 from augment.stage import derive_seed
-from generators.base import (GeneratorSpec, VideoGeneratorStage, choose_resolution, clips_needed, edit_of,
-                             render_prompt, resample_indices, valid_frame_count)
-from generators.replay import ReplaySpec
+from generators.base import (
+    VideoGeneratorStage,
+    choose_resolution,
+    clips_needed,
+    edit_of,
+    render_prompt,
+    resample_indices,
+    valid_frame_count,
+)
+from generators.specs import GeneratorSpec
+from generators.specs import ReplaySpec
 
 
 def make_episode(length=30, fps=30, cameras=("cam",), size=(24, 40)) -> Episode:
@@ -186,8 +194,8 @@ def test_real_editors_fill_the_generators_edit(tmp_path):
     both editors did, and each variant is its own edit (its own rank group)."""
     import cv2
 
-    from editors.background import BackgroundSpec
-    from editors.surface import SurfaceSpec
+    from editors.specs import BackgroundSpec
+    from editors.specs import SurfaceSpec
 
     folder = tmp_path / "walls"
     folder.mkdir()

@@ -17,7 +17,7 @@ from labelers.metrics import format_table, regression_metrics
 from labelers.network import build_network, load_checkpoint, save_checkpoint
 from labelers.normalize import Normalizer
 from labelers.plot import _plot_pil
-from labelers.source import SourceLabelSpec
+from labelers.specs import SourceLabelSpec
 
 
 def test_normalizer_round_trip_and_zero_std():
@@ -157,7 +157,7 @@ def test_source_labeller_refuses_or_drops_missing_actions():
 def test_idm_spec_names_a_missing_checkpoint(tmp_path):
     from pydantic import ValidationError
 
-    from labelers.idm import IdmLabelSpec
+    from labelers.specs import IdmLabelSpec
 
     with pytest.raises(ValidationError, match="not an IDM checkpoint.*config.json is missing"):
         IdmLabelSpec(checkpoint=str(tmp_path))

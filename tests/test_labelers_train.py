@@ -103,7 +103,7 @@ def test_checkpoint_config_holds_features_stats_and_split(trained, blob_dataset)
 
 
 def test_idm_stage_labels_in_dataset_units_with_uncertainty(trained, blob_dataset):
-    from labelers.idm import IdmLabelSpec
+    from labelers.specs import IdmLabelSpec
 
     out, report = trained
     source = LeRobotSource(blob_dataset)
@@ -130,7 +130,7 @@ def test_idm_stage_labels_in_dataset_units_with_uncertainty(trained, blob_datase
 
 
 def test_idm_stage_drops_uncertain_episodes(trained, blob_dataset):
-    from labelers.idm import IdmLabelSpec
+    from labelers.specs import IdmLabelSpec
 
     out, _ = trained
     episode = LeRobotSource(blob_dataset).read_episode(0)
@@ -174,7 +174,7 @@ def test_training_is_deterministic(blob_dataset, tmp_path):
 
 
 def test_flow_model_trains_deterministically_and_labels_through_the_stage(blob_dataset, tmp_path):
-    from labelers.idm import IdmLabelSpec
+    from labelers.specs import IdmLabelSpec
     from labelers.train import train_idm
 
     quick = IdmConfig(**{**TINY, "epochs": 2, "motion": "flow", "episodes": ["0:12"]})

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from augment.episode import Episode
 from augment.local import run_local
 from augment.spec import load_spec
-from editors.lighting import LightingSpec, relight, white_balance
+from editors.lighting import relight, white_balance
+from editors.specs import LightingSpec
 
 from conftest import write_spec
 

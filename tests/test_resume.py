@@ -84,7 +84,7 @@ def test_report_times_are_not_multiplied_by_best_of_n():
 
     from augment.episode import Episode
     from augment.pipeline import RunStage, batch_to_rows, episode_row, rows_to_batch
-    from editors.background import BackgroundSpec
+    from editors.specs import BackgroundSpec
 
     frames = np.zeros((6, 16, 16, 3), np.uint8)
     frames[:, 4:8, 4:8] = 200

@@ -29,7 +29,8 @@ def moving_scene(length: int = 40, seed: int = 0) -> np.ndarray:
 
 
 def test_checks_pass_clean_and_catch_freeze_cut_appear_and_recolour():
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     spec = ConsistencySpec()
     clean = moving_scene()
@@ -57,7 +58,7 @@ def test_checks_pass_clean_and_catch_freeze_cut_appear_and_recolour():
 
 
 def test_action_check_uses_source_quantiles(tmp_path):
-    from verifiers.consistency import ConsistencySpec
+    from verifiers.specs import ConsistencySpec
 
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps({"action": {"q01": [-1.0, -1.0], "q99": [1.0, 1.0]}}))
@@ -74,7 +75,7 @@ def test_action_check_uses_source_quantiles(tmp_path):
 
 
 def test_spec_rejects_unknown_checks():
-    from verifiers.consistency import ConsistencySpec
+    from verifiers.specs import ConsistencySpec
 
     with pytest.raises(ValueError, match="unknown"):
         ConsistencySpec(checks=["frozen", "wobble"])
@@ -167,7 +168,8 @@ def test_local_run_drops_to_report_keeps_scores_and_builds_review(tiny_dataset, 
 
 def test_repeated_frames_are_not_jerky_motion_and_gradual_growth_is_caught():
     from verifiers import checks as C
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     spec = ConsistencySpec()
     clean = moving_scene(60)
@@ -204,7 +206,7 @@ VERIFY_SPECS = sorted((Path(__file__).parent.parent / "pipelines").glob("verify_
 @pytest.mark.parametrize("path", VERIFY_SPECS, ids=[p.stem for p in VERIFY_SPECS])
 def test_verify_pipeline_specs_validate(path, tiny_dataset):
     from augment.spec import load_spec
-    from verifiers.consistency import ConsistencySpec
+    from verifiers.specs import ConsistencySpec
 
     spec = load_spec(path, [f"source.root={tiny_dataset}"])  # the specs name a dataset a user makes first
     [consistency] = [s for s in spec.stages if isinstance(s, ConsistencySpec)]
@@ -239,7 +241,8 @@ def gripper_scene(carry: bool, length: int = 40) -> np.ndarray:
 
 def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
     from verifiers import checks as C
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     spec = ConsistencySpec(checks=["objects_persist"])  # off by default (bench_verifier: it fires on clean contact)
     vanished = gripper_scene(carry=False)
@@ -264,7 +267,8 @@ def test_objects_persist_catches_a_vanish_but_not_a_carried_object():
 
 
 def test_contact_gate_keeps_a_carried_object_and_catches_one_that_vanishes_alone():
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     spec = ConsistencySpec()
     carried = gripper_scene(carry=True)  # the gripper lands on the object and takes it along
@@ -294,7 +298,8 @@ def test_corruptions_are_visible_and_recorded():
 
 def test_learned_verifier_fits_and_drops_in_a_stage(tmp_path):
     from verifiers.corruptions import corrupt
-    from verifiers.learned import LearnedSpec, choose_threshold, features, fit_logistic, predict
+    from verifiers.learned import choose_threshold, features, fit_logistic, predict
+    from verifiers.specs import LearnedSpec
 
     rng = np.random.default_rng(0)
     clean = [moving_scene(40, seed=s) for s in range(6)] + [gripper_scene(carry=True)]
@@ -387,7 +392,8 @@ def test_strict_contact_gate_catches_a_thing_appearing_beside_the_moving_arm():
     mover that changes within 1 px of the change, one step either side, makes it contact: a thing
     appearing 3 px beside the swinging arm's furthest reach is caught. The default gate (two steps,
     2 px) calls it contact; the strict one keeps a carried object and the moving arm alone."""
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     strict = ConsistencySpec(contact_window=1, contact_reach=1)
     for clean in (arm_scene(appear_at=None), gripper_scene(carry=True)):
@@ -420,7 +426,8 @@ def test_a_camera_moving_with_the_robot_is_judged_by_the_checks_that_hold_there(
     """A wrist camera's whole view moves and new things enter it: the still-background checks (event,
     settle, new_colour) reject such a clean video, so a camera whose edges do not stay in place
     (augment/cameras.py) gets only frozen, static, jump and cut, which still catch a freeze and a cut."""
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     clean = wrist_scene()
     scores, details = video_checks(clean, ConsistencySpec())
@@ -471,7 +478,8 @@ def test_jump_holds_when_the_encoder_alternates_near_repeats_and_catches_a_cut()
     80 fps) looked like a 3x jump and failed the demo's clean episode; against their upper quartile
     it is an ordinary step, and a cut (the block skipping 15 frames) still is not."""
     from verifiers import checks as C
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     steps = np.asarray(DEMO_STEPS)[:, None, None] * np.ones((1, 8, 8))
     assert C.jump(steps, quantile=50)[0] > 3.2  # the median of the neighbours: over the old limit
@@ -488,7 +496,8 @@ def test_colour_place_catches_a_recolour_into_a_colour_the_scene_has_elsewhere()
     (is the colour new to the frame?) cannot see it, colour_place (is it new to that place?) does. The
     sliding red block takes its colour to new places on every step: the mover's colour, left out."""
     from verifiers import checks as C
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
 
     clean = moving_scene(40)
     clean[:, 4:10, 52:58] = (30, 200, 30)  # a green object far from the blue one

@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from augment.episode import Episode  # noqa: E402
-from verifiers.vlm import VLMSpec, answer_token_ids, sample_frame_indices, yes_probability  # noqa: E402
+from verifiers.vlm import answer_token_ids, sample_frame_indices, yes_probability  # noqa: E402
+from verifiers.specs import VLMSpec  # noqa: E402
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>"]

@@ -48,14 +48,14 @@ def add_train_parser(subparsers) -> None:
 
 
 def verifier_specs(args) -> list:
-    from verifiers.consistency import ConsistencySpec
-    from verifiers.vlm import VLMSpec
+    from verifiers.specs import ConsistencySpec
+    from verifiers.specs import VLMSpec
 
     specs = []
     if args.spec is not None:
         from augment.spec import load_spec
 
-        from verifiers.learned import LearnedSpec
+        from verifiers.specs import LearnedSpec
 
         specs = [s for s in load_spec(args.spec).stages if isinstance(s, (ConsistencySpec, VLMSpec, LearnedSpec))]
     if not any(isinstance(s, ConsistencySpec) for s in specs):
@@ -66,7 +66,8 @@ def verifier_specs(args) -> list:
     if args.vlm:
         specs.append(VLMSpec(model=args.vlm))
     if getattr(args, "verifier", None):
-        from verifiers.learned import LearnedSpec, load_model
+        from verifiers.learned import load_model
+        from verifiers.specs import LearnedSpec
 
         load_model(args.verifier)  # a missing file is an error now, not after the first episode
         specs.append(LearnedSpec(model=str(args.verifier)))
@@ -143,7 +144,7 @@ def run(args) -> int:
     if not args.json:
         print(f"{total - failed}/{total} episodes passed")
         if moving:
-            from verifiers.consistency import MOVING_CAMERA_CHECKS
+            from verifiers.specs import MOVING_CAMERA_CHECKS
 
             print(f"moving with the robot (only {', '.join(MOVING_CAMERA_CHECKS)} run there): {', '.join(sorted(moving))}")
     if args.html:

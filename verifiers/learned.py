@@ -15,33 +15,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec
+from augment.stage import Stage
 from verifiers.scores import failures, record_scores, Thresholds
+from verifiers.specs import ConsistencySpec, LearnedSpec
 
 FEATURES = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist")
 
 
-class LearnedSpec(StageSpec):
-    type: Literal["learned"] = "learned"
-    model: str = Field(description="folder written by `augment train-verifier` (holds verifier.json)")
-    camera: str | None = Field(None, description="camera to check; default every camera (the worst counts)")
-    threshold: float | None = Field(None, ge=0, le=1, description="minimum P(clean); default the one chosen in "
-                                    "training (at most max_false_positive of the training clean episodes fail)")
-    weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
-
-    stage_class = "verifiers.learned:LearnedStage"
-    changes_frames = False  # it scores or labels; the frames go on as they came
-
-
 def features(frames: np.ndarray, fps: float | None = None, names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:
     """The feature vector of one camera's frames: log of each named check statistic (gate on)."""
-    from verifiers.consistency import ConsistencySpec, video_checks
+    from verifiers.consistency import video_checks
 
     _, details = video_checks(frames, ConsistencySpec(checks=list(names)), fps)
     return features_from_stats({c: d["stat"] for c, d in details.items()}, names)

@@ -13,61 +13,16 @@ transformers and torch are imported in setup(), never when a spec is validated.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field
 
 from augment.episode import Episode
-from augment.stage import Stage, StageSpec, StrictSpec
-from verifiers.scores import Thresholds, check_names, failures, record_scores, weighted_mean
+from augment.stage import Stage
+from verifiers.scores import failures, record_scores, weighted_mean
+from verifiers.specs import Question, VLMSpec
 
 YES_WORDS = ("yes", "Yes", "YES")
 NO_WORDS = ("no", "No", "NO")
-
-
-class Question(StrictSpec):  # nested blocks are as strict as the stage
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    text: str = Field(description="the question; {task} and {edit} are filled in from the episode")
-    good_answer: Literal["yes", "no"] = Field("yes", description="the answer that means the sample is good")
-    weight: float = Field(1.0, ge=0)
-
-
-DEFAULT_QUESTIONS = [
-    Question(name="task", text="These are frames of a robot video, in order. The robot's task is: {task}. "
-             "Does the robot do this task?"),
-    Question(name="objects", good_answer="no", text="These are frames of a robot video, in order. Does any object "
-             "duplicate, vanish, appear from nowhere, or change its colour, shape or identity?"),
-    Question(name="physics", text="These are frames of a robot video, in order. Is the motion of the robot "
-             "and of the objects physically plausible, without jumps or objects moving on their own?"),
-    Question(name="edit", text="These are frames of a robot video, in order. Is {edit} present and "
-             "unchanged in every frame?"),
-]
-
-
-class VLMSpec(StageSpec):
-    type: Literal["vlm"] = "vlm"
-    model: str = Field(description="hub id or local folder of an image-text-to-text model")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1'")
-    camera: str | None = Field(None, description="camera to show; default the first")
-    num_frames: int = Field(8, ge=1, description="K frames sampled evenly over the episode")
-    image_size: int = Field(224, ge=16, description="frames are resized so their longer side is this")
-    trials: int = Field(1, ge=1, description="repeat with frames sampled at shifted times and average")
-    questions: list[Question] = Field(default_factory=lambda: [q.model_copy() for q in DEFAULT_QUESTIONS])
-    edit_description: str = Field("the scene's background and objects",
-                                  description="fills {edit} when provenance has no edit description")
-    prompts_per_batch: int = Field(4, ge=1, description="prompts per forward pass")
-    weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
-    thresholds: Thresholds = Field(default_factory=Thresholds)
-
-    stage_class = "verifiers.vlm:VLMStage"
-    changes_frames = False  # it scores or labels; the frames go on as they came
-
-    def model_post_init(self, _context) -> None:
-        check_names(self.thresholds, [q.name for q in self.questions], self.label)
 
 
 def sample_frame_indices(length: int, k: int, trial: int = 0, trials: int = 1) -> np.ndarray:
