@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
 
 from augment.registry import spec_class, stage_types
 from augment.stage import StageSpec, StrictSpec
@@ -55,13 +55,12 @@ class PipelineSpec(StrictSpec):
     name: str = "augment"
     seed: int = Field(0, description="the default of every stage's own `seed` (each derives its draws per episode)")
     source: SourceSpec
-    stages: list[StageSpec] = Field(default_factory=list)
+    # SerializeAsAny: dump each stage as its own class, with its fields, not as the base it is typed as
+    stages: list[SerializeAsAny[StageSpec]] = Field(default_factory=list)
     sink: SinkSpec
 
     def resolved_yaml(self) -> str:
         data = self.model_dump(mode="json")
-        # Dump each stage as its own class: the field is typed as the base, which has no stage fields.
-        data["stages"] = [stage.model_dump(mode="json") for stage in self.stages]
         return yaml.safe_dump(data, sort_keys=False)
 
 

@@ -1,1 +1,1 @@
-"""Image edits: segmentation and background / object edits. TYPES maps YAML type names to spec classes."""
+"""Image edits: segmentation and background / object edits. Their YAML blocks are in specs.py."""

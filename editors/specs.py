@@ -18,8 +18,6 @@ from augment.stage import MAX_VARIANTS, StageSpec, StrictSpec
 
 
 Box = list[float]  # [x0, y0, x1, y1], fractions of width and height
-
-
 Point = list[float]  # [x, y], fractions
 
 

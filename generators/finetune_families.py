@@ -24,12 +24,12 @@ class Family:
     lora_target = "transformer"  # the generator's lora `target` the adapter goes into
 
     def __init__(self, pipe: Any, config: FinetuneConfig):
-        from augment.registry import import_object, spec_class
+        from augment.registry import spec_class
 
         spec = spec_class(self.generator_type)
         self.pipe, self.config, self.transformer = pipe, config, pipe.transformer
         self.geometry: dict = {}  # the clips' camera, size, frames and fps, once they are cut
-        self.stage = import_object(spec.stage_class)
+        self.stage = spec.stage_class()
         self.text_length = config.max_sequence_length or spec.model_fields["max_sequence_length"].default
 
     def multiples(self) -> tuple[int, int]:

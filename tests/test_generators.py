@@ -32,7 +32,10 @@ def make_episode(length=30, fps=30, cameras=("cam",), size=(24, 40)) -> Episode:
 
 class FakeSpec(GeneratorSpec):
     type: str = "fake"
-    stage_class = "tests.test_generators:FakeStage"
+
+    @classmethod
+    def stage_class(cls):
+        return FakeStage
 
 
 class FakeStage(VideoGeneratorStage):

@@ -64,3 +64,42 @@ def test_only_the_runner_imports_ray():
                 if any(n == "ray" or n.startswith("ray.") for n in names):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert {o.split(":")[0] for o in offenders} == {"augment/runner.py"}, offenders
+
+
+def test_every_type_is_registered_from_its_spec_module_and_builds_its_own_stage():
+    from augment.registry import SPEC_MODULES, stage_types
+
+    for name, spec in stage_types().items():
+        assert spec.__module__ in SPEC_MODULES, (name, spec.__module__)
+        assert spec.model_fields["type"].default == name
+        stage = spec.stage_class()
+        assert stage.__module__ not in SPEC_MODULES and stage.__module__.split(".")[0] == spec.__module__.split(".")[0]
+
+
+def test_the_registry_refuses_a_second_spec_for_a_name_and_a_spec_without_a_type():
+    from typing import Literal
+
+    import pytest
+
+    from augment.registry import register
+    from augment.stage import StageSpec
+
+    class Another(StageSpec):
+        type: Literal["background"] = "background"
+
+    with pytest.raises(RuntimeError, match="'background' is registered twice"):
+        register(Another)
+
+    class Nameless(StageSpec):
+        pass
+
+    with pytest.raises(TypeError, match="needs `type"):
+        register(Nameless)
+
+
+def test_spec_modules_import_no_image_or_model_library():
+    code = "import sys\nfrom augment.registry import stage_types\nstage_types()\n" \
+           "print(sorted(m for m in ('cv2', 'PIL', 'av', 'torch', 'lerobot') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

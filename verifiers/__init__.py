@@ -1,1 +1,1 @@
-"""verifiers stages: see TYPES for the YAML type names they provide."""
+"""Verifier stages: scores that keep or drop episodes. Their YAML blocks are in specs.py."""
