@@ -103,7 +103,7 @@ def cmd_validate(args) -> int:
     spec = load_spec(args.spec, args.overrides)
     source = LeRobotSource(spec.source.root, spec.source.cameras)
     episodes = source.select(spec.source.episodes)
-    _, notes = resolve_stages(spec, source, episodes)
+    spec.stages, _, notes = resolve_stages(spec.stages, source, episodes)
     stages = ", ".join(s.label for s in spec.stages) or "(none: copy)"
     print(f"{args.spec}: ok — {len(episodes)} episodes from {spec.source.root}, stages: {stages}, "
           f"output: {spec.sink.root}")

@@ -183,11 +183,11 @@ def _source_schema(source: LeRobotSource, features: dict):
                                                                     file_index=meta["data/file_index"]))
 
 
-def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int]) -> tuple[dict, dict]:
+def resolve_stages(stages: list[StageSpec], source: LeRobotSource,
+                   selected: list[int]) -> tuple[list[StageSpec], dict, dict]:
     """Check every stage against the dataset (cameras and features it names or needs) and fill in
-    its data-dependent defaults (spec.stages is replaced by the resolved stages), before anything runs.
-    Returns (the output dataset's features, notes per stage for the job report); raises SpecError
-    listing every problem."""
+    its data-dependent defaults, before anything runs. Returns (the resolved stages, the output
+    dataset's features, notes per stage for the job report); raises SpecError listing every problem."""
     features = _source_features(source)
     measured: dict[str, dict] = {}
 
@@ -197,7 +197,7 @@ def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int
         return measured
 
     problems, notes, resolved = [], {}, []
-    for i, stage in enumerate(spec.stages):
+    for i, stage in enumerate(stages):
         try:
             stage, note = stage.resolve(features, measure)
             features = stage.output_features(features)
@@ -210,15 +210,14 @@ def resolve_stages(spec: PipelineSpec, source: LeRobotSource, selected: list[int
             notes[stage.label] = note
     if problems:
         raise SpecError(f"the spec does not fit {source.root}:\n  " + "\n  ".join(problems))
-    spec.stages = resolved
-    return features, notes
+    return resolved, features, notes
 
 
 def plan(spec: PipelineSpec) -> Job:
     """Open the source, check the stages against it and the output folder, list the episodes to do."""
     source = LeRobotSource(spec.source.root, spec.source.cameras)
     selected = source.select(spec.source.episodes)
-    features, notes = resolve_stages(spec, source, selected)
+    spec.stages, features, notes = resolve_stages(spec.stages, source, selected)
     videos = {k: source.video_file(selected[0], k) for k in source.cameras if source.is_video(k)} if selected else {}
     layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos,
                                 _source_schema(source, features))

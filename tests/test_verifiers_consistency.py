@@ -133,6 +133,27 @@ def test_check_cli_exit_codes(tiny_dataset, capsys):
     assert "FAIL" in out and "0/1 episodes passed" in out
 
 
+def test_check_runs_the_spec_stages_as_a_run_does(tiny_dataset, tmp_path, capsys):
+    """`augment check --spec` checks the verifiers against the dataset before scoring (a camera it
+    lacks is an error line, exit 2), and a second verifier still scores an episode the first dropped."""
+    from augment.cli import main
+
+    spec = tmp_path / "check.yaml"
+    spec.write_text(f"source: {{root: {tiny_dataset}}}\nsink: {{root: {tmp_path / 'out'}}}\nstages:\n"
+                    "  - {type: consistency, camera: observation.images.side}\n")
+    assert main(["check", str(tiny_dataset), "--spec", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "observation.images.side" in err and "observation.images.top" in err
+
+    spec.write_text(f"source: {{root: {tiny_dataset}}}\nsink: {{root: {tmp_path / 'out'}}}\nstages:\n"
+                    "  - {type: consistency, name: strict, checks: [frozen], thresholds: {min_score: 0.99}}\n"
+                    "  - {type: consistency, name: loose, checks: [jump]}\n")
+    assert main(["check", str(tiny_dataset), "--spec", str(spec), "--json", "--episodes", "3"]) == 1
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert any(r.startswith("strict") for r in line["reasons"]), line["reasons"]
+    assert "loose/jump" in line["scores"] and "strict/frozen" in line["scores"]
+
+
 def test_local_run_drops_to_report_keeps_scores_and_builds_review(tiny_dataset, tmp_path):
     from augment.local import run_local
     from augment.source import LeRobotSource

@@ -75,22 +75,37 @@ def verifier_specs(args) -> list:
 
 
 def check_dataset(root, specs, episodes=None):
-    """Yield one result dict per episode: episode_index, uid, passed, scores, reasons, failures."""
+    """Yield one result dict per episode: episode_index, uid, passed, scores, reasons, failures.
+
+    The stages run as `augment run` runs them (augment/pipeline.py): checked against the dataset
+    first (the cameras they name, the features they need), fed by its reader (decoding only the
+    cameras they look at), each wrapped in RunStage with its lineage checks. One difference: an
+    episode a verifier drops still goes on to the next, so every verifier scores every episode."""
+    from augment.episode import Episode
+    from augment.pipeline import ReadEpisodes, RunStage, batch_to_rows, resolve_stages, rows_to_batch
     from augment.source import LeRobotSource
 
     source = LeRobotSource(root)
-    stages = [spec.build() for spec in specs]
-    for stage in stages:
-        stage.setup()
-    for index in source.select(episodes):
-        episode = source.read_episode(index)
-        episode.provenance = {"source": episode.provenance["source"]}  # fresh scores, not the stored ones
+    selected = source.select(episodes)
+    specs, _, _ = resolve_stages(specs, source, selected)
+    if any(spec.changes_frames for spec in specs):  # a dropped row carries no frames to go on with
+        raise ValueError(f"augment check runs verifiers only; {[s.label for s in specs if s.changes_frames]} edit frames")
+    decoded = sorted({c for spec in specs for c in spec.read_cameras(source.cameras)})
+    reader = ReadEpisodes(str(root), None, decoded)
+    stages = [RunStage(spec) for spec in specs]
+    for index in selected:
+        (row,) = batch_to_rows(reader({"episode_index": [index]}))
         reasons = []
         for stage in stages:
-            episode = stage([episode])[0]
-            dropped = episode.provenance.pop("dropped", None)
-            if dropped:
-                reasons.append(dropped["reason"])
+            (scored,) = batch_to_rows(stage(rows_to_batch([row])))
+            if scored["dropped"]:  # the same frames, with the provenance the verifier gave them
+                record = json.loads(scored["dropped"])
+                reasons.append(record["reason"]["reason"])
+                episode = Episode.from_bytes(row["episode"])
+                episode.provenance = {k: v for k, v in record["provenance"].items() if k != "dropped"}
+                scored = {**scored, "episode": episode.to_bytes(), "dropped": ""}
+            row = scored
+        episode = Episode.from_bytes(row["episode"])
         yield {"episode_index": index, "uid": episode.uid, "passed": not reasons,
                "scores": episode.provenance.get("scores", {}), "reasons": reasons,
                "failures": failed_checks(episode, specs), "moving_cameras": moving_cameras(episode)}
