@@ -1,26 +1,30 @@
-"""`--set KEY=VALUE` for the training commands (train-idm, finetune): one parser, one error format."""
+"""`--set KEY=VALUE`: one parser for every command (run and validate apply dotted keys to the spec,
+augment/spec.py; the training commands, train-idm and finetune, set their flat settings), one error format."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 
+def parse_override(pair: str) -> tuple[str, Any]:
+    """"a.b=value" -> ("a.b", value), the value read as plain YAML, so numbers and lists keep their type."""
+    key, sep, value = pair.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set {pair!r}: expected KEY=VALUE or dotted.key=value")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as e:  # broken YAML, or a tag (safe_load refuses those)
+        raise ValueError(f"--set {pair!r}: the value is not plain YAML: {str(e).splitlines()[0]}") from None
+
+
 def parse_overrides(pairs: list[str]) -> dict:
-    """["epochs=5", "offsets=[0,1]"] -> {"epochs": 5, "offsets": [0, 1]}; values are read as YAML."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ValueError(f"--set {pair!r}: the value is not valid YAML ({e})") from None
-    return out
+    """["epochs=5", "offsets=[0,1]"] -> {"epochs": 5, "offsets": [0, 1]}."""
+    return dict(parse_override(pair) for pair in pairs)
 
 
 def settings_from_overrides(model: type[BaseModel], pairs: list[str]) -> BaseModel:

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
 
 from augment.registry import spec_class, stage_types
+from augment.settings import parse_override
 from augment.stage import StageSpec, StrictSpec
 
 
@@ -99,8 +100,8 @@ def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> d
     return out
 
 
-def _set_dotted(data: dict, dotted: str, raw: str) -> None:
-    """Apply `--set a.b.0.c=value`; the value is parsed as YAML so numbers and lists keep their type."""
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Apply `--set a.b.0.c=value` (parsed by augment.settings.parse_override)."""
     keys = dotted.split(".")
     target: Any = data
     for key in keys[:-1]:
@@ -109,7 +110,6 @@ def _set_dotted(data: dict, dotted: str, raw: str) -> None:
         else:
             target = target.setdefault(key, {})
     last = keys[-1]
-    value = yaml.safe_load(raw)
     if isinstance(target, list):
         target[int(last)] = value
     else:
@@ -147,14 +147,13 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineS
     lines = _line_index(node) if node is not None else {}
 
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SpecError(f"--set {item!r}: expected dotted.key=value")
+        try:
+            key, value = parse_override(item)
+        except ValueError as e:
+            raise SpecError(str(e)) from None
         try:
             _set_dotted(data, key, value)
             lines[tuple(int(k) if k.isdigit() else k for k in key.split("."))] = f"--set {key}"
-        except yaml.YAMLError as e:  # broken YAML or a tag (safe_load refuses those) in the value
-            raise SpecError(f"--set {item!r}: the value is not plain YAML: {str(e).splitlines()[0]}") from None
         except (IndexError, ValueError, TypeError, AttributeError, KeyError):
             raise SpecError(f"--set {item!r}: {key} does not name a field of {path}") from None
 

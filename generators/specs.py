@@ -12,16 +12,13 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from augment.episode import VISUAL_DTYPES
+from augment.episode import INDEX_COLUMNS, VISUAL_DTYPES
 from augment.registry import register
 from augment.stage import StageSpec, StrictSpec
 from editors.specs import BackgroundSpec
 
 
 TEMPLATE_FIELDS = ("task", "edit")
-
-
-INDEX_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
 class LoraAdapter(StrictSpec):  # nested blocks are as strict as the stage
@@ -80,7 +77,7 @@ class GeneratorSpec(StageSpec):
         the other cameras' real frames and any other numeric feature would contradict the rollout."""
         cameras = [k for k, f in features.items() if f["dtype"] in VISUAL_DTYPES]
         camera = pick_camera(self.camera, cameras, where=f"{self.label}.camera")
-        keep = (camera, "action", "observation.state", *INDEX_FEATURES)
+        keep = (camera, "action", "observation.state", *INDEX_COLUMNS)
         return {k: f for k, f in features.items() if k in keep}
 
 
