@@ -18,6 +18,7 @@ import numpy as np
 from augment.episode import Episode
 from augment.stage import Stage, derive_seed
 from editors.compose import replace_background
+from editors.edit_base import check_protected
 from editors.segment import background_plate
 from editors.workspace import workspace_masks
 from editors.specs import BackgroundSpec, IMAGE_SUFFIXES
@@ -78,31 +79,50 @@ class BackgroundStage(Stage):
         if self.segmenter is None:
             workspace = workspace_masks(video, self.spec.diff_threshold, saturation=self.spec.saturation_threshold)
             return workspace.keep, workspace.plate
-        # the robot mask is part of the foreground, which composite() keeps pixel for pixel
+        # the robot mask is part of the foreground, which paste_backdrop() keeps pixel for pixel
         return self.segmenter(video, list(range(len(video)))).foreground, background_plate(video)
 
     def __call__(self, episodes: list[Episode]) -> list[Episode]:
         out = []
         for episode in episodes:
-            cameras = self.spec.cameras or list(episode.frames)
-            found = {k: self.foreground(episode.frames[k]) for k in cameras}
-            masks = {k: m for k, (m, _) in found.items()}
+            found = self.segment(episode)
             for variant in range(self.spec.variants):
                 seed = derive_seed(self.spec.seed, episode.uid, variant)
-                frames = dict(episode.frames)
-                chosen, areas = {}, {}
-                for key in cameras:
-                    video = episode.frames[key]
-                    backdrop, chosen[key] = self.background(video.shape[1], video.shape[2], derive_seed(seed, key))
-                    frames[key] = composite(video, masks[key], backdrop, self.spec.feather, plate=found[key][1])
-                    areas[key] = round(float(masks[key].mean()), 4)
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-bg{variant}"
-                new = episode.replace(frames=frames, uid=uid)
-                self.record(new, variant=variant, seed=seed, background=chosen, foreground_fraction=areas)
-                self.record_edit(new, "a new background" + named(chosen.values()))
-                self.review(episode, new, masks)
-                out.append(new)
+                out.append(self.variant(episode, found, seed, uid, variant=variant))
         return out
+
+    def segment(self, episode: Episode) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per edited camera: (masks of the pixels to keep, the background plate); once per episode,
+        whatever the number of variants."""
+        return {k: self.foreground(episode.frames[k]) for k in self.spec.cameras or list(episode.frames)}
+
+    def variant(self, episode: Episode, found: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, uid: str,
+                **record) -> Episode:
+        """One new episode: every edited camera behind its kept pixels gets the backdrop `seed` draws."""
+        frames, chosen, areas = dict(episode.frames), {}, {}
+        for key, (keep, plate) in found.items():
+            video = episode.frames[key]
+            backdrop, chosen[key] = self.background(video.shape[1], video.shape[2], derive_seed(seed, key))
+            frames[key] = paste_backdrop(video, keep, backdrop, self.spec.feather, plate=plate)
+            check_protected(video, frames[key], keep, self.spec.label)
+            areas[key] = round(float(keep.mean()), 4)
+        new = episode.replace(frames=frames, uid=uid)
+        self.record(new, **record, seed=seed, background=chosen, foreground_fraction=areas)
+        self.record_edit(new, "a new background" + named(chosen.values()))
+        self.review(episode, new, {k: keep for k, (keep, _) in found.items()})
+        return new
+
+
+def procedural_variants(frames: np.ndarray, seeds: list[int]) -> list[np.ndarray]:
+    """One copy of a camera's video per seed, each with a new procedural backdrop behind what moves or
+    stands out (editors/segment.py's masks, computed once): the cheap edited variants the IDM and the
+    video-model fine-tune train on, so they learn the robot and its motion, not one room."""
+    from editors.segment import foreground_masks
+
+    masks = foreground_masks(frames)
+    height, width = frames.shape[1:3]
+    return [paste_backdrop(frames, masks, procedural_texture(height, width, seed), feather=2) for seed in seeds]
 
 
 def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
@@ -117,8 +137,8 @@ def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str,
     stage.reviews_written = getattr(stage, "reviews_written", 0) + 1
 
 
-def composite(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int,
-              plate: np.ndarray | None = None) -> np.ndarray:
+def paste_backdrop(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int,
+                   plate: np.ndarray | None = None) -> np.ndarray:
     """Masked pixels are kept exactly; the backdrop fills the rest.
 
     With the background `plate`, the `feather` px just outside the mask are unmixed: such a pixel is

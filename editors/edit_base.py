@@ -125,9 +125,10 @@ class EditStage(Stage):
         after.provenance["stages"][-1]["review"] = str(path)
 
 
-def check_protected(before: np.ndarray, after: np.ndarray, robot: np.ndarray, label: str) -> None:
-    """The promise of every edit, checked on its output: not one robot pixel changed."""
+def check_protected(before: np.ndarray, after: np.ndarray, protected: np.ndarray, label: str) -> None:
+    """The promise of every edit, checked on its output: not one protected pixel (the robot; for a
+    background edit, everything it keeps) changed."""
     changed = (before != after).any(axis=-1)
-    if (changed & robot).any():
-        raise RuntimeError(f"stage {label} changed {int((changed & robot).sum())} robot pixels; "
+    if (changed & protected).any():
+        raise RuntimeError(f"stage {label} changed {int((changed & protected).sum())} protected pixels; "
                            "this is a bug in the edit's compositing")

@@ -35,13 +35,9 @@ def background_edits(frames: np.ndarray, count: int, seed: int, uid: str) -> lis
     editor's weight-free recipe), so the LoRA learns the robot and its motion, not one room."""
     if count == 0:
         return []
-    from editors.background import composite, procedural_texture
-    from editors.segment import foreground_masks
+    from editors.background import procedural_variants
 
-    masks = foreground_masks(frames)
-    h, w = frames.shape[1:3]
-    return [composite(frames, masks, procedural_texture(h, w, derive_seed(seed, uid, "finetune-edit", k)), feather=2)
-            for k in range(count)]
+    return procedural_variants(frames, [derive_seed(seed, uid, "finetune-edit", k) for k in range(count)])
 
 
 def split_episodes(indices: list[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -29,11 +29,11 @@ class ReplayStage(Stage):
         for episode in episodes:
             source_uid = source_uid_of(episode)
             edit_id, _ = edit_of(episode)
+            found = self.editor.segment(episode)  # once: the samples differ only in their backdrop
             for k in range(self.spec.samples_per_edit):
                 seed = derive_seed(self.spec.seed, source_uid, edit_id, k)
-                # The editor draws its background from its own seed: one per sample.
-                self.editor.spec = self.spec.edit.model_copy(update={"seed": seed})
-                (edited,) = self.editor([episode])
+                # the backdrop an editor seeded with `seed` draws for its one variant
+                edited = self.editor.variant(episode, found, derive_seed(seed, episode.uid, 0), episode.uid, variant=0)
                 new = edited.replace(uid=f"{episode.uid}-s{k}")
                 new.provenance["rank_group"] = f"{source_uid}/{edit_id}"
                 new.provenance["generator"] = {"type": "replay", "seed": seed, "sample": k}

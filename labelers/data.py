@@ -64,22 +64,14 @@ def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, 
                   uid: str, edit_cameras: list[str] | None = None, motion: str = "none") -> list[np.ndarray]:
     """`count` copies with a new procedural background per camera in `edit_cameras` (default all;
     editors/background.py's recipe), edited at full resolution, then resized like the originals."""
-    from editors.background import composite, procedural_texture
-    from editors.segment import foreground_masks
+    from editors.background import procedural_variants
 
     if count == 0:
         return []
-    edit_cameras = [c for c in cameras if edit_cameras is None or c in edit_cameras]
-    masks = {c: foreground_masks(frames[c]) for c in edit_cameras}
-    copies = []
-    for variant in range(count):
-        edited = dict(frames)
-        for c in edit_cameras:
-            h, w = frames[c].shape[1:3]
-            backdrop = procedural_texture(h, w, derive_seed(seed, uid, variant, c))
-            edited[c] = composite(frames[c], masks[c], backdrop, feather=2)
-        copies.append(stack_cameras(edited, cameras, size, uid, motion))
-    return copies
+    edited = {c: procedural_variants(frames[c], [derive_seed(seed, uid, variant, c) for variant in range(count)])
+              for c in cameras if edit_cameras is None or c in edit_cameras}
+    return [stack_cameras({**frames, **{c: videos[variant] for c, videos in edited.items()}}, cameras, size, uid, motion)
+            for variant in range(count)]
 
 
 def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variants: int, seed: int,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from augment.episode import Episode
-from editors.background import composite, procedural_texture
+from editors.background import paste_backdrop, procedural_texture
 from editors.specs import BackgroundSpec
 from editors.segment import foreground_masks
 
@@ -56,6 +57,27 @@ def test_stage_keeps_foreground_pixels_and_recorded_data_bit_identical():
     assert not np.array_equal(other([episode])[1].frames["cam"], outputs[1].frames["cam"])
 
 
+def test_a_paste_that_touches_a_kept_pixel_is_refused(monkeypatch):
+    """The background edit checks its own promise on every output, as the other edits do: a compositing
+    bug that changes a kept pixel stops the stage instead of writing a damaged episode."""
+    import editors.background as background
+
+    episode, _ = synthetic_episode()
+    stage = BackgroundSpec(variants=1).build()
+    stage.setup()
+    keep = stage.segment(episode)["cam"][0]
+    assert keep.any()
+
+    def leaky(frames, masks, backdrop, feather, plate=None):
+        out = frames.copy()
+        out[np.nonzero(masks)[0][0], np.nonzero(masks)[1][0], np.nonzero(masks)[2][0]] ^= 1  # one kept pixel
+        return out
+
+    monkeypatch.setattr(background, "paste_backdrop", leaky)
+    with pytest.raises(RuntimeError, match="changed 1 protected pixels"):
+        stage([episode])
+
+
 def test_folder_backgrounds(tmp_path):
     import cv2
 
@@ -75,7 +97,7 @@ def test_composite_never_touches_masked_pixels():
     frames = rng.integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
     masks = rng.random((4, 16, 16)) > 0.5
     backdrop = procedural_texture(16, 16, seed=3)
-    out = composite(frames, masks, backdrop, feather=2)
+    out = paste_backdrop(frames, masks, backdrop, feather=2)
     np.testing.assert_array_equal(out[masks], frames[masks])
 
 
