@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from augment.cameras import still_edge_share
+from augment.episode import resize_frames
 from editors.segment import foreground_masks
 
 
@@ -46,8 +47,7 @@ def downscale(frames: np.ndarray, work_size: int) -> np.ndarray:
     if max(h, w) <= work_size:
         return frames
     s = work_size / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    return resize_frames(frames, max(1, round(h * s)), max(1, round(w * s)))  # shrinking: area averaging
 
 
 def step_differences(frames: np.ndarray) -> np.ndarray:
