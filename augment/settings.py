@@ -15,7 +15,7 @@ def parse_override(pair: str) -> tuple[str, Any]:
     """"a.b=value" -> ("a.b", value), the value read as plain YAML, so numbers and lists keep their type."""
     key, sep, value = pair.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"--set {pair!r}: expected KEY=VALUE or dotted.key=value")
+        raise ValueError(f"--set {pair!r}: expected dotted.key=value (KEY=VALUE for a flat setting)")
     try:
         return key.strip(), yaml.safe_load(value)
     except yaml.YAMLError as e:  # broken YAML, or a tag (safe_load refuses those)

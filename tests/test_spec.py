@@ -68,7 +68,7 @@ def test_top_level_unknown_key_and_bad_range(tmp_path):
 
 
 def test_bad_override_and_missing_file(tmp_path):
-    with pytest.raises(SpecError, match="expected KEY=VALUE or dotted.key=value"):
+    with pytest.raises(SpecError, match="expected dotted.key=value"):
         load_spec(write(tmp_path, GOOD), ["sink.root"])
     with pytest.raises(SpecError, match=r"\(--set stages.0.variants\): stages\[0\].variants"):
         load_spec(write(tmp_path, GOOD), ["stages.0.variants=zero"])
