@@ -147,7 +147,9 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
     fields = {"type": family_type, "model": model, "dtype": config.dtype, "device": config.device, "camera": camera,
               "max_clips": 1, "num_frames": geometry["num_frames"], "model_fps": geometry["model_fps"],
               "height": geometry["height"], "width": geometry["width"], "seed": config.seed,
-              "prompt_template": config.prompt_template, "max_sequence_length": text_length}
+              "prompt_template": config.prompt_template, **config.rollout_fields}
+    if text_length is not None:  # SVD has no text
+        fields["max_sequence_length"] = text_length
     if config.rollout_steps:
         fields["num_inference_steps"] = config.rollout_steps
     if config.rollout_guidance is not None:
@@ -173,15 +175,18 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
 
 # ---- the run -------------------------------------------------------------------------------------------
 def load_pipeline(model: str, dtype: torch.dtype, encoders: bool = True):
-    """The pipeline; without its text / image encoders (a training worker reads their cached outputs)."""
+    """The pipeline, with what its family adds to from_pretrained; without its text / image encoders (a
+    training worker reads their cached outputs)."""
     from diffusers import DiffusionPipeline
 
     try:
-        drop = {}
+        parts = DiffusionPipeline.load_config(model)
+        family = FAMILIES.get(parts.get("_class_name"))
+        extra = family.load_kwargs(model, dtype) if family else {}
         if not encoders:
-            parts = DiffusionPipeline.load_config(model)
-            drop = {k: None for k in ("text_encoder", "tokenizer", "image_encoder", "image_processor") if k in parts}
-        return DiffusionPipeline.from_pretrained(model, dtype=dtype, **drop)
+            extra.update({k: None for k in ("text_encoder", "tokenizer", "image_encoder", "image_processor",
+                                            "feature_extractor") if k in parts})
+        return DiffusionPipeline.from_pretrained(model, dtype=dtype, **extra)
     except (OSError, ValueError) as e:
         raise ValueError(f"finetune: cannot load {model!r}: {e}") from e
 
@@ -341,7 +346,7 @@ def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_
 
     from peft.utils import get_peft_model_state_dict
 
-    type(pipe).save_lora_weights(out, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    family.save_lora(out, get_peft_model_state_dict(transformer), transformer.peft_config["default"].to_dict())
     transformer.disable_adapters()
     before = {"held_out": denoising_loss(family, held_out, config.eval_sigmas, config.seed, device),
               "train": denoising_loss(family, train, config.eval_sigmas, config.seed, device)}
