@@ -34,6 +34,8 @@ class FinetuneConfig(BaseModel):
     edit_variants: int = Field(0, ge=0, description="background-edited copies of each training episode added as "
                                                     "clips (editors/background.py's procedural recipe); held-out "
                                                     "episodes stay as recorded")
+    shard_episodes: int = Field(8, ge=1, description="episodes per cache shard: encoding holds one shard's clips, "
+                                                     "and an interrupted encoding resumes at the first missing one")
     max_sequence_length: int | None = Field(None, ge=1, description="text tokens; default: the generator's "
                                                                      "(Wan 512, CogVideoX 226, LTX 128, Cosmos 512)")
 

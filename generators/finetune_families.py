@@ -35,7 +35,7 @@ class Family:
         self.geometry: dict = {}  # the clips' camera, size, frames and fps, once they are cut
         self.stage = import_object(spec.stage_class)
         text = spec.model_fields.get("max_sequence_length")  # SVD has no text
-        self.text_length = config.max_sequence_length or (text.default if text else None)
+        self.text_length = (config.max_sequence_length or text.default) if text else None
 
     @classmethod
     def load_kwargs(cls, model: str, dtype: Any) -> dict:
