@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path += [str(REPO), str(REPO / "tests")]  # after PYTHONPATH: `cache` measures the code PYTHONPATH names
 
 # the published denoisers (diffusers' scripts/convert_*_to_diffusers.py) and the clip the generator stage
 # makes by default: frames, height, width, fps; "tokens": text tokens x width (the text encoder's)
@@ -184,9 +184,11 @@ def shrunk(entry: dict, layers: int | None, scale: int) -> dict:
             denoiser["num_layers"] = layers
     step = 8 if entry["kind"] == "ltx" else 4
     # sizes stay on the coarsest multiple of the families (LTX 32, Wan 2.2 TI2V 32, SVD 64)
-    return {**entry, "denoiser": denoiser, "clip": ((frames - 1) // step // scale * step + 1,
-                                                    max(64, height // scale // 64 * 64), max(64, width // scale // 64 * 64),
-                                                    fps)}
+    clip = ((frames - 1) // step // scale * step + 1, max(64, height // scale // 64 * 64),
+            max(64, width // scale // 64 * 64), fps)
+    if denoiser.get("use_learned_positional_embeddings"):  # CogVideoX 5B I2V runs at its one size only
+        denoiser.update(sample_frames=clip[0], sample_height=clip[1] // 8, sample_width=clip[2] // 8)
+    return {**entry, "denoiser": denoiser, "clip": clip}
 
 
 def smoke_one(name: str, entry: dict, tiny: bool, steps: int, device: str) -> dict:
@@ -265,6 +267,8 @@ def smoke(args) -> None:
             rows.append(smoke_one(name, entry, args.tiny, args.steps, device))
         except torch.OutOfMemoryError as e:
             rows.append({"family": name, "error": f"out of memory: {str(e)[:120]}"})
+        except Exception as e:  # noqa: BLE001 - one family's failure is its row, the others still run
+            rows.append({"family": name, "error": f"{type(e).__name__}: {str(e)[:200]}"})
         print(json.dumps(rows[-1]), flush=True)
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

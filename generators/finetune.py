@@ -322,6 +322,14 @@ def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_
     device = resolve_device(config.device)
     pipe = load_pipeline(model, getattr(torch, config.dtype))
     family = family_of(pipe, model, config)
+    if config.rollout_episodes:  # a wrong rollout field fails now, not after the training
+        from augment.registry import spec_class
+
+        try:
+            spec_class(family.generator_type).model_validate(
+                {"type": family.generator_type, "model": model, **config.rollout_fields})
+        except ValueError as e:
+            raise ValueError(f"finetune.rollout_fields: not {family.generator_type} fields: {e}") from None
     pipe.to(device)
     clips, geometry = encoded_clips(root, model, out, family, config, device, log)
     family.geometry = geometry  # LTX's rotary scale depends on the clips' fps

@@ -174,6 +174,8 @@ def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
     assert "finetune.camera" in capsys.readouterr().err
     assert main([*args, "--set", "height=12", "--set", "width=16", "--set", "device=cpu"]) == 2
     assert "multiples of 16" in capsys.readouterr().err
+    assert main([*args, "--set", "rollout_fields={motion_bucket_id: 3}", "--set", "device=cpu"]) == 2
+    assert "finetune.rollout_fields: not wan-i2v fields" in capsys.readouterr().err
 
 
 def test_a_resume_with_other_settings_and_a_missing_expert_are_refused(files, tmp_path):
