@@ -22,7 +22,8 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: str | None = Field(None, description="generator type whose objective and layout to use "
-                                                 "(wan-i2v, cogvideox-i2v, ltx-i2v, cosmos-predict2, svd); default: read from the model's "
+                                                 "(wan-i2v, cogvideox-i2v, ltx-i2v, cosmos-predict2, svd); "
+                                                 "default: read from the model's "
                                                  "pipeline class")
     camera: str | None = Field(None, description="the camera to learn; may be left out when the dataset has one")
     prompt_template: str = Field("{task}. {edit}", description="as the generator stage's: the task is the prompt")

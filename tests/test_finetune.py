@@ -192,8 +192,6 @@ def test_a_resume_with_other_settings_and_a_missing_expert_are_refused(files, tm
 def test_wan21_caches_the_clip_image_tokens_and_its_lora_loads(files, tmp_path):
     """Wan 2.1 I2V: the CLIP image embedding of the first frame is cached and fed to the transformer;
     the text keeps the 512 tokens the stage requires."""
-    import torch
-
     model = save_tiny_pipeline("wan-i2v", tmp_path / "wan21", layout="2.1")
     with pytest.raises(ValueError, match=r"needs 512; got 16"):
         run({**files, "model": model}, tmp_path / "short", steps=2)
