@@ -14,6 +14,7 @@
     python benchmarks/bench_finetune.py smoke --tiny
     python benchmarks/bench_finetune.py smoke --families wan2.1-i2v-14b cosmos-predict2-2b --steps 3   # GPU
     python benchmarks/bench_finetune.py cache --episodes 150
+    python benchmarks/bench_finetune.py cache-scale --clips 2000 --hold batch    # then --hold all
 """
 
 from __future__ import annotations
@@ -344,6 +345,51 @@ def cache(args) -> None:
     print(json.dumps(result))
 
 
+def cache_scale(args) -> None:
+    """The cache alone at scale, without encoders: `--clips` clips of `--clip-mb` MB written as finetune
+    writes them (encode_shard), then 200 batches of 2 drawn at random and the report's pass over every clip,
+    read as training reads them (`--hold all`: every clip's tensors held in a list first, as the one-file
+    cache did). Run each --hold in its own process and compare the peaks."""
+    import torch
+
+    from generators.finetune_clips import ClipCache, collate, encode_shard
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_finetune_scale_"))
+    folder = work / "cache"
+    side = int((args.clip_mb * 2 ** 20 / 4 / 3 / 16) ** 0.5)  # latents, condition, text of equal size
+
+    class Encoder:  # stands in for a family: the tensors a clip caches, of the asked size
+        def encode(self, video, prompt, device):
+            g = torch.Generator().manual_seed(int(video))
+            return {k: torch.randn(16, side, side, generator=g) for k in ("latents", "condition", "text")}
+
+    index = folder / "index.json"
+    if not index.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        clips = []
+        for s in range(0, args.clips, 16):
+            group = [{"episode": i, "clip": 0, "edit": 0, "prompt": "", "video": i, "held_out": False}
+                     for i in range(s, min(s + 16, args.clips))]
+            clips += encode_shard(folder / f"shard-{s // 16:05d}.safetensors", group, Encoder(), "cpu")
+        index.write_text(json.dumps({"key": {}, "geometry": {}, "clips": clips}))
+    start = rss_mb()
+    cache = ClipCache.open(work)
+    data = [cache[i] for i in range(len(cache))] if args.hold == "all" else cache
+    held = rss_mb()
+    peak, g = held, torch.Generator().manual_seed(0)
+    for _ in range(200):
+        batch = collate([data[i] for i in torch.randint(len(data), (2,), generator=g).tolist()], "cpu")
+        peak = max(peak, rss_mb())
+    for i in range(len(data)):
+        batch = collate([data[i]], "cpu")
+        peak = max(peak, rss_mb())
+    del batch
+    print(json.dumps({"hold": args.hold, "clips": len(data), "clip_mb": args.clip_mb,
+                      "cache_mb_on_disk": round(sum(p.stat().st_size for p in folder.glob("shard-*")) / 2 ** 20),
+                      "rss_mb_before": round(start), "rss_mb_after_opening": round(held), "peak_mb": round(peak),
+                      "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -360,8 +406,13 @@ def main() -> None:
     c.add_argument("--size", type=int, default=128, help="clip height and width")
     c.add_argument("--train-steps", type=int, default=20)
     c.add_argument("--work", help="folder for the dataset and the model (reused between runs)")
+    c2 = sub.add_parser("cache-scale", help="the cache alone: thousands of clips, read per batch or all held")
+    c2.add_argument("--clips", type=int, default=2000)
+    c2.add_argument("--clip-mb", type=float, default=0.5)
+    c2.add_argument("--hold", choices=["batch", "all"], default="batch")
+    c2.add_argument("--work", help="folder for the cache (reused between runs)")
     args = parser.parse_args()
-    smoke(args) if args.mode == "smoke" else cache(args)
+    {"smoke": smoke, "cache": cache, "cache-scale": cache_scale}[args.mode](args)
 
 
 if __name__ == "__main__":
