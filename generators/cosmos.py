@@ -6,10 +6,13 @@ Published defaults: 93 frames (4k + 1) at 16 fps (10 fps checkpoints exist: set 
 The NVIDIA Open Model License asks for the Cosmos guardrail: `safety_checker: guardrail` (the default)
 needs the `cosmos_guardrail` package; another checker can be named as "module:Class" (a class with
 check_text_safety(prompt) -> bool and check_video_safety(frames) -> frames, as the guardrail has).
+LoRAs load through diffusers' Cosmos LoRA loader (CosmosLoraLoaderMixin, written for Cosmos 2.5's pipeline:
+the same transformer class and file format), mixed into the Predict2 pipeline.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -17,6 +20,18 @@ from PIL import Image
 
 from generators.base import VideoGeneratorStage
 from generators.specs import CosmosSpec
+
+
+@functools.cache
+def cosmos_lora_pipeline() -> type:
+    """Cosmos2VideoToWorldPipeline with load_lora_weights / set_adapters; built on first use (no torch at import)."""
+    from diffusers import Cosmos2VideoToWorldPipeline
+    from diffusers.loaders import CosmosLoraLoaderMixin
+
+    class Cosmos2VideoToWorldLoraPipeline(Cosmos2VideoToWorldPipeline, CosmosLoraLoaderMixin):
+        pass
+
+    return Cosmos2VideoToWorldLoraPipeline
 
 
 class CosmosStage(VideoGeneratorStage):
@@ -33,7 +48,7 @@ class CosmosStage(VideoGeneratorStage):
         kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if self.spec.safety_checker != "guardrail":
             kwargs["safety_checker"] = import_object(self.spec.safety_checker)()
-        return import_object(self.pipeline_class).from_pretrained(self.spec.model, **kwargs)
+        return cosmos_lora_pipeline().from_pretrained(self.spec.model, **kwargs)
 
     def constraints(self) -> tuple[int, int]:
         pipe = self.pipe

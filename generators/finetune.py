@@ -5,9 +5,11 @@ The recipe (DreamGen fine-tunes the video model on the target robot before any r
              resized to the model's size and multiple, cut into clips of the model's frame count; the
              episode's task through the generator's prompt template is the prompt
     cache    VAE latents, the first-frame conditioning and the text (and CLIP image) embeddings are
-             computed once and saved (DIR/cache/clips.pt); the VAE and the text encoder never run per step
-    train    a peft LoRA on the transformer, the family's own objective (finetune_families.py: Wan and
-             LTX flow matching, CogVideoX the scheduler's prediction type) at noise levels drawn by
+             computed once and saved in shards (DIR/cache/shard-*.safetensors, finetune_clips.py), read per
+             batch; the VAE and the text encoder never run per step
+    train    a peft LoRA on the transformer (SVD: UNet), the family's own objective (finetune_families.py:
+             Wan and LTX flow matching, Cosmos EDM sigma with rectified-flow preconditioning, CogVideoX
+             the scheduler's prediction type, SVD EDM v-prediction) at noise levels drawn by
              diffusers' compute_density_for_timestep_sampling, AdamW on the adapter only; in this
              process, or data-parallel on Ray Train workers (--address) running the same loop
     resume   DIR/checkpoints/step-N (adapter, optimizer, step) every `checkpoint_every` steps, written
@@ -33,7 +35,7 @@ import torch
 
 from augment.devices import resolve_device
 from augment.stage import derive_seed
-from generators.finetune_clips import CACHE_FILE, collate, encoded_clips
+from generators.finetune_clips import ClipCache, collate, encoded_clips
 from generators.finetune_config import CONFIG_FILE, LORA_FILE, REPORT_FILE, FinetuneConfig
 from generators.finetune_families import FAMILIES, Family
 
@@ -90,19 +92,18 @@ def load_checkpoint(folder: Path, transformer, optimizer, config: FinetuneConfig
 
 # ---- evaluation ----------------------------------------------------------------------------------------
 @torch.no_grad()
-def denoising_loss(family: Family, clips: list[dict], sigmas: list[float], seed: int, device: str) -> dict:
+def denoising_loss(family: Family, clips: ClipCache, sigmas: list[float], seed: int, device: str) -> dict:
     """Mean flow-matching loss at fixed noise levels with fixed noise per clip: before and after compare."""
     if not clips:
         return {}
-    per_sigma = {}
-    for s in sigmas:
-        losses = []
-        for i, clip in enumerate(clips):
-            batch = collate([clip], device)
-            g = torch.Generator("cpu").manual_seed(derive_seed(seed, "eval", i))
-            noise = torch.randn(batch["latents"].shape, generator=g).to(device)
-            losses.append(float(family.loss(batch, torch.tensor([s], device=device), noise)[0]))
-        per_sigma[f"{s:g}"] = float(np.mean(losses))
+    losses = {f"{s:g}": [] for s in sigmas}
+    for i, clip in enumerate(clips):  # each clip read once
+        batch = collate([clip], device)
+        g = torch.Generator("cpu").manual_seed(derive_seed(seed, "eval", i))
+        noise = torch.randn(batch["latents"].shape, generator=g).to(device)
+        for s in sigmas:
+            losses[f"{s:g}"].append(float(family.loss(batch, torch.tensor([s], device=device), noise)[0]))
+    per_sigma = {k: float(np.mean(v)) for k, v in losses.items()}
     return {"mean": float(np.mean(list(per_sigma.values()))), "per_sigma": per_sigma, "clips": len(clips)}
 
 
@@ -147,7 +148,9 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
     fields = {"type": family_type, "model": model, "dtype": config.dtype, "device": config.device, "camera": camera,
               "max_clips": 1, "num_frames": geometry["num_frames"], "model_fps": geometry["model_fps"],
               "height": geometry["height"], "width": geometry["width"], "seed": config.seed,
-              "prompt_template": config.prompt_template, "max_sequence_length": text_length}
+              "prompt_template": config.prompt_template, **config.rollout_fields}
+    if text_length is not None:  # SVD has no text
+        fields["max_sequence_length"] = text_length
     if config.rollout_steps:
         fields["num_inference_steps"] = config.rollout_steps
     if config.rollout_guidance is not None:
@@ -173,15 +176,18 @@ def rollout_comparison(root: str, model: str, out: Path, family_type: str, text_
 
 # ---- the run -------------------------------------------------------------------------------------------
 def load_pipeline(model: str, dtype: torch.dtype, encoders: bool = True):
-    """The pipeline; without its text / image encoders (a training worker reads their cached outputs)."""
+    """The pipeline, with what its family adds to from_pretrained; without its text / image encoders (a
+    training worker reads their cached outputs)."""
     from diffusers import DiffusionPipeline
 
     try:
-        drop = {}
+        parts = DiffusionPipeline.load_config(model)
+        family = FAMILIES.get(parts.get("_class_name"))
+        extra = family.load_kwargs(model, dtype) if family else {}
         if not encoders:
-            parts = DiffusionPipeline.load_config(model)
-            drop = {k: None for k in ("text_encoder", "tokenizer", "image_encoder", "image_processor") if k in parts}
-        return DiffusionPipeline.from_pretrained(model, dtype=dtype, **drop)
+            extra.update({k: None for k in ("text_encoder", "tokenizer", "image_encoder", "image_processor",
+                                            "feature_extractor") if k in parts})
+        return DiffusionPipeline.from_pretrained(model, dtype=dtype, **extra)
     except (OSError, ValueError) as e:
         raise ValueError(f"finetune: cannot load {model!r}: {e}") from e
 
@@ -213,7 +219,7 @@ def attach_lora(transformer, config: FinetuneConfig) -> list:
     return params
 
 
-def train_loop(family: Family, params: list, train: list[dict], out: Path, config: FinetuneConfig, device: str,
+def train_loop(family: Family, params: list, train: ClipCache, out: Path, config: FinetuneConfig, device: str,
                log, on_step=None, rank: int = 0, world: int = 1) -> dict:
     """The optimisation, the same in one process and on every Ray Train worker. Step s's batch, noise and
     noise levels come from (seed, step[, rank]); with several workers the LoRA gradients are averaged
@@ -274,10 +280,10 @@ def data_parallel_worker(job: dict, rank: int, world: int, device: str | None) -
     pipe = load_pipeline(job["model"], getattr(torch, config.dtype), encoders=False)
     family = family_of(pipe, job["model"], config)
     family.transformer.to(device)
-    cached = torch.load(out / CACHE_FILE, weights_only=False)
-    clips, family.geometry = cached["clips"], cached["geometry"]
+    clips = ClipCache.open(out)
+    family.geometry = json.loads((out / CONFIG_FILE).read_text())
     params = attach_lora(family.transformer, config)
-    result = train_loop(family, params, [c for c in clips if not c["held_out"]], out, config, device,
+    result = train_loop(family, params, clips.where(held_out=False), out, config, device,
                         log=print if rank == 0 else (lambda _m: None), rank=rank, world=world)
     if rank == 0:
         (out / "ray_train.json").write_text(json.dumps({**result, "workers": world}))
@@ -316,6 +322,14 @@ def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_
     device = resolve_device(config.device)
     pipe = load_pipeline(model, getattr(torch, config.dtype))
     family = family_of(pipe, model, config)
+    if config.rollout_episodes:  # a wrong rollout field fails now, not after the training
+        from augment.registry import spec_class
+
+        try:
+            spec_class(family.generator_type).model_validate(
+                {"type": family.generator_type, "model": model, **config.rollout_fields})
+        except ValueError as e:
+            raise ValueError(f"finetune.rollout_fields: not {family.generator_type} fields: {e}") from None
     pipe.to(device)
     clips, geometry = encoded_clips(root, model, out, family, config, device, log)
     family.geometry = geometry  # LTX's rotary scale depends on the clips' fps
@@ -323,8 +337,7 @@ def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_
     for part in ("vae", "text_encoder", "image_encoder", "transformer", "transformer_2"):
         if getattr(pipe, part, None) is not None and getattr(pipe, part) is not family.transformer:
             getattr(pipe, part).to("cpu")
-    train = [c for c in clips if not c["held_out"]]
-    held_out = [c for c in clips if c["held_out"]]
+    train, held_out = clips.where(held_out=False), clips.where(held_out=True)
     (out / CONFIG_FILE).write_text(json.dumps({"model": model, "dataset": root, "family": family.generator_type,
                                                "settings": config.model_dump(mode="json"), **geometry}, indent=2))
     transformer = family.transformer
@@ -341,7 +354,7 @@ def _finetune(root: str, model: str, out: Path, config: FinetuneConfig, log, on_
 
     from peft.utils import get_peft_model_state_dict
 
-    type(pipe).save_lora_weights(out, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    family.save_lora(out, get_peft_model_state_dict(transformer), transformer.peft_config["default"].to_dict())
     transformer.disable_adapters()
     before = {"held_out": denoising_loss(family, held_out, config.eval_sigmas, config.seed, device),
               "train": denoising_loss(family, train, config.eval_sigmas, config.seed, device)}

@@ -22,7 +22,8 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: str | None = Field(None, description="generator type whose objective and layout to use "
-                                                 "(wan-i2v, cogvideox-i2v, ltx-i2v); default: read from the model's "
+                                                 "(wan-i2v, cogvideox-i2v, ltx-i2v, cosmos-predict2, svd); "
+                                                 "default: read from the model's "
                                                  "pipeline class")
     camera: str | None = Field(None, description="the camera to learn; may be left out when the dataset has one")
     prompt_template: str = Field("{task}. {edit}", description="as the generator stage's: the task is the prompt")
@@ -34,8 +35,10 @@ class FinetuneConfig(BaseModel):
     edit_variants: int = Field(0, ge=0, description="background-edited copies of each training episode added as "
                                                     "clips (editors/background.py's procedural recipe); held-out "
                                                     "episodes stay as recorded")
+    shard_episodes: int = Field(8, ge=1, description="episodes per cache shard: encoding holds one shard's clips, "
+                                                     "and an interrupted encoding resumes at the first missing one")
     max_sequence_length: int | None = Field(None, ge=1, description="text tokens; default: the generator's "
-                                                                     "(Wan 512, CogVideoX 226, LTX 128)")
+                                                                     "(Wan 512, CogVideoX 226, LTX 128, Cosmos 512)")
 
     expert: str | None = Field(None, pattern="^(transformer|transformer_2)$",
                                description="Wan 2.2 A14B: the expert to adapt (transformer: high noise, "
@@ -64,6 +67,9 @@ class FinetuneConfig(BaseModel):
                                                         "and without the LoRA, compared with what was recorded")
     rollout_steps: int | None = Field(None, ge=1, description="denoising steps of those rollouts; default: the model's")
     rollout_guidance: float | None = Field(None, ge=0, description="their guidance scale; default: the model's")
+    rollout_fields: dict = Field({}, description="more generator-stage fields for those rollouts (Cosmos: "
+                                                 "safety_checker; SVD: motion_bucket_id, noise_aug_strength, which "
+                                                 "training uses too)")
     seed: int = 0
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
     dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$",

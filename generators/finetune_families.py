@@ -5,6 +5,8 @@ A family follows its generator stage (generators/<type>.py): the same defaults, 
 from __future__ import annotations
 
 import math
+import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,15 +24,28 @@ class Family:
     generator_type = ""
     default_sampling = "uniform"
     lora_target = "transformer"  # the generator's lora `target` the adapter goes into
+    denoiser = "transformer"  # the pipeline component that is trained (SVD: its UNet)
 
     def __init__(self, pipe: Any, config: FinetuneConfig):
         from augment.registry import spec_class
 
         spec = spec_class(self.generator_type)
-        self.pipe, self.config, self.transformer = pipe, config, pipe.transformer
+        # `transformer`: the denoiser the LoRA goes into, whatever the architecture
+        self.pipe, self.config, self.transformer = pipe, config, getattr(pipe, self.denoiser)
         self.geometry: dict = {}  # the clips' camera, size, frames and fps, once they are cut
         self.stage = spec.stage_class()
-        self.text_length = config.max_sequence_length or spec.model_fields["max_sequence_length"].default
+        text = spec.model_fields.get("max_sequence_length")  # SVD has no text
+        self.text_length = (config.max_sequence_length or text.default) if text else None
+
+    @classmethod
+    def load_kwargs(cls, model: str, dtype: Any) -> dict:
+        """Components from_pretrained needs beyond the saved ones (Cosmos's checker, SVD's peft-able UNet)."""
+        return {}
+
+    def save_lora(self, out: Path, layers: dict, metadata: dict) -> None:
+        """The adapter in diffusers' format, its LoraConfig as metadata (so a loader scales it by alpha / rank)."""
+        type(self.pipe).save_lora_weights(out, transformer_lora_layers=layers,
+                                          transformer_lora_adapter_metadata=metadata)
 
     def multiples(self) -> tuple[int, int]:
         """(spatial multiple, temporal step), as the generator stage reads them."""
@@ -252,5 +267,161 @@ class LTXFamily(Family):
         return (error * free).sum(1) / free.sum(1)
 
 
+class CosmosFamily(Family):
+    """Cosmos-Predict2 Video2World: the EDM noise x + sigma * noise with rectified-flow preconditioning
+    (diffusers' pipeline and NVIDIA's trainer): the transformer sees (1 - t) x0 + t noise, t = sigma / (1 + sigma),
+    at timestep t, and predicts the velocity noise - x0 (their x0 loss weighted by (1 + sigma)^2 / sigma^2 is
+    exactly this velocity MSE). The conditioning frame is frame replacement: the first latent frame is the
+    clean image's, flagged by the condition-mask channel, at sigma_conditional's timestep, out of the loss.
+    NVIDIA's trainer draws log sigma ~ N(0, 1) scaled by sqrt(latent frames): that is t logit-normal,
+    shifted by sqrt(latent frames), the `flow_shift` default here."""
+
+    generator_type = "cosmos-predict2"
+    default_sampling = "logit_normal"
+    sigma_conditional = 0.0001  # NVIDIA's Video2World config and diffusers' pipeline default
+
+    def __init__(self, pipe: Any, config: FinetuneConfig):
+        super().__init__(pipe, config)
+        pipe.register_modules(safety_checker=None)  # the placeholder of load_kwargs: training runs no pipeline call
+        checker = config.rollout_fields.get("safety_checker", "guardrail")
+        if config.rollout_episodes and checker == "guardrail":
+            from diffusers.utils import is_cosmos_guardrail_available
+
+            if not is_cosmos_guardrail_available():
+                raise ValueError("finetune.rollout_fields.safety_checker: the held-out rollouts of a Cosmos model run "
+                                 "the Cosmos guardrail (pip install cosmos_guardrail); name another checker "
+                                 "('module:Class') or set rollout_episodes=0")
+
+    @classmethod
+    def load_kwargs(cls, model: str, dtype: Any) -> dict:
+        # without a checker the pipeline builds the guardrail; training generates no video, so nothing to check
+        # (the held-out rollouts load the generator stage, with its own checker); removed once loaded
+        return {"safety_checker": torch.nn.Identity()}
+
+    def save_lora(self, out: Path, layers: dict, metadata: dict) -> None:
+        from diffusers.loaders import CosmosLoraLoaderMixin  # the Cosmos transformer's LoRA format
+
+        CosmosLoraLoaderMixin.save_lora_weights(out, transformer_lora_layers=layers,
+                                                transformer_lora_adapter_metadata=metadata)
+
+    def multiples(self) -> tuple[int, int]:
+        return self.pipe.vae_scale_factor_spatial * self.transformer.config.patch_size[1], \
+            self.pipe.vae_scale_factor_temporal
+
+    @torch.no_grad()
+    def encode(self, video: np.ndarray, prompt: str, device: str) -> dict:
+        from diffusers.pipelines.cosmos.pipeline_cosmos2_video2world import retrieve_latents
+
+        pipe, vae = self.pipe, self.pipe.vae
+        mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(device)
+        std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(device)
+        latents = retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float()
+        # as the pipeline normalises its conditioning latents; the causal VAE's first latent frame is the
+        # first frame's alone, so it is also the latent of the conditioning image
+        latents = (latents - mean) / std * pipe.scheduler.config.sigma_data
+        text, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
+                                     max_sequence_length=self.text_length, device=device)
+        return {k: v.detach().float().cpu() for k, v in {"latents": latents[0], "text": text[0]}.items()}
+
+    def loss(self, batch: dict, u: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        dtype = self.transformer.dtype
+        x0 = batch["latents"]  # (B, C, T, h, w)
+        b, _, frames, h, w = x0.shape
+        shift = self.config.flow_shift or math.sqrt(frames)
+        t = (shift * u / (1 + (shift - 1) * u)).view(-1, 1, 1, 1, 1)
+        cond = torch.zeros_like(x0[:, :1, :, :1, :1])
+        cond[:, :, 0] = 1.0  # the conditioning image's latent frame
+        t_cond = self.sigma_conditional / (1 + self.sigma_conditional)
+        inputs = cond * x0 + (1 - cond) * ((1 - t) * x0 + t * noise)
+        timestep = cond * t_cond + (1 - cond) * t  # (B, 1, T, 1, 1): per latent frame
+        pred = self.transformer(hidden_states=inputs.to(dtype), timestep=timestep.to(dtype),
+                                encoder_hidden_states=batch["text"].to(dtype),
+                                fps=int(round(self.geometry.get("model_fps", 16))),
+                                condition_mask=cond.expand(b, 1, frames, h, w).to(dtype),
+                                padding_mask=x0.new_zeros(1, 1, h, w, dtype=dtype), return_dict=False)[0]
+        error = (pred.float() - (noise - x0).float()).pow(2) * (1 - cond)
+        return error.sum((1, 2, 3, 4)) / ((1 - cond).expand_as(x0).sum((1, 2, 3, 4)))
+
+
+class SVDFamily(Family):
+    """Stable Video Diffusion: EDM (x = x0 + sigma noise) with the v-prediction preconditioning of its
+    EulerDiscreteScheduler: the UNet sees x / sqrt(sigma^2 + 1) beside the conditioning image's latents
+    (every frame), at timestep log(sigma) / 4, with the image's CLIP embedding and the added time ids
+    (fps - 1, motion bucket, noise augmentation: the svd stage's defaults); the EDM-weighted x0 loss is the
+    MSE on its output against (noise - sigma x0) / sqrt(sigma^2 + 1). log sigma ~ N(0.7, 1.6) as the
+    common SVD fine-tunes draw it: u logit-normal maps to it through log sigma = 0.7 + 1.6 logit(u)."""
+
+    generator_type = "svd"
+    default_sampling = "logit_normal"
+    denoiser = "unet"
+    p_mean, p_std = 0.7, 1.6
+
+    def __init__(self, pipe: Any, config: FinetuneConfig):
+        super().__init__(pipe, config)
+        prediction = pipe.scheduler.config.prediction_type
+        if prediction != "v_prediction":
+            raise ValueError(f"finetune: SVD with scheduler prediction type {prediction!r} is not supported; "
+                             "the published checkpoints' v_prediction is")
+        from augment.registry import spec_class
+
+        # the micro-conditioning the rollouts will use: the stage's defaults, or what rollout_fields set
+        fields = spec_class(self.generator_type).model_fields
+        self.motion_bucket_id = config.rollout_fields.get("motion_bucket_id", fields["motion_bucket_id"].default)
+        self.noise_aug_strength = config.rollout_fields.get("noise_aug_strength", fields["noise_aug_strength"].default)
+
+    @classmethod
+    def load_kwargs(cls, model: str, dtype: Any) -> dict:
+        from generators.svd import svd_lora_classes
+
+        _, unet = svd_lora_classes()  # the UNet with peft's adapter methods, as the svd stage loads it
+        return {"unet": unet.from_pretrained(model, subfolder="unet", dtype=dtype)}
+
+    def save_lora(self, out: Path, layers: dict, metadata: dict) -> None:
+        from diffusers.loaders import StableDiffusionLoraLoaderMixin  # diffusers' UNet LoRA format (unet.*)
+
+        StableDiffusionLoraLoaderMixin.save_lora_weights(out, unet_lora_layers=layers,
+                                                         unet_lora_adapter_metadata=metadata)
+
+    def multiples(self) -> tuple[int, int]:
+        # each UNet down block halves the latent, as the svd stage reads it
+        return self.pipe.vae_scale_factor * 2 ** (len(self.transformer.config.block_out_channels) - 1), 1
+
+    @torch.no_grad()
+    def encode(self, video: np.ndarray, prompt: str, device: str) -> dict:
+        from PIL import Image
+
+        pipe, vae = self.pipe, self.pipe.vae
+        frames = self.pixels(video, device)[0].transpose(0, 1)  # (F, 3, H, W)
+        latents = vae.encode(frames).latent_dist.mode().float() * vae.config.scaling_factor
+        first = Image.fromarray(video[0])
+        embedding = pipe._encode_image(first, device, 1, False)[0]  # (1, D)
+        # the conditioning image as the pipeline makes it: augmented by noise (drawn from the frame itself,
+        # so a clip always caches the same), encoded without the latent scaling
+        image = pipe.video_processor.preprocess(first, height=video.shape[1], width=video.shape[2]).to(device)
+        g = torch.Generator("cpu").manual_seed(zlib.crc32(video[0].tobytes()))
+        image = image + self.noise_aug_strength * torch.randn(image.shape, generator=g).to(device)
+        condition = vae.encode(image.to(vae.dtype)).latent_dist.mode()[0].float()
+        fps = int(round(self.geometry.get("model_fps") or self.stage.default_fps)) - 1  # SVD's fps - 1 quirk
+        time_ids = pipe._get_add_time_ids(fps, self.motion_bucket_id, self.noise_aug_strength, torch.float32,
+                                          1, 1, False)[0]
+        out = {"latents": latents, "condition": condition, "image": embedding, "time_ids": time_ids}
+        return {k: v.detach().float().cpu() for k, v in out.items()}
+
+    def loss(self, batch: dict, u: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        dtype = self.transformer.dtype
+        x0 = batch["latents"]  # (B, F, C, h, w)
+        u = u.clamp(1e-5, 1 - 1e-5)
+        sigma = torch.exp(self.p_mean + self.p_std * torch.log(u / (1 - u)))
+        s = sigma.view(-1, 1, 1, 1, 1)
+        noisy = (x0 + s * noise) / (s ** 2 + 1).sqrt()
+        condition = batch["condition"][:, None].expand_as(x0)
+        pred = self.transformer(torch.cat([noisy, condition], 2).to(dtype), (0.25 * sigma.log()).to(dtype),
+                                encoder_hidden_states=batch["image"].to(dtype),
+                                added_time_ids=batch["time_ids"].to(dtype), return_dict=False)[0]
+        target = (noise - s * x0) / (s ** 2 + 1).sqrt()
+        return torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean((1, 2, 3, 4))
+
+
 FAMILIES = {"WanImageToVideoPipeline": WanFamily, "CogVideoXImageToVideoPipeline": CogVideoXFamily,
-            "LTXImageToVideoPipeline": LTXFamily}
+            "LTXImageToVideoPipeline": LTXFamily, "Cosmos2VideoToWorldPipeline": CosmosFamily,
+            "StableVideoDiffusionPipeline": SVDFamily}

@@ -13,6 +13,7 @@ pytest.importorskip("peft")
 
 from augment.cli import main  # noqa: E402
 from augment.registry import spec_class  # noqa: E402
+from generators.finetune_clips import ClipCache  # noqa: E402
 from generators.finetune_config import FinetuneConfig  # noqa: E402
 from tiny_models import TINY_SETTINGS, save_tiny_pipeline  # noqa: E402
 from test_labelers_train import make_blob_dataset  # noqa: E402
@@ -74,7 +75,7 @@ def test_loss_falls_and_the_report_compares_held_out_episodes(trained):
     assert all(0 < rollouts[k]["psnr"] < 60 and rollouts[k]["mae"] > 0 and -1 < rollouts[k]["ssim"] < 1
                for k in ("before", "after"))
     assert rollouts["before"]["psnr"] != rollouts["after"]["psnr"]
-    assert (trained / "cache" / "clips.pt").is_file()
+    assert sorted(p.name for p in (trained / "cache").glob("shard-*")) == ["shard-00000.safetensors"]
     assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["step-00000020", "step-00000040"]
 
 
@@ -131,6 +132,39 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(files, tmp
     assert all(bool((resumed[k] == whole[k]).all()) for k in whole)  # the same draws, the same optimizer state
 
 
+def test_the_cache_is_sharded_and_an_interrupted_encoding_resumes_at_the_first_missing_shard(files, tmp_path,
+                                                                                          monkeypatch):
+    """Shards of two episodes (four clips): killed while encoding the third shard, a rerun encodes only the
+    clips of the shards that were not written, and ends with the cache and the LoRA of an uninterrupted run."""
+    import torch
+
+    from generators.finetune_families import WanFamily
+
+    encode, calls, kill_at = WanFamily.encode, [], [9]
+
+    def counting(self, video, prompt, device):
+        calls.append(prompt)
+        if len(calls) in kill_at:
+            raise KeyboardInterrupt
+        return encode(self, video, prompt, device)
+
+    monkeypatch.setattr(WanFamily, "encode", counting)
+    with pytest.raises(KeyboardInterrupt):
+        run(files, tmp_path / "killed", steps=4, shard_episodes=2)
+    cache = tmp_path / "killed" / "cache"
+    assert sorted(p.name for p in cache.glob("shard-*")) == ["shard-00000.safetensors", "shard-00001.safetensors"]
+    assert not (cache / "index.json").exists()
+    calls.clear()
+    kill_at.clear()
+    killed = run(files, tmp_path / "killed", steps=4, shard_episodes=2)
+    assert len(calls) == 8  # episodes 4-7, two clips each: the first two shards were not encoded again
+    whole = run(files, tmp_path / "whole", steps=4, shard_episodes=2)
+    a, b = ClipCache.open(tmp_path / "killed"), ClipCache.open(tmp_path / "whole")
+    assert len(a) == len(b) == 16 and len(list(cache.glob("shard-*"))) == 4
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a, b) for k in ("latents", "condition", "text"))
+    assert killed["train_loss_curve"] == whole["train_loss_curve"]
+
+
 def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
     args = ["finetune", "--dataset", str(files["dataset"]), "--model", str(files["model"]), "--out", str(tmp_path)]
     assert main([*args, "--set", "rank=0"]) == 2
@@ -140,6 +174,8 @@ def test_finetune_errors_name_the_setting(files, tmp_path, capsys):
     assert "finetune.camera" in capsys.readouterr().err
     assert main([*args, "--set", "height=12", "--set", "width=16", "--set", "device=cpu"]) == 2
     assert "multiples of 16" in capsys.readouterr().err
+    assert main([*args, "--set", "rollout_fields={motion_bucket_id: 3}", "--set", "device=cpu"]) == 2
+    assert "finetune.rollout_fields: not wan-i2v fields" in capsys.readouterr().err
 
 
 def test_a_resume_with_other_settings_and_a_missing_expert_are_refused(files, tmp_path):
@@ -156,13 +192,11 @@ def test_a_resume_with_other_settings_and_a_missing_expert_are_refused(files, tm
 def test_wan21_caches_the_clip_image_tokens_and_its_lora_loads(files, tmp_path):
     """Wan 2.1 I2V: the CLIP image embedding of the first frame is cached and fed to the transformer;
     the text keeps the 512 tokens the stage requires."""
-    import torch
-
     model = save_tiny_pipeline("wan-i2v", tmp_path / "wan21", layout="2.1")
     with pytest.raises(ValueError, match=r"needs 512; got 16"):
         run({**files, "model": model}, tmp_path / "short", steps=2)
     report = run({**files, "model": model}, tmp_path / "lora", steps=20, max_sequence_length=512)
-    clips = torch.load(tmp_path / "lora" / "cache" / "clips.pt", weights_only=False)["clips"]
+    clips = ClipCache.open(tmp_path / "lora")
     assert tuple(clips[0]["image"].shape) == (17, 16) and tuple(clips[0]["text"].shape) == (512, 32)
     loss = report["denoising_loss"]
     assert loss["after"]["train"]["mean"] < loss["before"]["train"]["mean"]
@@ -229,7 +263,7 @@ def test_edited_variants_add_training_clips_with_other_backgrounds(files, tmp_pa
 
     report = run(files, tmp_path / "edits", steps=1, edit_variants=1)
     assert report["train_clips"] == 24 and report["held_out_clips"] == 4  # held-out episodes: as recorded only
-    clips = torch.load(tmp_path / "edits" / "cache" / "clips.pt", weights_only=False)["clips"]
+    clips = ClipCache.open(tmp_path / "edits")
     episode = next(c["episode"] for c in clips if not c["held_out"])
     first = {c["edit"]: c for c in clips if c["episode"] == episode and c["clip"] == 0}
     assert set(first) == {0, 1} and first[0]["prompt"] == first[1]["prompt"]
@@ -308,3 +342,145 @@ def test_ssim_and_psnr_of_videos():
     noisy = np.clip(video.astype(int) + rng.integers(-40, 41, video.shape), 0, 255).astype(np.uint8)
     assert ssim(video, video) == pytest.approx(1.0) and psnr(video, video) == float("inf")
     assert 0 < ssim(video, noisy) < 0.7 and 10 < psnr(video, noisy) < 30  # measured 0.54, 20.9 dB
+
+
+# ---- Cosmos-Predict2 and SVD ------------------------------------------------------------------------------
+# settings that fit their tiny builds (tests/tiny_models.py); SVD has no text, Cosmos's rollouts need a checker
+FAMILY_SETTINGS = {
+    "cosmos-predict2": {"height": 32, "width": 32, "clips_per_episode": 1,
+                        "rollout_fields": {"safety_checker": "tiny_models:PassThroughSafetyChecker"}},
+    "svd": {"height": 16, "width": 16, "num_frames": 4, "clips_per_episode": 1, "lr": 3e-3,
+            "max_sequence_length": None},
+}
+
+
+def oracle_run(kind):
+    """The family's convention (what the denoiser sees, what it should output), turned into an oracle
+    denoiser for a known clean latent x0; diffusers' own pipeline sampling with that oracle must end at x0,
+    and the family's loss for it must be 0. Returns (pipeline's final latents, x0, family loss)."""
+    import torch
+
+    from generators.finetune_families import FAMILIES
+    from tiny_models import BUILDERS
+
+    pipe = BUILDERS[kind]()
+    pipe.set_progress_bar_config(disable=True)
+    config = FinetuneConfig(**{**TINY, **FAMILY_SETTINGS[kind]})
+    family = FAMILIES[type(pipe).__name__](pipe, config)
+    family.geometry = {"model_fps": 10}
+    if kind == "cosmos-predict2":
+        from tiny_models import PassThroughSafetyChecker
+
+        pipe.register_modules(safety_checker=PassThroughSafetyChecker())  # the family drops it: training needs none
+    g = torch.Generator().manual_seed(0)
+    if kind == "cosmos-predict2":
+        x0 = torch.randn(1, 16, 3, 4, 4, generator=g)  # 9 frames at 32x32: 3 latent frames of 4x4
+
+        def oracle(hidden_states, timestep, **_):  # input (1 - t) x0 + t noise at timestep t -> noise - x0
+            t = timestep.float()
+            return ((hidden_states.float() - x0) / t.clamp(min=1e-8),)
+
+        call = {"image": np.zeros((32, 32, 3), np.uint8), "prompt": "the robot", "height": 32, "width": 32,
+                "num_frames": 9, "guidance_scale": 1.0, "num_inference_steps": 8, "max_sequence_length": 16}
+        batch = {"latents": x0, "text": torch.zeros(1, 16, 32)}
+    else:
+        x0 = torch.randn(1, 4, 4, 8, 8, generator=g)  # (B, F, C, h, w): 4 frames at 16x16
+
+        def oracle(sample, timestep, **_):  # x / sqrt(sigma^2 + 1) at log(sigma) / 4 -> (noise - sigma x0) / sqrt(...)
+            sigma = torch.exp(4 * torch.as_tensor(timestep, dtype=torch.float32)).view(-1, 1, 1, 1, 1)
+            x = sample[:, :, :4].float() * (sigma ** 2 + 1).sqrt()
+            return (((x - x0) / sigma - sigma * x0) / (sigma ** 2 + 1).sqrt(),)
+
+        call = {"image": np.zeros((16, 16, 3), np.uint8), "height": 16, "width": 16, "num_frames": 4,
+                "min_guidance_scale": 1.0, "max_guidance_scale": 1.0, "num_inference_steps": 8}
+        batch = {"latents": x0, "condition": torch.zeros(1, 4, 8, 8), "image": torch.zeros(1, 1, 32),
+                 "time_ids": torch.tensor([[9.0, 127.0, 0.02]])}
+    family.transformer.forward = oracle
+    from PIL import Image
+
+    call["image"] = Image.fromarray(call["image"])
+    latents = pipe(**call, output_type="latent", generator=torch.Generator().manual_seed(1)).frames
+    noise = torch.randn(x0.shape, generator=g)
+    loss = family.loss(batch, torch.tensor([0.3]), noise)
+    return latents, x0, float(loss[0])
+
+
+@pytest.mark.parametrize("kind", ["cosmos-predict2", "svd"])
+def test_the_objective_is_what_the_pipeline_samples_with(kind):
+    """A denoiser that meets the family's training target exactly (an oracle for a known x0) is one
+    diffusers' sampler turns into x0: the training convention (inputs, timestep, target) is the pipeline's."""
+    latents, x0, loss = oracle_run(kind)
+    assert loss < 1e-8
+    if kind == "cosmos-predict2":
+        latents = latents[:, :, 1:]  # the first latent frame is the conditioning image's, not x0's
+        x0 = x0[:, :, 1:]
+    assert float((latents.float() - x0).abs().max()) < 0.05  # the sampler stops at sigma_min, not 0
+
+
+def family_stage(kind, model, **fields):
+    from augment.source import LeRobotSource
+
+    settings = {k: v for k, v in FAMILY_SETTINGS[kind].items() if k in ("height", "width", "num_frames")}
+    extra = FAMILY_SETTINGS[kind].get("rollout_fields", {})
+    stage = spec_class(kind).model_validate({"type": kind, **TINY_SETTINGS[kind], **settings, **extra,
+                                             "model": str(model), "dtype": "float32", "device": "cpu",
+                                             "max_clips": 1, "model_fps": 10, **fields}).build()
+    stage.setup()
+    stage.episode = LeRobotSource(rollout.dataset, [CAMERA]).read_episode(0)
+    return stage
+
+
+@pytest.mark.parametrize("kind", ["cosmos-predict2", "svd"])
+def test_cosmos_and_svd_loras_load_into_their_generator_stages(files, tmp_path, kind):
+    """Neither pipeline has a LoRA loader in diffusers; the stages load what finetune writes into the
+    denoiser the family trained (Cosmos's transformer, SVD's UNet), weights as saved."""
+    import torch
+    from peft.utils import get_peft_model_state_dict
+
+    model = save_tiny_pipeline(kind, tmp_path / "model")
+    report = run({**files, "model": model}, tmp_path / "lora", steps=2, **FAMILY_SETTINGS[kind])
+    assert report["family"] == kind and report["use"]["lora"] == [{"path": str(tmp_path / "lora"),
+                                                                  "target": "transformer"}]
+    rollout.dataset = files["dataset"]
+    stage = family_stage(kind, model, lora=[{"path": str(tmp_path / "lora"), "name": "robot"}])
+    denoiser = stage.pipe.unet if kind == "svd" else stage.pipe.transformer
+    loaded = get_peft_model_state_dict(denoiser, adapter_name="robot")
+    saved = {k.split(".", 1)[1]: v for k, v in lora_tensors(tmp_path / "lora").items()}
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
+    assert denoiser.peft_config["robot"].r == TINY["rank"]
+    if kind == "svd":
+        with pytest.raises(ValueError, match=r"svd\.lora\[0\]\.target: SVD has one denoiser, its UNet"):
+            family_stage(kind, model, lora=[{"path": str(tmp_path / "lora"), "target": "both"}])
+
+
+@pytest.mark.parametrize("kind", ["cosmos-predict2", pytest.param("svd", marks=pytest.mark.slow)])  # SVD: ~15 s
+def test_cosmos_and_svd_learn_resume_to_the_same_weights_and_change_their_rollouts(files, tmp_path, kind):
+    """The issue's four checks per family: the held-out loss falls; a run killed mid-way resumes from its
+    checkpoint to the weights of an uninterrupted run with the same seed (so seeds make runs deterministic);
+    the LoRA changes the generator stage's rollout, and at scale 0 is the base model."""
+    model = save_tiny_pipeline(kind, tmp_path / "model")
+    settings = {**FAMILY_SETTINGS[kind], "checkpoint_every": 20}
+    whole = run({**files, "model": model}, tmp_path / "whole", steps=40, rollout_episodes=1, **settings)
+    loss = whole["denoising_loss"]
+    assert loss["after"]["held_out"]["mean"] < 0.9 * loss["before"]["held_out"]["mean"]
+    assert whole["rollouts"]["before"]["psnr"] != whole["rollouts"]["after"]["psnr"]
+
+    def kill(step, _loss):
+        if step == 27:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run({**files, "model": model}, tmp_path / "killed", steps=40, on_step=kill, **settings)
+    resumed = run({**files, "model": model}, tmp_path / "killed", steps=40, **settings)
+    assert resumed["resumed_from"] == 20
+    a, b = lora_tensors(tmp_path / "whole"), lora_tensors(tmp_path / "killed")
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+    rollout.dataset = files["dataset"]
+    videos = {}
+    for name, lora in (("base", []), ("tuned", [{"path": str(tmp_path / "whole")}]),
+                       ("off", [{"path": str(tmp_path / "whole"), "scale": 0.0}])):
+        stage = family_stage(kind, model, lora=lora)
+        videos[name] = stage([stage.episode])[0].frames[CAMERA].astype(int)
+    assert np.abs(videos["tuned"] - videos["base"]).mean() > 0.05
+    assert np.array_equal(videos["off"], videos["base"])

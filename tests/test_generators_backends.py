@@ -97,5 +97,5 @@ def test_cosmos_conditions_on_several_frames(saved):
 def test_clear_errors(saved):
     with pytest.raises(ValueError, match=r"height/width 20x20 must be multiples of 16"):
         build("wan-i2v", saved("wan-i2v"), height=20, width=20)([episode()])
-    with pytest.raises(ValueError, match="lora: StableVideoDiffusionPipeline has no LoRA loader"):
-        build("svd", saved("svd"), lora=[{"path": "x"}])
+    with pytest.raises(ValueError, match=r"svd\.lora\[0\]\.target: SVD has one denoiser, its UNet"):
+        build("svd", saved("svd"), lora=[{"path": "x", "target": "transformer_2"}])
