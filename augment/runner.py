@@ -158,19 +158,19 @@ def _quiet_ray_data_console() -> None:
 
 def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
     job = plan(spec)
+    in_worker = False  # while Ray executes, an error comes from a reader, a stage or a writer
     try:
         if job.todo:
             import ray
 
             init_ray(address, spec)
             check_fits(spec, ray.cluster_resources())
-            try:
-                _execute(job)
-            except Exception as e:
-                raise explain_failure(job, e, in_worker=True) from None
+            in_worker = True
+            _execute(job)
+            in_worker = False
         return finish(job)
     except Exception as e:
-        raise explain_failure(job, e, in_worker=False) from None
+        raise explain_failure(job, e, in_worker) from None
     finally:
         job.release()
 
