@@ -206,14 +206,16 @@ def train(dataset: Path, out: Path, steps: int, batch_size: int, seed: int, log)
         "--env_eval_freq=0", "--wandb.enable=false", f"--output_dir={out}",
     ]
     t0 = time.perf_counter()
-    run(args, out.parent / f"{out.name}.log")
+    # One torch thread, as in evaluate(): on the shared cores with realtime jobs of other sessions, 40 steps
+    # took 1.5 s each with one thread and > 7 s with two (measured on the same dataset, same minute).
+    run(args, out.parent / f"{out.name}.log", extra_env={"OMP_NUM_THREADS": "1"})
     log(f"[{dataset.parent.name}] trained on {dataset.name} ({count_episodes(dataset)} episodes): "
         f"{steps} steps in {time.perf_counter() - t0:.0f}s")
     return model
 
 
-def run(args: list[str], log_file: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+def run(args: list[str], log_file: Path, extra_env: dict[str, str] | None = None) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(extra_env or {}))
     with open(log_file, "w") as f:
         done = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     if done.returncode:
