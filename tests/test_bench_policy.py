@@ -59,6 +59,8 @@ def test_augment_spec_is_a_valid_product_spec(tmp_path):
     spec = load_spec(path)
     assert [s.type for s in spec.stages] == ["background", "add_object", "source"]
     assert spec.stages[0].variants == 3 and spec.stages[1].apply_to == "all"
+    # pasted distractors of about the task object's size at 64 px (>= 8 px), not 5 px specks
+    assert spec.stages[1].size[0] * 64 >= 8
 
 
 @pytest.fixture(scope="module")
