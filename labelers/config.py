@@ -68,7 +68,8 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
         None, description="cameras the background edit applies to; default all (leave out moving cameras)")
     calibrate: bool = Field(True, description=(
         "fit a per-dimension scale and bias of the action labels on the selection episodes, so the labels' "
-        "spread matches the truth's (a small-data model's labels shrink towards the mean)"))
+        "spread matches the truth's (a small-data model's labels shrink towards the mean); fitted on fewer than "
+        "3 selection episodes it is applied in part (1 episode: a third of the way), see labelers/calibrate.py"))
     seed: int = 0
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
     num_threads: int = Field(2, ge=1, description="torch CPU threads")
