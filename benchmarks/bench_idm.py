@@ -218,7 +218,8 @@ def measure_checkpoints(args) -> int:
 
 def print_table(curves: dict[str, dict]) -> None:
     print("\n| dataset | episodes | train min | epochs | action R² (held-out) | scale | uncalibrated R² | "
-          "uncalibrated scale | trusted | Spearman step / episode |\n|---|---|---|---|---|---|---|---|---|---|")
+          "uncalibrated scale | calibration weight: scale at full weight | trusted | Spearman step / episode |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     for label, results in curves.items():
         for n in sorted(results, key=int):
             print(curve_row(label, int(n), results[n]))
@@ -229,9 +230,11 @@ def curve_row(label: str, n: int, point: dict) -> str:
         return " / ".join(f"{v:.3f}" for v in values)
 
     u = point["uncertainty"]
+    full = (f"{point['calibration_weight']:.2f}: {dims(point['full_calibration']['scale'])}"
+            if point.get("full_calibration") else "-")
     return (f"| {label} | {n} | {point['minutes']:.1f} | {point['epochs_run']} | {dims(point['action']['r2'])} | "
             f"{dims(point['action']['scale'])} | {dims(point['uncalibrated']['r2'])} | "
-            f"{dims(point['uncalibrated']['scale'])} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
+            f"{dims(point['uncalibrated']['scale'])} | {full} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
             f"{u['spearman_step']:.2f} / {u['spearman_episode']:.2f} |")
 
 
@@ -267,11 +270,20 @@ def main() -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--measure", type=Path, nargs="+", metavar="CHECKPOINT",
                    help="measure checkpoints trained earlier on --heldout (as --sizes does) and exit")
-    p.add_argument("--table", nargs="+", metavar="LABEL=DIR", help="print the table of curve.json files and exit")
+    p.add_argument("--table", nargs="+", metavar="LABEL=DIR|LOG.jsonl",
+                   help="print the table of curve.json files (or --log files) and exit")
     args = p.parse_args()
-    if args.table:
-        print_table({label: json.loads((Path(d) / "curve.json").read_text())
-                     for label, _, d in (item.partition("=") for item in args.table)})
+    if args.table:  # LABEL=DIR of a curve.json, or a --log file (labels from its lines)
+        curves = {}
+        for item in args.table:
+            if item.endswith(".jsonl"):
+                for line in Path(item).read_text().splitlines():
+                    point = json.loads(line)
+                    curves.setdefault(point["label"], {})[str(point["n"])] = point
+            else:
+                label, _, folder = item.partition("=")
+                curves[label] = json.loads((Path(folder) / "curve.json").read_text())
+        print_table(curves)
         return 0
     if args.measure:
         if not (args.heldout and args.out):
