@@ -202,8 +202,10 @@ def measure_checkpoints(args) -> int:
                                      "fitted_on": calibration["fitted_on"]}
             (copy / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         point = curve_point(copy, args.heldout, None, args.mc_samples)
-        point.update(minutes=0.0, epochs_run=0, best_epoch=0, settings=[f"measured {checkpoint}"],
-                     load_average=[round(os.getloadavg()[0], 1)] * 2)
+        training = json.loads((copy / "report.json").read_text())["training"] if (copy / "report.json").is_file() else {}
+        point.update(minutes=round(training.get("seconds", 0) / 60, 2), epochs_run=training.get("epochs_run", 0),
+                     best_epoch=training.get("best_epoch", 0), settings=[f"measured {checkpoint}"],
+                     load_average=[round(os.getloadavg()[0], 1)] * 2)  # the load now, not when it trained
         label = args.label or str(checkpoint)
         n = len(sum(config["source"]["split"].values(), []))
         print(curve_row(label, n, point))
