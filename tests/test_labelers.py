@@ -70,7 +70,7 @@ def test_windows_repeat_border_frames_and_normalise():
 
 
 def test_network_shapes_and_checkpoint_round_trip(tmp_path):
-    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16, action_chunk=1)
+    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16, action_chunk=1, motion="none")
     torch.manual_seed(0)
     net = build_network(config, num_cameras=2, action_dim=4, state_dim=3).eval()
     x = torch.randn(5, 2, 6, 32, 32)

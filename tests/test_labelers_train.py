@@ -166,7 +166,7 @@ def test_training_is_deterministic(blob_dataset, tmp_path):
 
     from labelers.train import train_idm
 
-    quick = IdmConfig(**{**TINY, "epochs": 2, "edit_variants": 1, "edit_prob": 0.5})
+    quick = IdmConfig(**{**TINY, "epochs": 2, "edit_variants": 1, "edit_prob": 0.5, "motion": "none"})  # RGB only
     a = train_idm(str(blob_dataset), str(tmp_path / "a"), quick, log=lambda *_: None)
     b = train_idm(str(blob_dataset), str(tmp_path / "b"), quick, log=lambda *_: None)
     assert a["action"] == b["action"] and a["edited"] == b["edited"]
@@ -179,7 +179,8 @@ def test_flow_model_trains_deterministically_and_labels_through_the_stage(blob_d
     from labelers.idm import IdmLabelSpec
     from labelers.train import train_idm
 
-    quick = IdmConfig(**{**TINY, "epochs": 2, "motion": "flow", "episodes": ["0:12"]})
+    assert IdmConfig().motion == "flow"  # the default
+    quick = IdmConfig(**{**TINY, "epochs": 2, "episodes": ["0:12"]})
     a = train_idm(str(blob_dataset), str(tmp_path / "a"), quick, log=lambda *_: None)
     b = train_idm(str(blob_dataset), str(tmp_path / "b"), quick, log=lambda *_: None)
     assert a["action"] == b["action"] and a["training"]["calibration"] == b["training"]["calibration"]
