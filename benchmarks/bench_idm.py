@@ -24,7 +24,7 @@ between the MC-dropout uncertainty and the absolute error per step and per episo
 idm stage with max_uncertainty at the median episode would drop:
 
     python benchmarks/bench_idm.py --make pusht --dataset /tmp/pusht40 --heldout /tmp/pusht_test \
-        --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=flow]
+        --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=none]   # RGB only, to compare
     python benchmarks/bench_idm.py --make metaworld --dataset /tmp/mw40 --heldout /tmp/mw_test \
         --sizes 5 10 20 40 --out /tmp/curve_mw --set 'edit_cameras=[observation.images.corner2]'
     python benchmarks/bench_idm.py --table pusht=/tmp/curve_pusht metaworld=/tmp/curve_mw   # the README table
@@ -32,6 +32,8 @@ idm stage with max_uncertainty at the median episode would drop:
 On a CPU shared with other jobs, wall-time budgets compare nothing: pass --set train_steps=N --set
 max_minutes=60 to compare variants at the same number of optimizer steps (what the README's table did).
 --quick: sizes 5 and 10, a 1-minute budget, 3 held-out episodes: a smoke run of the whole measurement.
+--log FILE appends each point (with the load average) as it is measured; --table FILE prints them.
+--measure CHECKPOINT... re-measures checkpoints trained earlier (as today's train-idm would calibrate them).
 
 Not a test: it takes minutes. Pass --set KEY=VALUE to change training settings (see augment train-idm -h).
 """
