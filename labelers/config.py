@@ -43,7 +43,7 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
         "window; default: the most steps the offsets allow, centred on t (offsets -2..7: 5)"))
     # Flow by default: with 10 MetaWorld episodes the RGB model never learned to see the hand's sub-pixel
     # moves along x (held-out delta_x R² 0.08, with flow 0.83 at the same 60 steps), and on pusht it changed
-    # little (R² 0.919/0.924 -> 0.931/0.923 at 5 episodes); README "Which labels to trust".
+    # little at 5 episodes and helped at 10 (R² 0.871/0.763 -> 0.934/0.861); README "Which labels to trust".
     motion: Literal["none", "flow"] = Field("flow", description=(
         "'flow': dense optical flow (OpenCV Farneback) between neighbouring frames as two more input "
         "channels per frame: motion the network need not learn to see; 'none': RGB only"))
