@@ -24,7 +24,7 @@ between the MC-dropout uncertainty and the absolute error per step and per episo
 idm stage with max_uncertainty at the median episode would drop:
 
     python benchmarks/bench_idm.py --make pusht --dataset /tmp/pusht40 --heldout /tmp/pusht_test \
-        --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=flow]
+        --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=none]   # RGB only, to compare
     python benchmarks/bench_idm.py --make metaworld --dataset /tmp/mw40 --heldout /tmp/mw_test \
         --sizes 5 10 20 40 --out /tmp/curve_mw --set 'edit_cameras=[observation.images.corner2]'
     python benchmarks/bench_idm.py --table pusht=/tmp/curve_pusht metaworld=/tmp/curve_mw   # the README table
@@ -32,6 +32,8 @@ idm stage with max_uncertainty at the median episode would drop:
 On a CPU shared with other jobs, wall-time budgets compare nothing: pass --set train_steps=N --set
 max_minutes=60 to compare variants at the same number of optimizer steps (what the README's table did).
 --quick: sizes 5 and 10, a 1-minute budget, 3 held-out episodes: a smoke run of the whole measurement.
+--log FILE appends each point (with the load average) as it is measured; --table FILE prints them.
+--measure CHECKPOINT... re-measures checkpoints trained earlier (as today's train-idm would calibrate them).
 
 Not a test: it takes minutes. Pass --set KEY=VALUE to change training settings (see augment train-idm -h).
 """
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,6 +99,7 @@ def uncalibrate(z: np.ndarray, checkpoint_config: dict) -> np.ndarray:
 def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int) -> dict:
     """Held-out figures of one checkpoint: per-dimension metrics of the labels as written (calibrated)
     and uncalibrated, and whether the per-step and per-episode uncertainty rank the errors."""
+    from labelers.calibrate import apply_calibration
     from labelers.data import load_dataset_episodes
     from labelers.idm import _uncertainty
     from labelers.metrics import regression_metrics, trust_verdicts
@@ -124,8 +128,14 @@ def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int
     dropped = [e for u, e in zip(episode_unc, episode_err) if u > threshold]
     kept = [e for u, e in zip(episode_unc, episode_err) if u <= threshold]
     metrics = regression_metrics(pred, true)
+    raw = np.concatenate(raws)
+    calibration = predictor.checkpoint_config.get("calibration") or {}
+    full = calibration.get("fitted")  # the fit as made, before a small selection pulled it to identity
     return {
-        "episodes": len(episodes), "action": metrics, "uncalibrated": regression_metrics(np.concatenate(raws), true),
+        "episodes": len(episodes), "action": metrics, "uncalibrated": regression_metrics(raw, true),
+        "calibration_weight": calibration.get("weight", 1.0 if calibration else 0.0),
+        "full_calibration": regression_metrics(
+            norm.unnormalize(apply_calibration(norm.normalize(raw), full)), true) if full else None,
         "trust": trust_verdicts(metrics),
         "uncertainty": {
             "spearman_step": spearman(spread.mean(axis=1), err.mean(axis=1)),
@@ -152,23 +162,68 @@ def run_curve(args, overrides: list[str]) -> int:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for n in sizes:
         config = config_from_overrides(["device=cpu", f"episodes=[\"0:{n}\"]", *overrides])
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         report = train_idm(str(args.dataset), str(args.out / f"n{n}"), config)
         minutes = (time.perf_counter() - start) / 60
         point = curve_point(args.out / f"n{n}", args.heldout, limit, mc)
         point.update(minutes=round(minutes, 2), epochs_run=report["training"]["epochs_run"],
-                     best_epoch=report["training"]["best_epoch"], settings=overrides)
+                     best_epoch=report["training"]["best_epoch"], settings=overrides,
+                     load_average=[round(load_before, 1), round(os.getloadavg()[0], 1)])  # the CPU is shared
         results[str(n)] = point
         results_path.write_text(json.dumps(results, indent=2))
+        if args.log:  # one line per measured point, kept when a later point never finishes
+            with open(args.log, "a") as f:
+                f.write(json.dumps({"label": args.label or args.dataset.name, "dataset": str(args.dataset),
+                                    "heldout": str(args.heldout), "n": n, "finished": time.strftime("%Y-%m-%d %H:%M"),
+                                    **point}) + "\n")
         print(f"\n=== {args.dataset} first {n} episodes: {minutes:.1f} min, {point['epochs_run']} epochs ===")
         print(curve_row(args.label or args.dataset.name, n, point))
     print_table({args.label or args.dataset.name: results})
     return 0
 
 
+def measure_checkpoints(args) -> int:
+    """--measure: held-out figures of checkpoints trained earlier. One written before calibrations were
+    pulled towards identity on small selections is measured as today's train-idm would write it
+    (a copy under --out with its calibration re-weighted; the network is the same)."""
+    import shutil
+
+    from labelers.calibrate import calibration_weight, shrink_calibration
+    from labelers.config import CONFIG_FILE
+
+    for checkpoint in args.measure:
+        copy = args.out / checkpoint.resolve().parent.name / checkpoint.name
+        shutil.copytree(checkpoint, copy, dirs_exist_ok=True)
+        config = json.loads((copy / CONFIG_FILE).read_text())
+        calibration = config.get("calibration")
+        if calibration and "fitted" not in calibration:
+            fitted = {"scale": calibration["scale"], "bias": calibration["bias"]}
+            weight = calibration_weight(len(calibration["fitted_on"]))
+            config["calibration"] = {**shrink_calibration(fitted, weight), "weight": weight, "fitted": fitted,
+                                     "fitted_on": calibration["fitted_on"]}
+            (copy / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        point = curve_point(copy, args.heldout, None, args.mc_samples)
+        training = json.loads((copy / "report.json").read_text())["training"] if (copy / "report.json").is_file() else {}
+        point.update(minutes=round(training.get("seconds", 0) / 60, 2), epochs_run=training.get("epochs_run", 0),
+                     best_epoch=training.get("best_epoch", 0), settings=[f"measured {checkpoint}"],
+                     load_average=[round(os.getloadavg()[0], 1)] * 2)  # the load now, not when it trained
+        label = args.label or str(checkpoint)
+        n = len(sum(config["source"]["split"].values(), []))
+        print(curve_row(label, n, point))
+        print("  full fit: R² " + " / ".join(f"{v:.3f}" for v in point["full_calibration"]["r2"]) + "  scale "
+              + " / ".join(f"{v:.3f}" for v in point["full_calibration"]["scale"]) if point["full_calibration"] else "")
+        if args.log:
+            with open(args.log, "a") as f:
+                f.write(json.dumps({"label": label, "heldout": str(args.heldout), "n": n,
+                                    "finished": time.strftime("%Y-%m-%d %H:%M"), **point}) + "\n")
+    return 0
+
+
 def print_table(curves: dict[str, dict]) -> None:
     print("\n| dataset | episodes | train min | epochs | action R² (held-out) | scale | uncalibrated R² | "
-          "uncalibrated scale | trusted | Spearman step / episode |\n|---|---|---|---|---|---|---|---|---|---|")
+          "uncalibrated scale | calibration weight: scale at full weight | trusted | Spearman step / episode |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     for label, results in curves.items():
         for n in sorted(results, key=int):
             print(curve_row(label, int(n), results[n]))
@@ -179,9 +234,11 @@ def curve_row(label: str, n: int, point: dict) -> str:
         return " / ".join(f"{v:.3f}" for v in values)
 
     u = point["uncertainty"]
+    full = (f"{point['calibration_weight']:.2f}: {dims(point['full_calibration']['scale'])}"
+            if point.get("full_calibration") else "-")
     return (f"| {label} | {n} | {point['minutes']:.1f} | {point['epochs_run']} | {dims(point['action']['r2'])} | "
             f"{dims(point['action']['scale'])} | {dims(point['uncalibrated']['r2'])} | "
-            f"{dims(point['uncalibrated']['scale'])} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
+            f"{dims(point['uncalibrated']['scale'])} | {full} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
             f"{u['spearman_step']:.2f} / {u['spearman_episode']:.2f} |")
 
 
@@ -213,13 +270,29 @@ def main() -> int:
     p.add_argument("--mc-samples", type=int, default=8, help="curve: MC-dropout passes for the uncertainty (the "
                    "idm stage's default: 8)")
     p.add_argument("--label", help="dataset name in the curve's table rows")
+    p.add_argument("--log", type=Path, help="curve: append each measured point to this JSON-lines file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--table", nargs="+", metavar="LABEL=DIR", help="print the table of curve.json files and exit")
+    p.add_argument("--measure", type=Path, nargs="+", metavar="CHECKPOINT",
+                   help="measure checkpoints trained earlier on --heldout (as --sizes does) and exit")
+    p.add_argument("--table", nargs="+", metavar="LABEL=DIR|LOG.jsonl",
+                   help="print the table of curve.json files (or --log files) and exit")
     args = p.parse_args()
-    if args.table:
-        print_table({label: json.loads((Path(d) / "curve.json").read_text())
-                     for label, _, d in (item.partition("=") for item in args.table)})
+    if args.table:  # LABEL=DIR of a curve.json, or a --log file (labels from its lines)
+        curves = {}
+        for item in args.table:
+            if item.endswith(".jsonl"):
+                for line in Path(item).read_text().splitlines():
+                    point = json.loads(line)
+                    curves.setdefault(point["label"], {})[str(point["n"])] = point
+            else:
+                label, _, folder = item.partition("=")
+                curves[label] = json.loads((Path(folder) / "curve.json").read_text())
+        print_table(curves)
         return 0
+    if args.measure:
+        if not (args.heldout and args.out):
+            p.error("--measure needs --heldout and --out")
+        return measure_checkpoints(args)
     if not (args.dataset and args.out):
         p.error("--dataset and --out are required (unless --table)")
     args.sizes_given = bool(args.sizes)

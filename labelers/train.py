@@ -20,7 +20,7 @@ import torch
 from labelers.config import REPORT_FILE, IdmConfig, chunk_steps
 from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
                            split_episodes)
-from labelers.calibrate import fit_calibration
+from labelers.calibrate import FULL_WEIGHT_EPISODES, calibration_weight, fit_calibration, shrink_calibration
 from labelers.metrics import format_table, format_verdicts, regression_metrics, trust_verdicts
 from augment.devices import resolve_device
 from augment.episode import VISUAL_DTYPES
@@ -204,9 +204,14 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     net.load_state_dict(best)
     uncalibrated = evaluate(predictor, val_eps)["action"]
     if config.calibrate and select_eps:
-        ckpt["calibration"] = {**_fit_calibration(predictor, select_eps, action_norm), "fitted_on": select_ids}
+        fitted = _fit_calibration(predictor, select_eps, action_norm)
+        weight = calibration_weight(len(select_ids))
+        ckpt["calibration"] = {**shrink_calibration(fitted, weight), "weight": round(weight, 4),
+                               "fitted": fitted, "fitted_on": select_ids}
+        few = (f", applied at weight {weight:.2f} (fewer than {FULL_WEIGHT_EPISODES} selection episodes: pulled "
+               "towards no calibration)" if weight < 1 else "")
         log(f"calibration (normalised units) fitted on selection episodes {select_ids}: scale "
-            f"{np.round(ckpt['calibration']['scale'], 3).tolist()}, bias {np.round(ckpt['calibration']['bias'], 3).tolist()}")
+            f"{np.round(fitted['scale'], 3).tolist()}, bias {np.round(fitted['bias'], 3).tolist()}{few}")
     elif config.calibrate:
         log("no calibration: select_fraction=0 leaves no selection episodes to fit it on")
     train_seconds = time.perf_counter() - started

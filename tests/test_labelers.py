@@ -70,7 +70,7 @@ def test_windows_repeat_border_frames_and_normalise():
 
 
 def test_network_shapes_and_checkpoint_round_trip(tmp_path):
-    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16, action_chunk=1)
+    config = IdmConfig(image_size=32, offsets=[0, 1], width=8, hidden=16, action_chunk=1, motion="none")
     torch.manual_seed(0)
     net = build_network(config, num_cameras=2, action_dim=4, state_dim=3).eval()
     x = torch.randn(5, 2, 6, 32, 32)
@@ -282,6 +282,20 @@ def test_calibration_undoes_shrinkage_and_leaves_flat_dimensions_alone():
     assert far["scale"][0] == SCALE_LIMITS[1]                      # a few episodes cannot blow labels up
     with pytest.raises(ValueError, match="matching"):
         fit_calibration(shrunk[:, :2], truth)
+
+
+def test_calibration_from_few_selection_episodes_is_pulled_towards_identity():
+    from labelers.calibrate import FULL_WEIGHT_EPISODES, apply_calibration, calibration_weight, shrink_calibration
+
+    assert [calibration_weight(n) for n in (0, 1, 2, 3, 8)] == pytest.approx([0, 1 / 3, 2 / 3, 1, 1])
+    assert FULL_WEIGHT_EPISODES == 3
+    fitted = {"scale": [0.6, 1.5], "bias": [0.3, -0.2]}
+    labels = np.array([[1.0, -2.0], [0.0, 4.0]], np.float32)
+    assert shrink_calibration(fitted, 1.0) == fitted  # enough selection episodes: as fitted
+    np.testing.assert_allclose(apply_calibration(labels, shrink_calibration(fitted, 0.0)), labels)
+    third = apply_calibration(labels, shrink_calibration(fitted, 1 / 3))
+    full = apply_calibration(labels, fitted)
+    np.testing.assert_allclose(third, labels + (full - labels) / 3, rtol=1e-5)  # a third of the way
 
 
 def test_trust_verdicts_name_what_misses_the_bar():

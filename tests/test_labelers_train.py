@@ -83,6 +83,8 @@ def test_labels_are_calibrated_on_the_selection_episodes_and_judged_per_dimensio
     assert calibration["fitted_on"] == config["source"]["split"]["select"] != []
     assert len(calibration["scale"]) == len(calibration["bias"]) == 2
     assert calibration == report["training"]["calibration"]
+    assert len(calibration["fitted_on"]) >= 3 and calibration["weight"] == 1.0  # enough selection: as fitted
+    assert calibration["scale"] == calibration["fitted"]["scale"] and calibration["bias"] == calibration["fitted"]["bias"]
     assert set(report["action_uncalibrated"]) == {"r2", "mse", "scale", "bias"}
     assert [v["dimension"] for v in report["trust"]] == ["dx", "dy"]
     for verdict, r2, scale in zip(report["trust"], report["action"]["r2"], report["action"]["scale"]):
@@ -164,7 +166,7 @@ def test_training_is_deterministic(blob_dataset, tmp_path):
 
     from labelers.train import train_idm
 
-    quick = IdmConfig(**{**TINY, "epochs": 2, "edit_variants": 1, "edit_prob": 0.5})
+    quick = IdmConfig(**{**TINY, "epochs": 2, "edit_variants": 1, "edit_prob": 0.5, "motion": "none"})  # RGB only
     a = train_idm(str(blob_dataset), str(tmp_path / "a"), quick, log=lambda *_: None)
     b = train_idm(str(blob_dataset), str(tmp_path / "b"), quick, log=lambda *_: None)
     assert a["action"] == b["action"] and a["edited"] == b["edited"]
@@ -177,12 +179,17 @@ def test_flow_model_trains_deterministically_and_labels_through_the_stage(blob_d
     from labelers.specs import IdmLabelSpec
     from labelers.train import train_idm
 
-    quick = IdmConfig(**{**TINY, "epochs": 2, "motion": "flow", "episodes": ["0:12"]})
+    assert IdmConfig().motion == "flow"  # the default
+    quick = IdmConfig(**{**TINY, "epochs": 2, "episodes": ["0:12"]})
     a = train_idm(str(blob_dataset), str(tmp_path / "a"), quick, log=lambda *_: None)
     b = train_idm(str(blob_dataset), str(tmp_path / "b"), quick, log=lambda *_: None)
     assert a["action"] == b["action"] and a["training"]["calibration"] == b["training"]["calibration"]
     split = a["training"]["split"]
     assert sorted(split["train"] + split["select"] + split["val"]) == list(range(12))  # episodes=["0:12"]
+    calibration = a["training"]["calibration"]  # one selection episode: a third of the fit is applied
+    assert len(split["select"]) == 1 and calibration["weight"] == pytest.approx(1 / 3, abs=1e-4)
+    np.testing.assert_allclose(calibration["scale"], 1 + (np.array(calibration["fitted"]["scale"]) - 1) / 3, rtol=1e-6)
+    np.testing.assert_allclose(calibration["bias"], np.array(calibration["fitted"]["bias"]) / 3, rtol=1e-6)
     stage = IdmLabelSpec(checkpoint=str(tmp_path / "a"), device="cpu", mc_samples=2).build()
     stage.setup()
     episode = LeRobotSource(blob_dataset).read_episode(20)
