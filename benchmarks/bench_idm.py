@@ -238,7 +238,8 @@ def curve_row(label: str, n: int, point: dict) -> str:
             if point.get("full_calibration") else "-")
     return (f"| {label} | {n} | {point['minutes']:.1f} | {point['epochs_run']} | {dims(point['action']['r2'])} | "
             f"{dims(point['action']['scale'])} | {dims(point['uncalibrated']['r2'])} | "
-            f"{dims(point['uncalibrated']['scale'])} | {full} | {sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
+            f"{dims(point['uncalibrated']['scale'])} | {full} | "
+            f"{sum(v['trust'] for v in point['trust'])}/{len(point['trust'])} | "
             f"{u['spearman_step']:.2f} / {u['spearman_episode']:.2f} |")
 
 
