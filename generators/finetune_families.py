@@ -57,6 +57,16 @@ class Family:
     def pixels(self, video: np.ndarray, device: str) -> torch.Tensor:
         return torch.from_numpy(video).permute(3, 0, 1, 2)[None].to(device, self.pipe.vae.dtype) / 127.5 - 1.0
 
+    def wan_vae_latents(self, video: np.ndarray, device: str) -> torch.Tensor:
+        """A clip's latents under the Wan VAE (Wan and Cosmos-Predict2 share it): the posterior's mode, as the
+        pipelines encode their condition (cached once, deterministic), normalised per channel as they do."""
+        from diffusers.pipelines.wan.pipeline_wan_i2v import retrieve_latents
+
+        vae = self.pipe.vae
+        mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(device)
+        std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(device)
+        return (retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float() - mean) / std
+
 
 class WanFamily(Family):
     """Wan 2.1 I2V / Wan 2.2 one-expert I2V: the transformer sees [noisy latents | mask + first-frame
@@ -95,15 +105,11 @@ class WanFamily(Family):
     @torch.no_grad()
     def encode(self, video: np.ndarray, prompt: str, device: str) -> dict:
         """One clip (uint8 (F, H, W, 3)) -> what the training step needs, on the CPU in float32."""
-        from diffusers.pipelines.wan.pipeline_wan_i2v import retrieve_latents
         from PIL import Image
 
         pipe, vae = self.pipe, self.pipe.vae
         frames, height, width = video.shape[:3]
-        mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(device)
-        std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(device)
-        # the mode of the posterior, as the pipeline encodes its condition: cached once, deterministic
-        latents = (retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float() - mean) / std
+        latents = self.wan_vae_latents(video, device)
         first = Image.fromarray(video[0])
         image = pipe.video_processor.preprocess(first, height=height, width=width).to(device, torch.float32)
         # the pipeline's own conditioning (first-frame mask + latents of [frame 0, zeros...], or for TI2V
@@ -304,21 +310,14 @@ class CosmosFamily(Family):
         CosmosLoraLoaderMixin.save_lora_weights(out, transformer_lora_layers=layers,
                                                 transformer_lora_adapter_metadata=metadata)
 
-    def multiples(self) -> tuple[int, int]:
-        return self.pipe.vae_scale_factor_spatial * self.transformer.config.patch_size[1], \
-            self.pipe.vae_scale_factor_temporal
+    multiples = WanFamily.multiples  # the same VAE and patching
 
     @torch.no_grad()
     def encode(self, video: np.ndarray, prompt: str, device: str) -> dict:
-        from diffusers.pipelines.cosmos.pipeline_cosmos2_video2world import retrieve_latents
-
-        pipe, vae = self.pipe, self.pipe.vae
-        mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(device)
-        std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(device)
-        latents = retrieve_latents(vae.encode(self.pixels(video, device)), sample_mode="argmax").float()
+        pipe = self.pipe
         # as the pipeline normalises its conditioning latents; the causal VAE's first latent frame is the
         # first frame's alone, so it is also the latent of the conditioning image
-        latents = (latents - mean) / std * pipe.scheduler.config.sigma_data
+        latents = self.wan_vae_latents(video, device) * pipe.scheduler.config.sigma_data
         text, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
                                      max_sequence_length=self.text_length, device=device)
         return {k: v.detach().float().cpu() for k, v in {"latents": latents[0], "text": text[0]}.items()}
