@@ -317,6 +317,24 @@ def test_corruptions_are_visible_and_recorded():
         assert 48 // 8 <= info["frame"] < 48, info
 
 
+def test_a_corruption_of_a_thing_lasts_a_painted_out_box_the_robot_left_does_not():
+    from verifiers.corruptions import corrupt, lasting
+
+    clean = gripper_scene(carry=True, length=48)
+    # painted out at frame 14, while the gripper already carries the object out of that box: after a
+    # few frames the painted box shows the bare table it shows in the clean video anyway
+    flicker = clean.copy()
+    flicker[14:, 42:51, 14:23] = 120
+    assert not lasting(clean, flicker, 14)
+    gone = clean.copy()
+    gone[14:] = clean[0]  # a lasting difference: lots of pixels differ to the end
+    assert lasting(clean, gone, 14)
+    for kind in ("duplicate", "vanish", "appear", "morph", "teleport"):
+        for seed in range(3):
+            video, info = corrupt(clean, kind, np.random.default_rng(seed))
+            assert lasting(clean, video, info["frame"]) or info["tries"] == 20, (kind, info)
+
+
 def test_learned_verifier_fits_and_drops_in_a_stage(tmp_path):
     from verifiers.corruptions import corrupt
     from verifiers.learned import choose_threshold, features, fit_logistic, predict
