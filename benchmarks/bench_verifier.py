@@ -57,14 +57,14 @@ DEFAULT_SCENES = ("pick-place-v3", "push-v3", "door-open-v3", "drawer-open-v3", 
 SKIP = 2  # leading frames left out of every episode (see scene_videos)
 
 
-def build_scene(work: Path, scene: str, episodes: int) -> Path:
+def build_scene(work: Path, scene: str, episodes: int, scene_seed: int = 0) -> Path:
     root = work / scene
     info = root / "meta" / "info.json"
     if info.is_file() and json.loads(info.read_text())["total_episodes"] >= episodes:
         return root
     script = Path(__file__).resolve().parents[1] / "scripts" / "make_sim_dataset.py"
     subprocess.run([sys.executable, str(script), *SCENES[scene], "--out", str(root), "--overwrite",
-                    "--episodes", str(episodes)], check=True, stdout=subprocess.DEVNULL)
+                    "--episodes", str(episodes), "--seed", str(scene_seed)], check=True, stdout=subprocess.DEVNULL)
     return root
 
 
@@ -113,7 +113,7 @@ def scene_videos(root: Path, episodes: int):
 
 
 def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print,
-              contact: float | None = 0.005, **settings) -> list[dict]:
+              contact: float | None = 0.005, scene_seed: int = 0, **settings) -> list[dict]:
     """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
     The corrupted, re-encoded videos are kept in work/videos/SEED/ with their corruption record; the
     statistics are computed afresh every run (the checks are what changes)."""
@@ -124,7 +124,7 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
     spec = ConsistencySpec(checks=list(CHECKS), contact=contact, **settings)
     rows = []
     for scene in scenes:
-        root = build_scene(work, scene, episodes)
+        root = build_scene(work, scene, episodes, scene_seed)
         start = time.perf_counter()
         for index, frames, fps, settings in scene_videos(root, episodes):
             for kind in ("clean", *KINDS):
@@ -345,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_verifier"))
     p.add_argument("--scenes", default=",".join(DEFAULT_SCENES), help=f"of {list(SCENES)}; default %(default)s")
     p.add_argument("--episodes", type=int, default=16, help="per scene (half calibration, half held-out)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the corruptions (default: %(default)s)")
+    p.add_argument("--scene-seed", type=int, default=0,
+                   help="episode i of each scene is recorded with seed scene-seed+i: another value gives episodes "
+                        "the limits were never chosen on (default: %(default)s, the recorder's own default)")
     p.add_argument("--checks", help="comma-separated; default the shipped default set")
     p.add_argument("--contact", default="0.005", help="the contact gate (ConsistencySpec.contact); 'none': off")
     p.add_argument("--set", dest="settings", default="", metavar="FIELD=VALUE,...",
@@ -380,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.rescore:
             rows = rescore(rows, args.work, args.seed, args.rescore.split(","), contact=contact, **settings)
     else:
-        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact, **settings)
+        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact,
+                         scene_seed=args.scene_seed, **settings)
     limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
     limits.update({k: float(v) for k, v in (kv.split("=") for kv in args.limits.split(",") if kv)})
     if args.calibrate:
