@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan
+from augment.pipeline import (ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan,
+                              stream_tail)
 from augment.spec import PipelineSpec
 from augment.layout import Layout
 from augment.parts import PartWriter
@@ -30,8 +31,9 @@ def _datasink_class():
     class LeRobotDatasink(Datasink):
         """Parallel part writers; the dataset itself is committed by the driver after the write."""
 
-        def __init__(self, root: str, layout: dict, run_id: str, rows_per_write: int):
+        def __init__(self, root: str, layout: dict, run_id: str, rows_per_write: int, tail: tuple = ((), (), ())):
             self.root, self.layout, self.run_id, self.rows_per_write = root, layout, run_id, rows_per_write
+            self.tail = tail  # (the per-frame stages' specs, Job.streamed, Job.copied): run here, chunk by chunk
 
         @property
         def min_rows_per_write(self):
@@ -47,10 +49,23 @@ def _datasink_class():
 
             import ray
 
-            node = {"node_id": ray.get_runtime_context().get_node_id()}  # which node wrote the part, in its manifest
-            return PartWriter(self.root, Layout.from_json(self.layout), self.run_id, node).write(rows())["part"]
+            node = ray.get_runtime_context().get_node_id()  # which node wrote the part, in its manifest
+            layout = Layout.from_json(self.layout)
+            tail = _stream_tail(self.run_id, *self.tail, layout.video, node)
+            return PartWriter(self.root, layout, self.run_id, {"node_id": node}, tail).write(rows())["part"]
 
     return LeRobotDatasink
+
+
+_tails: dict[str, object] = {}
+
+
+def _stream_tail(run_id: str, stages, streamed, copied, video: dict, node: str):
+    # Built and set up once per worker process and job, like an actor's stage: write tasks reuse processes.
+    if run_id not in _tails:
+        _tails.clear()
+        _tails[run_id] = stream_tail(list(stages), list(streamed), list(copied), video, node)
+    return _tails[run_id]
 
 
 READ_CPUS = 0.25  # per read task when it runs on its own (before a GPU stage): decoding is light next to the stages
@@ -61,14 +76,14 @@ def _tuple(items):
 
 
 @functools.lru_cache(maxsize=4)
-def _reader(root: str, cameras, decoded, copied) -> ReadEpisodes:
+def _reader(root: str, cameras, decoded, copied, streamed) -> ReadEpisodes:
     # One per worker process and job: opening the source reads meta/episodes, once.
     return ReadEpisodes(root, None if cameras is None else list(cameras),
-                        None if decoded is None else list(decoded), list(copied))
+                        None if decoded is None else list(decoded), list(copied), list(streamed))
 
 
-def _read_episodes(batch: dict, root: str, cameras, decoded, copied) -> dict:
-    return _reader(root, cameras, decoded, copied)(batch)
+def _read_episodes(batch: dict, root: str, cameras, decoded, copied, streamed) -> dict:
+    return _reader(root, cameras, decoded, copied, streamed)(batch)
 
 
 def resource_demand(spec: PipelineSpec) -> dict[str, float]:
@@ -185,28 +200,38 @@ def _execute(job: Job) -> None:
     ctx.raise_original_map_exception = True  # a reader's or stage's own error, not Ray's UserCodeException
     _quiet_ray_data_console()
     spec = job.spec
+    head, tail = spec.stages[:job.tail], spec.stages[job.tail:]
+    # The per-frame tail runs in the write tasks (augment/stream.py): they hold its stages' resources.
+    write_args = {"num_cpus": max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])}
+    if any(s.resources.num_gpus for s in tail):
+        write_args["num_gpus"] = max(s.resources.num_gpus for s in tail)
+    custom = {k: v for s in tail for k, v in s.resources.custom.items()}
+    if custom:
+        write_args["resources"] = custom
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     # Reading is a task, not an actor pool, with the resources of the operator after it, so Ray Data
     # fuses it into that operator: the first stage's actors (when they hold no GPU, which decoding
     # would keep waiting) or the sink's write tasks. An episode then reaches its first consumer
     # without a trip through the object store, and no process is started just to read.
-    nxt = spec.stages[0].resources if spec.stages else None
-    read_cpus = spec.sink.num_cpus if nxt is None else (nxt.num_cpus if nxt.num_gpus == 0 else READ_CPUS)
+    nxt = head[0].resources if head else None
+    read_args = write_args if nxt is None else {"num_cpus": nxt.num_cpus if nxt.num_gpus == 0 else READ_CPUS}
     ds = ds.map_batches(
         _read_episodes, fn_kwargs={"root": str(spec.source.root), "cameras": _tuple(spec.source.cameras),
-                                   "decoded": _tuple(job.decoded), "copied": tuple(job.copied)},
-        batch_size=1, num_cpus=read_cpus, batch_format="numpy",
-        **({"concurrency": 2} if read_cpus == READ_CPUS else {}),  # on its own: at most two episodes decoding at once
+                                   "decoded": _tuple(job.decoded), "copied": tuple(job.copied),
+                                   "streamed": tuple(job.streamed)},
+        batch_size=1, batch_format="numpy", **read_args,
+        **({"concurrency": 2} if read_args.get("num_cpus") == READ_CPUS and nxt is not None else {}),
     )
-    for stage in spec.stages:
+    for stage in head:
         r = stage.resources
         ds = ds.map_batches(
             _RunStageOnNode, fn_constructor_args=(stage,), batch_size=r.batch_size, num_cpus=r.num_cpus,
             num_gpus=r.num_gpus, compute=ActorPoolStrategy(size=r.concurrency), batch_format="numpy",
             **({"resources": dict(r.custom)} if r.custom else {}),
         )
-    sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file)
-    ds.write_datasink(sink, ray_remote_args={"num_cpus": spec.sink.num_cpus})
+    sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file,
+                             (tuple(tail), tuple(job.streamed), tuple(job.copied)))
+    ds.write_datasink(sink, ray_remote_args=write_args)
 
 
 class _RunStageOnNode(RunStage):

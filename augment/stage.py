@@ -82,6 +82,12 @@ class StageSpec(StrictSpec):
     # that does not say is taken to read and change every camera.
     changes_frames: ClassVar[bool] = True
     reads_frames: ClassVar[bool] = True
+    # Whether the stage needs an episode's frames all at once (a segmenter that tracks back to frame 0,
+    # a generator, a verifier scoring the whole video). A stage whose output frame t depends only on
+    # its input's frame t (and on what is not frames: uid, seed, task) says False, and the runner may
+    # call it on chunks of an episode, each a short Episode, so that no worker holds more than a chunk
+    # (augment/stream.py). It must then give the same outputs, in the same order, for every chunk.
+    whole_episode: ClassVar[bool] = True
 
     @property
     def label(self) -> str:
