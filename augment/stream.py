@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -31,7 +32,8 @@ from augment.stage import is_dropped
 from augment.stats import ImageStats
 from augment.video import VideoWriter, decode_chunks
 
-CHUNK_FRAMES = 64  # 64 frames of 480x640 RGB are 59 MB per camera
+# 64 frames of 480x640 RGB are 59 MB per camera; Ray's workers inherit the variable from the driver.
+CHUNK_FRAMES = int(os.environ.get("AUGMENT_CHUNK_FRAMES", 64))
 
 
 def split_stages(stages) -> int:

@@ -86,3 +86,28 @@ def test_a_whole_episode_stage_gets_whole_episodes(source_dataset, tmp_path, mon
     assert whole == lengths  # the segmenter sees every frame of an episode at once
     assert max(chunks) == 4 and sum(chunks) == sum(lengths)  # the light after it, in chunks
     assert [e.length for e in episodes.values()] == lengths
+
+
+def test_the_ray_runner_streams_the_tail_in_its_writers(source_dataset, tmp_path, monkeypatch):
+    import ray
+
+    from augment.runner import run_ray
+
+    ray.shutdown()
+    monkeypatch.setenv("AUGMENT_CHUNK_FRAMES", "5")  # the embedded Ray's workers inherit it
+    monkeypatch.setattr("augment.stream.CHUNK_FRAMES", 5)
+    stages = "  - type: lighting\n    variants: 2\n  - type: source\n"
+    try:
+        spec_path = write_spec(tmp_path / "ray.yaml", source_dataset["root"], tmp_path / "ray", stages)
+        spec_path.write_text(spec_path.read_text() + LOSSLESS)
+        report = run_ray(load_spec(spec_path))
+    finally:
+        ray.shutdown()
+    assert report["resolved"]["sink"]["streamed"]["stages"] == ["lighting", "source"]
+    assert set(report["seconds_per_stage"]) == {"read", "lighting", "source"}
+    local = _run(tmp_path, "local", source_dataset, stages)
+    out = LeRobotSource(tmp_path / "ray")
+    for i, b in local.items():
+        a = out.read_episode(i)
+        for key in b.frames:
+            np.testing.assert_array_equal(a.frames[key], b.frames[key])
