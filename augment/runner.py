@@ -13,20 +13,29 @@ import functools
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from augment.pipeline import (ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan,
-                              stream_tail)
 from augment.spec import PipelineSpec
-from augment.layout import Layout
-from augment.parts import PartWriter
+
+if TYPE_CHECKING:
+    from augment.pipeline import Job
+
+# This module imports the job's code (augment.pipeline: PyAV, pyarrow, pandas) inside its functions:
+# run_ray starts Ray first, and the driver imports and plans while Ray's processes come up.
 
 
 def _datasink_class():
     import pyarrow as pa
     from ray.data import Datasink
+
+    from augment.layout import Layout
+    from augment.parts import PartWriter
+    from augment.pipeline import ROW_COLUMNS
 
     class LeRobotDatasink(Datasink):
         """Parallel part writers; the dataset itself is committed by the driver after the write."""
@@ -62,6 +71,8 @@ _tails: dict[str, object] = {}
 
 def _stream_tail(run_id: str, stages, streamed, copied, video: dict, node: str):
     # Built and set up once per worker process and job, like an actor's stage: write tasks reuse processes.
+    from augment.pipeline import stream_tail
+
     if run_id not in _tails:
         _tails.clear()
         _tails[run_id] = stream_tail(list(stages), list(streamed), list(copied), video, node)
@@ -76,8 +87,10 @@ def _tuple(items):
 
 
 @functools.lru_cache(maxsize=4)
-def _reader(root: str, cameras, decoded, copied, streamed) -> ReadEpisodes:
+def _reader(root: str, cameras, decoded, copied, streamed):
     # One per worker process and job: opening the source reads meta/episodes, once.
+    from augment.pipeline import ReadEpisodes
+
     return ReadEpisodes(root, None if cameras is None else list(cameras),
                         None if decoded is None else list(decoded), list(copied), list(streamed))
 
@@ -100,6 +113,8 @@ def resource_demand(spec: PipelineSpec) -> dict[str, float]:
 def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
     """Refuse a job whose actor pools cannot all start: Ray Data would otherwise wait forever for
     the last pool while the others sit idle on the resources it needs."""
+    from augment.pipeline import JobError
+
     demand = resource_demand(spec)
     for name in sorted({k for s in spec.stages for k in s.resources.custom}):
         need = sum(s.resources.custom.get(name, 0) * s.resources.concurrency for s in spec.stages)
@@ -122,6 +137,7 @@ def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
 
 
 _reaper: subprocess.Popen | None = None
+_ray_processes: dict[int, int] = {}  # pid -> start time: the embedded Ray's processes started by this driver
 
 
 def _start_reaper() -> None:
@@ -150,9 +166,15 @@ def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
     if spec is not None:
         cpus = max(cpus, math.ceil(resource_demand(spec)["CPU"]))
     _start_reaper()
+    from augment.reaper import processes
+
+    before = set(processes())
     # address="local": always a fresh in-process instance, never a cluster someone left running.
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
+    me = os.getpid()
+    _ray_processes.update({pid: start for pid, (parent, start) in processes().items()
+                           if parent == me and pid not in before})
 
 
 class _ConsoleErrorsHidden(logging.Filter):
@@ -171,14 +193,65 @@ def _quiet_ray_data_console() -> None:
                 handler.addFilter(_ConsoleErrorsHidden())
 
 
+class _StartRay(threading.Thread):
+    """init_ray in a thread of its own, started first: ray.init mostly waits for the processes it
+    starts (GCS, the API server, the raylet and its agents, each importing Ray), so the driver imports
+    the job's code and plans meanwhile. wait() waits for it and raises what it raised.
+
+    The thread then stays, parked, until stop_ray: Ray starts its processes with a parent-death
+    signal (PR_SET_PDEATHSIG), which Linux sends when the *thread* that started them ends."""
+
+    def __init__(self, address: str | None, spec: PipelineSpec):
+        super().__init__(name="augment-ray-init", daemon=True)
+        self.address, self.spec, self.error = address, spec, None
+        self.ready, self.hold = threading.Event(), threading.Event()
+        _holding.append(self)
+        if threading.current_thread() is threading.main_thread():
+            # What ray.init does in the main thread (it cannot in this one): SIGTERM exits through
+            # atexit, whose ray.shutdown stops the processes it started.
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        logging.getLogger("ray._private.worker").addFilter(_NotMainThreadNote())
+        self.start()
+
+    def run(self) -> None:
+        try:
+            init_ray(self.address, self.spec)
+        except BaseException as e:  # handed to the driver by wait()
+            self.error = e
+        finally:
+            self.ready.set()
+        self.hold.wait()
+
+    def wait(self) -> None:
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+
+
+_holding: list[_StartRay] = []
+
+
+class _NotMainThreadNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
-    job = plan(spec)
+    starting = _StartRay(address, spec)
+    from augment.pipeline import explain_failure, finish, plan
+
+    try:
+        job = plan(spec)
+    except BaseException:
+        starting.ready.wait()  # no half-started Ray left behind: the caller's ray.shutdown (or atexit) stops it
+        raise
     in_worker = False  # while Ray executes, an error comes from a reader, a stage or a writer
     try:
         if job.todo:
             import ray
+            import ray.data  # noqa: F401  (imported here while Ray may still be starting)
 
-            init_ray(address, spec)
+            starting.wait()
             check_fits(spec, ray.cluster_resources())
             in_worker = True
             _execute(job)
@@ -187,12 +260,43 @@ def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
     except Exception as e:
         raise explain_failure(job, e, in_worker) from None
     finally:
+        starting.ready.wait()
         job.release()
+
+
+def stop_ray() -> None:
+    """ray.shutdown, its processes stopped together: Ray stops them one after another and gives each
+    up to a second after its SIGTERM (1.4 s on a quiet machine). The processes ray.init started here
+    (GCS, raylet, API server, monitors; the raylet stops its workers and agents itself) get their
+    SIGTERM at once first, then ray.shutdown finds them gone or going."""
+    import ray
+
+    from augment.reaper import processes
+
+    running = processes()
+    for pid, start in _ray_processes.items():
+        if pid in running and running[pid][1] == start:  # still the process ray.init started
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    _ray_processes.clear()
+    ray.shutdown()
+    while _holding:
+        _holding.pop().hold.set()
 
 
 def _execute(job: Job) -> None:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
+
+    from augment.pipeline import RunStage
+
+    class _RunStageOnNode(RunStage):
+        """RunStage in a Ray actor: notes the node it runs on in each output's provenance["nodes"]."""
+
+        def __init__(self, spec):
+            super().__init__(spec, node=ray.get_runtime_context().get_node_id())
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = True
@@ -232,15 +336,6 @@ def _execute(job: Job) -> None:
     sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file,
                              (tuple(tail), tuple(job.streamed), tuple(job.copied)))
     ds.write_datasink(sink, ray_remote_args=write_args)
-
-
-class _RunStageOnNode(RunStage):
-    """RunStage in a Ray actor: notes the node it runs on in each output's provenance["nodes"]."""
-
-    def __init__(self, spec):
-        import ray
-
-        super().__init__(spec, node=ray.get_runtime_context().get_node_id())
 
 
 def _train_worker(job: dict) -> None:
