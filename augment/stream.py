@@ -32,8 +32,9 @@ from augment.stage import is_dropped
 from augment.stats import ImageStats
 from augment.video import VideoWriter, decode_chunks
 
-# 64 frames of 480x640 RGB are 59 MB per camera; Ray's workers inherit the variable from the driver.
-CHUNK_FRAMES = int(os.environ.get("AUGMENT_CHUNK_FRAMES", 64))
+# 32 frames of 480x640 RGB are 29 MB per camera, and a stage's own float intermediates are several times
+# that (lighting: ~700 MB at 32 frames of two cameras); Ray's workers inherit the variable from the driver.
+CHUNK_FRAMES = int(os.environ.get("AUGMENT_CHUNK_FRAMES", 32))
 
 
 def split_stages(stages) -> int:
