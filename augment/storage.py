@@ -305,15 +305,42 @@ def open_input(path: str | Path):
     return store.fs.open_input_file(store.base)
 
 
+def _conditional_client(store: Store):
+    """s3fs's client for a store on S3, whose PUT takes If-None-Match / If-Match (AWS S3 since 2024,
+    SeaweedFS, MinIO): what makes the lease atomic. None elsewhere, or without s3fs (pyarrow's S3 client,
+    which moves the data, has no conditional PUT)."""
+    if store.local or store.url.partition("://")[0] not in ("s3", "s3a"):
+        return None
+    try:
+        import s3fs
+    except ImportError:
+        return None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return s3fs.S3FileSystem(endpoint_url=endpoint or None,
+                             client_kwargs={"region_name": region} if region else {})
+
+
+def _precondition_failed(error: OSError) -> bool:
+    """A conditional PUT refused because the object is not what we said (412), or because another
+    conditional write to it was in flight (409 on AWS)."""
+    reply = getattr(error.__cause__, "response", None) or {}
+    return (reply.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict")
+            or reply.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412))
+
+
 class Lease:
     """An object-store lock: a lease object written with this job's id and renewed by a thread.
 
-    S3 has no flock, and pyarrow's client has no conditional PUT (If-None-Match), so: refuse while
-    another job's lease object is there and fresh; write ours; wait SETTLE seconds; read it back and
-    go on only if it is still ours (a later writer overwrote it otherwise, and it wins). Guarantee:
-    two jobs never both hold the sink unless one stalls more than SETTLE seconds between reading the
-    lease and writing its own, or a holder stalls past TTL without renewing (then `held` turns
-    False and the commit refuses). A job killed -9 leaves its lease, which expires after TTL.
+    On S3 (with s3fs installed) every write of the lease is a conditional PUT: the first with
+    If-None-Match (only if there is none), a takeover of an expired lease with If-Match on the version
+    that was read, each renewal with If-Match on our own last version. Two jobs then never both hold
+    the sink: of two racing writers the store lets exactly one through. A holder that stalls past TTL
+    without renewing loses it: its next renewal is refused, `held` turns False and the commit refuses.
+    Elsewhere (other stores, or S3 without s3fs) there is no conditional PUT, so: refuse while another
+    job's fresh lease is there; write ours; wait SETTLE seconds; read it back and go on only if it is
+    still ours. That holds unless a job stalls more than SETTLE seconds between reading the lease and
+    writing its own. A job killed -9 leaves its lease, which expires after TTL.
     """
 
     TTL = 60.0
@@ -323,6 +350,8 @@ class Lease:
         self.store, self.rel = store, rel
         self.job = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
+        self.etag: str | None = None  # our last version of the lease object, on S3
+        self._s3 = _conditional_client(store)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -333,22 +362,50 @@ class Lease:
             return None
         return data if isinstance(data, dict) else None
 
-    def _write(self) -> None:
+    def _record(self) -> str:
         host, pid, _ = self.job.split(":")
-        self.store.write_text(self.rel, json.dumps({"job": self.job, "pid": int(pid), "host": host,
-                                                    "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                                    "expires": time.time() + self.TTL}))
+        return json.dumps({"job": self.job, "pid": int(pid), "host": host,
+                           "since": time.strftime("%Y-%m-%d %H:%M:%S"), "expires": time.time() + self.TTL})
+
+    def _write(self, **condition) -> bool:
+        """Write our record; with a condition (S3), only if it holds: False when it did not."""
+        if self._s3 is None:
+            self.store.write_text(self.rel, self._record())
+            return True
+        bucket, _, key = self.store.full(self.rel).partition("/")
+        try:
+            reply = self._s3.call_s3("put_object", Bucket=bucket, Key=key, Body=self._record().encode(), **condition)
+        except OSError as e:
+            if _precondition_failed(e):
+                return False
+            raise
+        self.etag = reply["ETag"]
+        return True
+
+    def _version(self) -> str | None:
+        """The ETag of the lease object now, or None when there is none."""
+        bucket, _, key = self.store.full(self.rel).partition("/")
+        try:
+            return self._s3.call_s3("head_object", Bucket=bucket, Key=key)["ETag"]
+        except FileNotFoundError:
+            return None
 
     def acquire(self) -> dict | None:
         """Take the lease; returns None, or the holder's record when another job has it."""
+        version = self._version() if self._s3 is not None else None  # before the content: never newer than it
         current = self.holder()
         if current and current.get("job") != self.job and current.get("expires", 0) > time.time():
             return current
-        self._write()
-        time.sleep(self.SETTLE)
-        current = self.holder()
-        if not current or current.get("job") != self.job:
-            return current or {"job": "unknown"}
+        if self._s3 is not None:
+            # none there: create it only if still none; an expired one: replace exactly the version read
+            if not self._write(**({"IfMatch": version} if version else {"IfNoneMatch": "*"})):
+                return self.holder() or {"job": "unknown"}
+        else:
+            self._write()
+            time.sleep(self.SETTLE)
+            current = self.holder()
+            if not current or current.get("job") != self.job:
+                return current or {"job": "unknown"}
         self.held = True
         self._thread = threading.Thread(target=self._renew, daemon=True)
         self._thread.start()
@@ -357,11 +414,14 @@ class Lease:
     def _renew(self) -> None:
         while not self._stop.wait(self.TTL / 3):
             try:
-                current = self.holder()
-                if not current or current.get("job") != self.job:
+                if self._s3 is not None:
+                    ours = self._write(IfMatch=self.etag)
+                else:
+                    current = self.holder()
+                    ours = bool(current) and current.get("job") == self.job and self._write()
+                if not ours:
                     self.held = False
                     return
-                self._write()
             except OSError:
                 pass  # a blip: the next renewal tries again before the lease expires
 

@@ -143,13 +143,20 @@ def test_store_errors_are_one_line_before_any_work(s3, s3_source, tmp_path, caps
     assert not (tmp_path / "o").exists()
 
 
-def test_the_sink_lease_refuses_a_second_job_and_expires(s3, monkeypatch):
+@pytest.mark.parametrize("conditional", [True, False], ids=["conditional-put", "read-back"])
+def test_the_sink_lease_refuses_a_second_job_and_expires(s3, monkeypatch, conditional):
+    """Both ways of holding the lease: S3's conditional PUT (with s3fs), and the write, wait and read
+    back that is left where there is no conditional PUT."""
+    from augment import storage
     from augment.pipeline import JobError, lock_output, release_lock
     from augment.storage import Lease, Store
 
     monkeypatch.setattr(Lease, "SETTLE", 0.2)
+    if not conditional:
+        monkeypatch.setattr(storage, "_conditional_client", lambda store: None)
     store = Store(_prefix("locked"))
     first = lock_output(store)
+    assert (first._s3 is not None) == conditional
     try:
         with pytest.raises(JobError, match="being written by another augment job: job .*pid"):
             lock_output(store)
@@ -164,6 +171,37 @@ def test_the_sink_lease_refuses_a_second_job_and_expires(s3, monkeypatch):
     third = lock_output(store)
     assert third.held and json.loads(store.read_text(".augment/lock.json"))["job"] == third.job
     release_lock(third)
+
+
+def test_racing_jobs_get_one_lease_and_a_stalled_holder_loses_it(s3):
+    """Jobs that all find the sink free at the same instant: the conditional PUT lets exactly one
+    through, every time. A holder whose lease another job took over after it expired cannot renew it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from augment.storage import Lease, Store
+
+    for _ in range(3):
+        store = Store(_prefix("race"))
+        leases = [Lease(store, ".augment/lock.json") for _ in range(6)]
+        assert all(lease._s3 is not None for lease in leases)
+        with ThreadPoolExecutor(len(leases)) as pool:
+            refused = list(pool.map(Lease.acquire, leases))
+        winners = [lease for lease, holder in zip(leases, refused) if holder is None]
+        assert len(winners) == 1, refused
+        assert all(h is not None and h["job"] == winners[0].job for h in refused if h is not None)
+        assert json.loads(store.read_text(".augment/lock.json"))["job"] == winners[0].job
+
+    stalled = winners[0]
+    stalled._stop.set()  # it stops renewing; its lease expires; another job takes over
+    stalled._thread.join()
+    record = json.loads(store.read_text(".augment/lock.json"))
+    store.write_text(".augment/lock.json", json.dumps({**record, "expires": time.time() - 1}))
+    taker = Lease(store, ".augment/lock.json")
+    assert taker.acquire() is None
+    assert stalled._write(IfMatch=stalled.etag) is False  # its renewal is refused: it no longer holds the sink
+    assert json.loads(store.read_text(".augment/lock.json"))["job"] == taker.job
+    taker.release()
+    assert not store.exists(".augment/lock.json")
 
 
 def test_an_fsspec_only_filesystem_is_a_root_too(source_dataset, tmp_path):
