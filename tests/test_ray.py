@@ -174,3 +174,29 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def test_a_finished_job_leaves_no_process_behind(source_dataset, tmp_path):
+    """`augment run` stops its embedded Ray on the way out (runner.stop_ray: every process ray.init
+    started gets its SIGTERM at once, then ray.shutdown): nothing it started outlives it."""
+    import time
+
+    from augment.reaper import descendants, processes
+
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out")
+    proc = _cli("run", str(spec), "--quiet")
+    seen: dict[int, bytes] = {}
+    while proc.poll() is None:
+        for pid in descendants({proc.pid}, processes()) - set(seen):
+            seen[pid] = _cmdline(pid)
+        time.sleep(0.1)
+    assert proc.returncode == 0, proc.stdout.read()
+    started = set(seen)
+    assert any(b"raylet" in cmd for cmd in seen.values()), seen  # the job did start Ray
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        alive = [p for p in started if p in processes() and _cmdline(p)]
+        if not alive:
+            break
+        time.sleep(0.5)
+    assert not alive, [(p, _cmdline(p)[:80]) for p in alive]
