@@ -124,7 +124,6 @@ class StreamTail:
     def __init__(self, stages: list, streamed: list[str], copied: list[str], video: dict, chunk: int | None = None):
         self.stages, self.streamed, self.copied, self.video = stages, list(streamed), set(copied), video
         self.chunk = chunk or CHUNK_FRAMES
-        self.changed: set[str] = set()
 
     def run(self, episode: Episode, source_uid: str, share: str, folder: Path) -> list[tuple[Episode, str, str]]:
         """The tail's outputs of one episode, as (episode, source_uid, share): a camera the tail
