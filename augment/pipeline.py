@@ -31,13 +31,13 @@ from augment.episode import VISUAL_DTYPES, Episode, episode_uid
 from augment.remux import plan_cameras, source_settings
 from augment.source import DatasetError, LeRobotSource
 from augment.spec import PipelineSpec, SpecError
-from augment.stage import StageSpec, is_dropped
+from augment.stage import StageSpec, is_dropped, split_stages
 from augment.video import VideoError
 from augment.commit import commit, foreign_files, is_committed, read_owner, remove_ours, write_owner
 from augment.layout import COMPLETE_MARKER, OWNER_MARKER, STAGING, Layout
 from augment.parts import PARTS, read_manifests, remove_unfinished_parts, select_complete
 from augment.storage import Lease, StorageError, Store
-from augment.stream import StreamTail, split_stages, streamed_cameras
+from augment.stream import StreamTail, streamed_cameras
 
 ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
 PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input

@@ -101,10 +101,14 @@ def _read_episodes(batch: dict, root: str, cameras, decoded, copied, streamed) -
 
 def resource_demand(spec: PipelineSpec) -> dict[str, float]:
     """What the job holds at once: Ray Data starts every stage's actor pool at launch and each actor
-    keeps its CPUs and GPUs until the end, plus a reader and at least one write task."""
-    cpus = READ_CPUS + spec.sink.num_cpus
-    gpus = 0.0
-    for stage in spec.stages:
+    keeps its CPUs and GPUs until the end, plus a reader and at least one write task (which runs the
+    per-frame tail, with the tail's resources: augment/stream.py)."""
+    from augment.stage import split_stages
+
+    head, tail = spec.stages[:split_stages(spec.stages)], spec.stages[split_stages(spec.stages):]
+    cpus = READ_CPUS + max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])
+    gpus = max([0.0, *(s.resources.num_gpus for s in tail)])
+    for stage in head:
         cpus += stage.resources.num_cpus * stage.resources.concurrency
         gpus += stage.resources.num_gpus * stage.resources.concurrency
     return {"CPU": cpus, "GPU": gpus}

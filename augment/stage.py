@@ -210,3 +210,12 @@ def derive_seed(*parts: object) -> int:
 
 def is_dropped(episode: Episode) -> bool:
     return "dropped" in episode.provenance
+
+
+def split_stages(stages: list[StageSpec]) -> int:
+    """Where the per-frame tail starts: stages[split_stages(stages):] do not need whole episodes and
+    come after the last stage that does; the runner streams them in chunks (augment/stream.py)."""
+    i = len(stages)
+    while i > 0 and not stages[i - 1].whole_episode:
+        i -= 1
+    return i

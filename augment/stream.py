@@ -37,14 +37,6 @@ from augment.video import VideoWriter, decode_chunks
 CHUNK_FRAMES = int(os.environ.get("AUGMENT_CHUNK_FRAMES", 32))
 
 
-def split_stages(stages) -> int:
-    """Where the per-frame tail starts: stages[split_stages(stages):] are per-frame."""
-    i = len(stages)
-    while i > 0 and not stages[i - 1].whole_episode:
-        i -= 1
-    return i
-
-
 def streamed_cameras(head, features: dict, decoded: list[str], video: dict) -> list[str]:
     """Of the cameras the reader would decode, the video ones that no stage before the tail reads
     or changes: the writer decodes them itself, chunk by chunk."""
