@@ -93,6 +93,7 @@ def main() -> int:
 
     def run_augment(checkout: Path, *extra: str):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), os.environ.get("PYTHONPATH", "")])}
+        env["PYTHONSAFEPATH"] = "1"  # `python -m` would put the working folder (a checkout, often) before PYTHONPATH
         return lambda out: ([sys.executable, "-m", "augment.cli", "run", spec, "--quiet", *extra,
                              "--set", f"source.root={source}", "--set", f"sink.root={out}"], env)
 

@@ -112,6 +112,7 @@ def main() -> int:
     h, w = map(int, args.size.split("x"))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_memory_"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.checkout), os.environ.get("PYTHONPATH", "")])}
+    env["PYTHONSAFEPATH"] = "1"  # `python -m` would put the working folder (a checkout, often) before PYTHONPATH
     print(f"augment from {args.checkout}{', --local' if args.local else ', embedded Ray'}")
     # copy: no frame decoded; light: a per-frame edit of every camera (streamed in chunks through the
     # writer); edit: the background edit, a whole-episode stage (its segmenter looks at every frame).
