@@ -52,10 +52,10 @@ def role(proc: psutil.Process) -> str:
     return name if name.startswith("ray::") else (name if "raylet" in name or "gcs" in name else name[:20])
 
 
-def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], dict[str, float], int]:
+def run_sampled(cmd: list[str], env: dict, cwd: Path) -> tuple[float, dict[str, float], dict[str, float], int]:
     """Run cmd; return (seconds, peak RSS in MB per process role (the largest process of each role),
     CPU seconds per role (summed over its processes, as last sampled), rc)."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, tuple[str, float]] = {}
     cpu: dict[int, float] = {}
     stop = threading.Event()
@@ -112,7 +112,8 @@ def main() -> int:
     h, w = map(int, args.size.split("x"))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_memory_"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.checkout), os.environ.get("PYTHONPATH", "")])}
-    env["PYTHONSAFEPATH"] = "1"  # `python -m` would put the working folder (a checkout, often) before PYTHONPATH
+    # Runs start in the checkout: `python -m` puts the working folder first on the path, and Ray's
+    # workers get the driver's working folder on theirs, so from another checkout its code would run.
     print(f"augment from {args.checkout}{', --local' if args.local else ', embedded Ray'}")
     # copy: no frame decoded; light: a per-frame edit of every camera (streamed in chunks through the
     # writer); edit: the background edit, a whole-episode stage (its segmenter looks at every frame).
@@ -132,7 +133,7 @@ def main() -> int:
                 cmd = [sys.executable, "-m", "augment.cli", "run", str(REPO / "pipelines" / spec), "--quiet",
                        *(["--local"] if args.local else []), "--set", f"source.root={source}",
                        "--set", f"sink.root={out}", *[a for e in extra for a in ("--set", e)]]
-                seconds, peaks, cpu, rc = run_sampled(cmd, env)
+                seconds, peaks, cpu, rc = run_sampled(cmd, env, args.checkout)
                 top = sorted(peaks.items(), key=lambda kv: -kv[1])
                 print(f"{name:4s} {args.episodes} x {length} frames, {args.cameras} x {h}x{w} "
                       f"({raw:.0f} MB raw): {seconds:6.1f} s, rc {rc}; peak RSS per process (MB): "
