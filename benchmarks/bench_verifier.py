@@ -17,9 +17,11 @@ Splits: even episode indices are the calibration split, odd ones the held-out sp
 computed on the held-out split with the shipped limits (verifiers/consistency.py: Limits); with
 --calibrate, each check's limit is first re-chosen on the calibration split (the smallest limit that
 keeps every calibration clean video, times --margin) and then applied to the held-out split.
-Reported: catch rate per kind, false-positive rate on clean videos, ROC AUC of the `total` score
-(clean vs corrupted), and best-of-N: for families of 4 samples (1-3 corrupted) of one episode, how
-often the top-1 by `total` is clean.
+Reported: catch rate per kind (also of the corruptions that last, corruptions.lasting, measured on
+the re-encoded video against the clean one: videos made before that rule existed hold some that do
+not), false-positive rate on clean videos, ROC AUC of the `total` score (clean vs corrupted, and clean
+vs each kind), and best-of-N: for families of 4 samples (1-3 corrupted) of one episode, how often the
+top-1 by `total` is clean.
 """
 
 from __future__ import annotations
@@ -55,14 +57,14 @@ DEFAULT_SCENES = ("pick-place-v3", "push-v3", "door-open-v3", "drawer-open-v3", 
 SKIP = 2  # leading frames left out of every episode (see scene_videos)
 
 
-def build_scene(work: Path, scene: str, episodes: int) -> Path:
+def build_scene(work: Path, scene: str, episodes: int, scene_seed: int = 0) -> Path:
     root = work / scene
     info = root / "meta" / "info.json"
     if info.is_file() and json.loads(info.read_text())["total_episodes"] >= episodes:
         return root
     script = Path(__file__).resolve().parents[1] / "scripts" / "make_sim_dataset.py"
     subprocess.run([sys.executable, str(script), *SCENES[scene], "--out", str(root), "--overwrite",
-                    "--episodes", str(episodes)], check=True, stdout=subprocess.DEVNULL)
+                    "--episodes", str(episodes), "--seed", str(scene_seed)], check=True, stdout=subprocess.DEVNULL)
     return root
 
 
@@ -111,18 +113,18 @@ def scene_videos(root: Path, episodes: int):
 
 
 def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print,
-              contact: float | None = 0.005, **settings) -> list[dict]:
+              contact: float | None = 0.005, scene_seed: int = 0, **settings) -> list[dict]:
     """One row per video: scene, episode, split, kind, corruption info, every check's statistic.
     The corrupted, re-encoded videos are kept in work/videos/SEED/ with their corruption record; the
     statistics are computed afresh every run (the checks are what changes)."""
     from verifiers.consistency import video_checks
     from verifiers.specs import CHECKS, ConsistencySpec
-    from verifiers.corruptions import KINDS, corrupt
+    from verifiers.corruptions import KINDS, corrupt, lasting
 
     spec = ConsistencySpec(checks=list(CHECKS), contact=contact, **settings)
     rows = []
     for scene in scenes:
-        root = build_scene(work, scene, episodes)
+        root = build_scene(work, scene, episodes, scene_seed)
         start = time.perf_counter()
         for index, frames, fps, settings in scene_videos(root, episodes):
             for kind in ("clean", *KINDS):
@@ -137,6 +139,10 @@ def score_all(work: Path, scenes: list[str], episodes: int, seed: int, log=print
                     path.with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
                     path.with_suffix(".json").write_text(json.dumps(info))
                     video = roundtrip(video, fps, settings, path)
+                if kind == "clean":
+                    clean = video
+                elif "lasting" not in info and kind not in ("freeze", "cut"):
+                    info["lasting"] = lasting(clean, video, info["frame"])  # as re-encoded, vs the clean one
                 _, details = video_checks(video, spec, fps)
                 row = {"scene": scene, "episode": index, "split": "calibration" if index % 2 == 0 else "held-out",
                        "kind": kind, "info": info, "stats": {c: d["stat"] for c, d in details.items()},
@@ -162,6 +168,21 @@ def rescore(rows: list[dict], work: Path, seed: int, names: list[str], log=print
         r["frames"].update({c: d.get("frame") for c, d in details.items()})
     log(f"rescored {names} on {len(rows)} videos in {time.perf_counter() - start:.0f}s")
     return rows
+
+
+def add_lasting(rows: list[dict], work: Path, seed: int) -> None:
+    """Rows of an earlier run without info["lasting"] (corruptions.lasting on the re-encoded videos)
+    get it from the decoded videos kept in work/videos/SEED."""
+    from verifiers.corruptions import lasting
+
+    todo = [r for r in rows if r["kind"] not in ("clean", "freeze", "cut") and "lasting" not in r["info"]]
+    fps = {scene: json.loads((work / scene / "meta" / "info.json").read_text())["fps"] for scene in {r["scene"] for r in todo}}
+    frames = {(r["scene"], r["episode"]): r["info"]["frames"] for r in rows if r["kind"] == "clean"}
+    for r in todo:
+        folder = work / "videos" / str(seed) / r["scene"]
+        clean = decode(folder / f"{r['episode']:04d}_clean.mp4", fps[r["scene"]], frames[(r["scene"], r["episode"])])
+        video = decode(folder / f"{r['episode']:04d}_{r['kind']}.mp4", fps[r["scene"]], r["info"]["frames"])
+        r["info"]["lasting"] = lasting(clean, video, r["info"]["frame"])
 
 
 def scores_of(row: dict, limits: dict, checks: list[str]) -> dict[str, float]:
@@ -254,10 +275,14 @@ def summarise(rows: list[dict], split: str, seed: int) -> dict:
         for r in group:
             for c in r["_failed"]:
                 by_check[c] = by_check.get(c, 0) + 1
+        stays = [r for r in group if r["info"].get("lasting", True)]  # freeze, cut: every one
         table[kind] = {"videos": len(group), "flagged": sum(bool(r["_failed"]) for r in group),
                        "contact": len(contact), "contact_flagged": sum(bool(r["_failed"]) for r in contact),
+                       "lasting": len(stays), "lasting_flagged": sum(bool(r["_failed"]) for r in stays),
                        "by_check": by_check}
     clean = [r["_total"] for r in rows if r["kind"] == "clean"]
+    for kind in KINDS:  # ROC AUC of total, clean vs this kind
+        table[kind]["auc"] = auc(clean, [r["_total"] for r in rows if r["kind"] == kind])
     bad = [r["_total"] for r in rows if r["kind"] != "clean"]
     # best-of-N: a family of 4 samples of one episode, 1-3 of them corrupted (drawn), top-1 by total
     rng = np.random.default_rng(seed)
@@ -292,12 +317,18 @@ def summarise(rows: list[dict], split: str, seed: int) -> dict:
 
 def print_report(result: dict, verbose: bool = False) -> None:
     print(f"-- {result['split']} split")
-    print(f"{'kind':12s} {'videos':>6s} {'flagged':>7s} {'rate':>7s}  {'in contact':>10s}  checks that fired")
+    print(f"{'kind':12s} {'videos':>6s} {'flagged':>7s} {'rate':>7s}  {'in contact':>10s}  {'lasting':>13s}  {'AUC':>5s}  "
+          "checks that fired")
     for kind, row in result["table"].items():
         label = "clean (FP)" if kind == "clean" else kind
         rate = row["flagged"] / max(row["videos"], 1)
         contact = f"{row['contact_flagged']}/{row['contact']}" if row["contact"] else "-"
-        print(f"{label:12s} {row['videos']:6d} {row['flagged']:7d} {rate:7.1%}  {contact:>10s}  {row['by_check']}")
+        # lasting: the corruptions that stay (corruptions.lasting on the re-encoded video), caught of them
+        stays = (f"{row['lasting_flagged']}/{row['lasting']} {row['lasting_flagged'] / max(row['lasting'], 1):4.0%}"
+                 if kind != "clean" else "-")
+        area = f"{row['auc']:.3f}" if "auc" in row else "-"
+        print(f"{label:12s} {row['videos']:6d} {row['flagged']:7d} {rate:7.1%}  {contact:>10s}  {stays:>13s}  {area:>5s}  "
+              f"{row['by_check']}")
     for scene, s in result["per_scene"].items():
         print(f"  {scene:16s} FP {s['fp']}/{s['clean']}  caught {s['caught']}/{s['corrupted']}")
     print(f"ROC AUC of total (clean vs corrupted): {result['auc']:.3f}; best-of-4 top-1 clean: "
@@ -314,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_verifier"))
     p.add_argument("--scenes", default=",".join(DEFAULT_SCENES), help=f"of {list(SCENES)}; default %(default)s")
     p.add_argument("--episodes", type=int, default=16, help="per scene (half calibration, half held-out)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the corruptions (default: %(default)s)")
+    p.add_argument("--scene-seed", type=int, default=0,
+                   help="episode i of each scene is recorded with seed scene-seed+i: another value gives episodes "
+                        "the limits were never chosen on (default: %(default)s, the recorder's own default)")
     p.add_argument("--checks", help="comma-separated; default the shipped default set")
     p.add_argument("--contact", default="0.005", help="the contact gate (ConsistencySpec.contact); 'none': off")
     p.add_argument("--set", dest="settings", default="", metavar="FIELD=VALUE,...",
@@ -345,10 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: float(v) for k, v in (kv.split("=") for kv in args.settings.split(",") if kv)}
     if args.rows:
         rows = json.loads(args.rows.read_text())["rows"]
+        add_lasting(rows, args.work, args.seed)
         if args.rescore:
             rows = rescore(rows, args.work, args.seed, args.rescore.split(","), contact=contact, **settings)
     else:
-        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact, **settings)
+        rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact,
+                         scene_seed=args.scene_seed, **settings)
     limits = calibrate(rows, checks, args.margin) if args.calibrate else Limits().model_dump()
     limits.update({k: float(v) for k, v in (kv.split("=") for kv in args.limits.split(",") if kv)})
     if args.calibrate:

@@ -317,6 +317,24 @@ def test_corruptions_are_visible_and_recorded():
         assert 48 // 8 <= info["frame"] < 48, info
 
 
+def test_a_corruption_of_a_thing_lasts_a_painted_out_box_the_robot_left_does_not():
+    from verifiers.corruptions import corrupt, lasting
+
+    clean = gripper_scene(carry=True, length=48)
+    # painted out at frame 14, while the gripper already carries the object out of that box: after a
+    # few frames the painted box shows the bare table it shows in the clean video anyway
+    flicker = clean.copy()
+    flicker[14:, 42:51, 14:23] = 120
+    assert not lasting(clean, flicker, 14)
+    gone = clean.copy()
+    gone[14:] = clean[0]  # a lasting difference: lots of pixels differ to the end
+    assert lasting(clean, gone, 14)
+    for kind in ("duplicate", "vanish", "appear", "morph", "teleport"):
+        for seed in range(3):
+            video, info = corrupt(clean, kind, np.random.default_rng(seed))
+            assert lasting(clean, video, info["frame"]) or info["tries"] == 20, (kind, info)
+
+
 def test_learned_verifier_fits_and_drops_in_a_stage(tmp_path):
     from verifiers.corruptions import corrupt
     from verifiers.learned import choose_threshold, features, fit_logistic, predict
@@ -424,6 +442,50 @@ def test_strict_contact_gate_catches_a_thing_appearing_beside_the_moving_arm():
     assert scores["event"] < 0.5 and 19 <= details["event"]["frame"] <= 21, (scores, details)
     scores, _ = video_checks(arm_scene(appear_at=31), ConsistencySpec())
     assert scores["event"] >= 0.5, scores
+
+
+def test_patch_catches_a_thing_appearing_beside_the_moving_arm_with_the_default_gate():
+    """The default gate calls a thing appearing 3 px beside the swinging arm contact (event passes);
+    `patch` counts what changes alone in one step as a solid patch, contact or not, and catches it.
+    What the robot changes itself is thin: the arm swinging, an object carried, pass."""
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    spec = ConsistencySpec()
+    assert "patch" in spec.checks
+    for clean in (arm_scene(appear_at=None), gripper_scene(carry=True), moving_scene(40)):
+        scores, _ = video_checks(clean, spec)
+        assert all(v >= 0.5 for v in scores.values()), scores
+    scores, details = video_checks(arm_scene(appear_at=31), spec)
+    assert scores["event"] >= 0.5, scores  # the gate: contact
+    assert scores["patch"] < 0.5 and 19 <= details["patch"]["frame"] <= 21, (scores, details)
+
+
+def test_patch_catches_a_duplicate_beside_the_pusher_on_a_recorded_pusht_episode(tmp_path):
+    """On a recorded PushT episode (gym-pusht, lerobot's writer; the pusher shoves the block, at 10 fps
+    it changes a lot in one step), a copy of a block-sized piece pasted next to the pusher while it
+    moves, and staying, is missed by the gated checks and caught by `patch`; the clean episode passes."""
+    pytest.importorskip("gym_pusht")
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    bench = load_script("benchmarks/bench_verifier.py")
+    root = bench.build_scene(tmp_path, "pusht", 1)
+    _, frames, fps, _ = next(bench.scene_videos(root, 1))
+    spec = ConsistencySpec()
+    scores, _ = video_checks(frames, spec, fps)
+    assert all(v >= 0.5 for v in scores.values()), scores
+    # where the pusher moves at frame t0: the largest change between t0 and t0+1
+    t0 = len(frames) // 2
+    moved = np.abs(frames[t0 + 1].astype(int) - frames[t0]).max(axis=-1) > 40
+    ys, xs = np.nonzero(moved)
+    assert len(ys), "the pusher does not move mid-episode"
+    y, x = int(np.median(ys)), int(xs.max()) + 2  # just right of it
+    y, x = min(max(y, 0), frames.shape[1] - 9), min(x, frames.shape[2] - 9)
+    bad = frames.copy()
+    bad[t0 + 1:, y:y + 8, x:x + 8] = (70, 70, 200)  # a blue thing, the pusher's colour, beside it from t0+1 on
+    scores, details = video_checks(bad, spec, fps)
+    assert scores["patch"] < 0.5 and abs(details["patch"]["frame"] - (t0 + 1)) <= 1, (scores, details)
 
 
 def wrist_scene(length: int = 40, seed: int = 4) -> np.ndarray:

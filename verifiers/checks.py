@@ -11,6 +11,9 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 in consecutive steps (a moving edge), so it is not counted; nor is a change that a
                 large mover reaches (contact: the robot moving an object, touched_by_mover).
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
+    patch       the same without the gate, only its solid part (a 4x4 px square fits): a thing pasted
+                in, painted out or jumping beside the arm, where the gate calls it contact; what the
+                robot changes in one step is thin (a door's edge, a strip of a shoved block).
     settle      pixels that change within a few frames while they and their surroundings are still
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
@@ -159,15 +162,20 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
-           contact_reach: int = 2) -> tuple[tuple[float, int], tuple[float, int]]:
+           contact_reach: int = 2, solid: int = 4) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
     large mover (the robot, `window` steps either side) reaches is not counted (touched_by_mover).
-    events() returns both (area, frame) pairs: with the gate, and without it (the `cut` check: when the
-    robot itself jumps, the whole mover changes in one step, which the gate would call contact)."""
+    events() returns three (area, frame) pairs: with the gate; without it (the `cut` check: when the
+    robot itself jumps, the whole mover changes in one step, which the gate would call contact); and
+    without it, of the part that is solid (the `patch` check: what is left after an opening with a
+    `solid` x `solid` square). What the robot legitimately changes in one step at a time is thin: the
+    edge of a door it swings, a strip of a block it shoves (bench_verifier: never 4 px thick at
+    128 px on a calibration clean video); a thing pasted in, painted out or jumping changes as a solid
+    patch, also beside the arm, where the gate would call it contact."""
     if len(diffs) < lasting + 3:
-        return (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
+        return (0.0, 0), (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
@@ -175,6 +183,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     plate_fg = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if min_mover else None
     worst, at = 0.0, 0
     worst_all, at_all = 0.0, 0
+    worst_solid, at_solid = 0.0, 0
     for t in range(1, len(changed) - 1 - lasting):  # only where the `lasting` frames after exist
         alone = changed[t].astype(bool) & ~near[t - 1] & ~near[t + 1]
         if not alone.any():
@@ -188,13 +197,24 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         area = float(alone.mean())
         if area > worst_all:
             worst_all, at_all = area, t + 1
+        solid_area = float(solid_part(alone, solid).mean()) if area else 0.0
+        if solid_area > worst_solid:
+            worst_solid, at_solid = solid_area, t + 1
         if min_mover is not None and alone.any():
             motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
             alone &= ~touched_by_mover(alone, motion, min_mover, contact_reach, bridge=plate_fg[t] & plate_fg[t + 1])
             area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
-    return (worst, at), (worst_all, at_all)
+    return (worst, at), (worst_all, at_all), (worst_solid, at_solid)
+
+
+def solid_part(mask: np.ndarray, size: int) -> np.ndarray:
+    """The pixels of `mask` covered by a `size` x `size` square that fits inside it (a morphological
+    opening; cv2's own with an even kernel shifts by a pixel, so the anchors are set here)."""
+    square = np.ones((size, size), np.uint8)
+    fits = cv2.erode(mask.astype(np.uint8), square, anchor=(0, 0), borderValue=0)  # top-left corners that fit
+    return cv2.dilate(fits, square, anchor=(size - 1, size - 1)).astype(bool)
 
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,

@@ -43,7 +43,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event", "cut", "settle"}:
+    if wanted & {"jump", "event", "cut", "patch", "settle"}:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
@@ -51,20 +51,21 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         stat, at = C.jump(moving_diffs)
         at = int(keep[min(at, len(keep) - 1)])
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
-    if wanted & {"event", "cut", "settle"}:
+    if wanted & {"event", "cut", "patch", "settle"}:
         threshold = C.change_threshold(moving_diffs)
-    if wanted & {"event", "cut"}:
+    if wanted & {"event", "cut", "patch"}:
         # at stride s, a change spread over s frames becomes a one-step change
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
         def strided(s: int) -> list[tuple[float, int]]:
             clip = moving[::s]
             pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
-                             min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach)
+                             min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach,
+                             solid=spec.patch_solid)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
         per_stride = [strided(s) for s in strides]
-        for name, i in (("event", 0), ("cut", 1)):
+        for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
                 stat, at = max(p[i] for p in per_stride)
                 scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}

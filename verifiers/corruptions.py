@@ -16,7 +16,8 @@ the robot holds or pushes the object; sizes, positions and colours are drawn too
 An "object" is a compact blob of the start frame that stands out from its surroundings, is smaller
 than the robot and not part of the robot's base (object_boxes): on MetaWorld the puck, the handles,
 the goal marker; on PushT the T block, its target, the pusher. A draw that changes nothing visible
-(`visible`: the object hidden behind the arm, a cut while nothing moves) is drawn again.
+(`visible`: the object hidden behind the arm, a cut while nothing moves), or one that does not stay
+(`lasting`: a box painted out after the robot carried its object away) is drawn again.
 """
 
 from __future__ import annotations
@@ -86,6 +87,20 @@ def visible(clean: np.ndarray, corrupted: np.ndarray, min_pixels: int = 20, leve
     return bool(diff.reshape(len(diff), -1).sum(axis=1).max() >= min_pixels)
 
 
+def lasting(clean: np.ndarray, corrupted: np.ndarray, start: int, min_pixels: int = 20, level: int = 40,
+            share: float = 0.5) -> bool:
+    """Whether a corruption of a thing (duplicate, vanish, appear, morph, teleport) stays: at least
+    `min_pixels` pixels differ by `level` grey levels in at least `share` of the frames from `start`
+    on. `visible` asks for one frame only, so a box painted out after the gripper has carried the
+    puck out of it, or a dark patch turned another hue, passed it while changing (almost) nothing
+    that lasts: a flicker, not the kind of failure each of these kinds stands for."""
+    n = min(len(clean), len(corrupted))
+    if start >= n:
+        return False
+    diff = np.abs(clean[start:n].astype(np.int16) - corrupted[start:n]).max(axis=-1) > level
+    return bool((diff.mean(axis=0) >= share).sum() >= min_pixels)
+
+
 def touched_before(frames: np.ndarray, box, t0: int, level: float = 8.0) -> bool:
     """Whether the box had already changed from frame 0 before t0: the robot reached or moved the object."""
     y0, x0, y1, x1 = box
@@ -124,7 +139,7 @@ def corrupt(frames: np.ndarray, kind: str, rng: np.random.Generator, tries: int 
         raise ValueError(f"unknown corruption {kind!r}; valid: {KINDS}")
     for attempt in range(1, tries + 1):
         out, info = _corrupt_once(frames, kind, rng)
-        if kind == "freeze" or visible(frames, out):
+        if kind == "freeze" or (visible(frames, out) and (kind == "cut" or lasting(frames, out, info["frame"]))):
             break
     info["tries"] = attempt
     return out, info

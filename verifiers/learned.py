@@ -23,7 +23,8 @@ from augment.stage import Stage
 from verifiers.scores import failures, record_scores, Thresholds
 from verifiers.specs import ConsistencySpec, LearnedSpec
 
-FEATURES = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist")
+FEATURES = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
+            "patch")
 
 
 def features(frames: np.ndarray, fps: float | None = None, names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:

@@ -17,8 +17,8 @@ from augment.stage import StageSpec, StrictSpec
 from verifiers.scores import Thresholds, check_names
 
 
-CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_place", "colour_mass", "objects",
-          "objects_persist", "action")
+CHECKS = ("frozen", "static", "jump", "event", "cut", "patch", "settle", "new_colour", "colour_place", "colour_mass",
+          "objects", "objects_persist", "action")
 
 
 # colour_mass, objects and objects_persist are off by default: on clean episodes with contact they fire
@@ -28,8 +28,9 @@ CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "c
 # split (the largest statistic of a clean episode, x1.25, and never under the previous defaults: with
 # the contact gate, event and settle are 0 on every clean calibration episode) and are reported on its
 # held-out split; jump (now against the upper quartile of its neighbours) and colour_place were chosen
-# the same way in the second round, without the floor (README: the verifier).
-DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_place", "action")
+# the same way in the second round, without the floor (README: the verifier). patch (third round) is 0 on
+# every calibration clean video: its limit is half of the one 4x4 square that counts at 128 px.
+DEFAULT_CHECKS = ("frozen", "static", "jump", "event", "cut", "patch", "settle", "new_colour", "colour_place", "action")
 
 
 # What still means something on a camera that moves with the robot (a wrist camera): the others look
@@ -48,6 +49,8 @@ class Limits(StrictSpec):  # nested blocks are as strict as the stage
     jump: float = Field(1.8, gt=0, description="one step's change over the upper quartile of its neighbours")
     event: float = Field(0.0005, gt=0, description="area changing in one step only, fraction of the frame")
     cut: float = Field(0.009, gt=0, description="area changing in one step only, the robot included (a cut)")
+    patch: float = Field(0.0005, gt=0, description="solid area (a 4x4 square fits) changing in one step only, "
+                         "the robot included")
     settle: float = Field(0.0003, gt=0, description="area changing on its own amid stillness, fraction of the frame")
     new_colour: float = Field(0.0029, gt=0, description="lasting fraction of the frame in colours not seen at first")
     colour_place: float = Field(0.0013, gt=0, description="lasting fraction of the frame in colours not near that "
@@ -86,6 +89,8 @@ class ConsistencySpec(StageSpec):
     contact_window: int = Field(2, ge=0, description="event: steps either side of a change in which the mover's "
                                 "motion counts as reaching it")
     contact_reach: int = Field(2, ge=0, description="event: pixels between a change and a mover that still count as touching")
+    patch_solid: int = Field(4, ge=1, description="patch: side of the square (pixels at work_size) that a "
+                             "one-step change must fit to count")
     settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
     settle_still: float = Field(0.25, gt=0, le=1, description="settle: a step under this fraction of the change "
                                 "threshold counts as still")
