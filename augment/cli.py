@@ -133,9 +133,10 @@ def cmd_run(args) -> int:
 
         report = run_local(spec, progress=not args.quiet)
     else:
-        from augment.runner import run_ray
+        from augment.runner import run_ray, stop_ray
 
         report = run_ray(spec, address=args.address)
+        stop_ray()
     print_report(report)
     return 0
 

@@ -26,6 +26,7 @@ class VideoSegment:
     start: float
     frames: int
     stats: dict | None = None
+    streamed: bool = False  # encoded by this job's writer chunk by chunk (augment/stream.py), not the source's
 
 
 def numeric_features(features: dict) -> list[str]:

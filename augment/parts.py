@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from augment import stats as stats_lib
 from augment.episode import Episode
+from augment.stage import is_dropped
 from augment.remux import CameraWriter
 from augment.layout import STAGING, Layout, atomic_write_text
 from augment.storage import Store, as_store
@@ -71,11 +72,12 @@ def _png_cells(frames: np.ndarray) -> list[dict]:
 class PartWriter:
     """Writes one part: the episodes one writer task received, and the records of dropped ones."""
 
-    def __init__(self, root: str | Path, layout: Layout, run_id: str, writer: dict | None = None):
+    def __init__(self, root: str | Path, layout: Layout, run_id: str, writer: dict | None = None, tail=None):
         self.store = as_store(root)
         self.layout = layout
         self.run_id = run_id
         self.writer = writer or {}  # where this part is written (the runner's node id), kept in the manifest
+        self.tail = tail  # the per-frame stages run here, chunk by chunk (augment/stream.py StreamTail), or None
 
     def write(self, rows: Iterable[dict]) -> dict:
         """Encode the rows (an iterable, consumed one at a time) into a new part; return its manifest.
@@ -105,14 +107,26 @@ class PartWriter:
                   for k, s in self.layout.video.items()}
         tables, kept, dropped = [], [], []
         for row in rows:
-            entry = {"uid": row["uid"], "source_uid": row["source_uid"], "share": row["share"]}
             if row["dropped"]:
-                dropped.append({**entry, **json.loads(row["dropped"])})
+                dropped.append({"uid": row["uid"], "source_uid": row["source_uid"], "share": row["share"],
+                                **json.loads(row["dropped"])})
                 continue
-            episode = Episode.from_bytes(row["episode"])
-            kept.append(self._write_episode(episode, entry, videos, tables))
+            items = [(Episode.from_bytes(row["episode"]), row["source_uid"], row["share"])]
+            if self.tail is not None:
+                items = self.tail.run(items[0][0], row["source_uid"], row["share"], part_dir / "stream")
+            for episode, source_uid, share in items:
+                entry = {"uid": episode.uid, "source_uid": source_uid, "share": share}
+                if is_dropped(episode):
+                    record = {"reason": episode.provenance["dropped"], "provenance": episode.provenance}
+                    dropped.append({**entry, **json.loads(json.dumps(record))})
+                else:
+                    kept.append(self._write_episode(episode, entry, videos, tables))
+                for segment in episode.passthrough.values():
+                    if segment.streamed:  # its packets are in the part's file now
+                        Path(segment.path).unlink(missing_ok=True)
         for writer in videos.values():
             writer.close()
+        shutil.rmtree(part_dir / "stream", ignore_errors=True)
         if tables:
             pq.write_table(pa.concat_tables(tables), part_dir / "data.parquet")
         return {"part": part, "run_id": self.run_id, "episodes": kept, "dropped": dropped,
@@ -131,6 +145,8 @@ class PartWriter:
             frames, segment = episode.frames.get(key), copyable.get(key)
             if segment is not None:  # the source's packets, copied when they can be (augment/remux.py)
                 spans[key], outcome = videos[key].append(frames, segment)
+                if segment.streamed:  # packets this writer encoded, not the source's
+                    outcome.update(copied=False, why="changed by a per-frame stage, encoded chunk by chunk")
                 episode.provenance.setdefault("video", {})[key] = outcome  # updated in place until the part closes
                 ep_stats[key] = (stats_lib.image_stats(frames) if segment.stats is None
                                  else {s: np.asarray(v) for s, v in segment.stats.items()})

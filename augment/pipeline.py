@@ -31,12 +31,13 @@ from augment.episode import VISUAL_DTYPES, Episode, episode_uid
 from augment.remux import plan_cameras, source_settings
 from augment.source import DatasetError, LeRobotSource
 from augment.spec import PipelineSpec, SpecError
-from augment.stage import StageSpec, is_dropped
+from augment.stage import StageSpec, is_dropped, split_stages
 from augment.video import VideoError
 from augment.commit import commit, foreign_files, is_committed, read_owner, remove_ours, write_owner
 from augment.layout import COMPLETE_MARKER, OWNER_MARKER, STAGING, Layout
 from augment.parts import PARTS, read_manifests, remove_unfinished_parts, select_complete
 from augment.storage import Lease, StorageError, Store
+from augment.stream import StreamTail, streamed_cameras
 
 ROW_COLUMNS = ("uid", "source_uid", "share", "episode", "dropped")
 PARENT_KEY = "_parent_row"  # set on inputs so outputs (copies) can be traced back to their input
@@ -78,15 +79,15 @@ class ReadEpisodes:
     """Callable: a batch of {"episode_index"} rows -> episode rows."""
 
     def __init__(self, root: str, cameras: list[str] | None, decoded: list[str] | None = None,
-                 copied: list[str] = ()):
+                 copied: list[str] = (), streamed: list[str] = ()):
         self.source = LeRobotSource(root, cameras)
-        self.decoded, self.copied = decoded, list(copied)  # Job.decoded, Job.copied
+        self.decoded, self.copied, self.streamed = decoded, list(copied), list(streamed)  # Job's
 
     def __call__(self, batch: dict) -> dict:
         rows = []
         for index in batch["episode_index"]:
             start = time.perf_counter()
-            episode = self.source.read_episode(int(index), self.decoded, self.copied)
+            episode = self.source.read_episode(int(index), self.decoded, self.copied, self.streamed)
             episode.provenance["timings"] = {"read": time.perf_counter() - start}
             rows.append(episode_row(episode, episode.uid, "1"))
         return rows_to_batch(rows)
@@ -103,41 +104,44 @@ class RunStage:
 
     def __call__(self, batch: dict) -> dict:
         rows = batch_to_rows(batch)
-        passing = [r for r in rows if not r["dropped"]]
         out = [r for r in rows if r["dropped"]]  # already dropped: carried to the sink's report
-        if passing:
-            inputs = []
-            for i, row in enumerate(passing):
-                episode = Episode.from_bytes(row["episode"])
-                episode.provenance[PARENT_KEY] = i
-                inputs.append(episode)
-            start = time.perf_counter()
-            outputs = self.stage(inputs)
-            elapsed = (time.perf_counter() - start) / len(inputs)
-            children = Counter(ep.provenance.get(PARENT_KEY) for ep in outputs)
-            if None in children or not set(children) <= set(range(len(passing))):
-                raise JobError(f"stage {self.spec.label} returned an episode that descends from none of its inputs; "
-                               "a stage makes its outputs with input.replace(...), which carries the lineage")
-            lost = set(range(len(passing))) - set(children)
-            if lost:
-                raise JobError(f"stage {self.spec.label} returned nothing for {[passing[i]['uid'] for i in lost]}; "
-                               "a stage must return every input, or drop() it with a reason")
-            for episode in outputs:
-                cameras = sorted({*episode.frames, *episode.passthrough})
-                for key in self.spec.changed_cameras(cameras):  # no longer the source's packets
-                    episode.passthrough.pop(key, None)
-                i = episode.provenance.pop(PARENT_KEY)
-                parent = passing[i]
-                share = Fraction(parent["share"]) / children[i]
-                # Times (inherited ones too) are split among siblings, so a family's add up to its input's.
-                timings = {k: v / children[i] for k, v in episode.provenance.get("timings", {}).items()}
-                timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed / children[i]
-                episode.provenance["timings"] = timings
-                if self.node is not None:
-                    episode.provenance.setdefault("nodes", {})[self.spec.label] = self.node
-                episode.validate()
-                out.append(episode_row(episode, parent["source_uid"], str(share)))
+        inputs = [(Episode.from_bytes(r["episode"]), r["source_uid"], r["share"]) for r in rows if not r["dropped"]]
+        if inputs:
+            out.extend(episode_row(*item) for item in self.run(inputs))
         return rows_to_batch(out)
+
+    def run(self, inputs: list[tuple[Episode, str, str]]) -> list[tuple[Episode, str, str]]:
+        """The stage on (episode, source_uid, share) items: its outputs as such items, each with its
+        share of its input's share, its timings and its lineage checked."""
+        for i, (episode, _, _) in enumerate(inputs):
+            episode.provenance[PARENT_KEY] = i
+        start = time.perf_counter()
+        outputs = self.stage([episode for episode, _, _ in inputs])
+        elapsed = (time.perf_counter() - start) / len(inputs)
+        children = Counter(ep.provenance.get(PARENT_KEY) for ep in outputs)
+        if None in children or not set(children) <= set(range(len(inputs))):
+            raise JobError(f"stage {self.spec.label} returned an episode that descends from none of its inputs; "
+                           "a stage makes its outputs with input.replace(...), which carries the lineage")
+        lost = set(range(len(inputs))) - set(children)
+        if lost:
+            raise JobError(f"stage {self.spec.label} returned nothing for {[inputs[i][0].uid for i in lost]}; "
+                           "a stage must return every input, or drop() it with a reason")
+        out = []
+        for episode in outputs:
+            cameras = sorted({*episode.frames, *episode.passthrough})
+            for key in self.spec.changed_cameras(cameras):  # no longer the source's packets
+                episode.passthrough.pop(key, None)
+            i = episode.provenance.pop(PARENT_KEY)
+            _, source_uid, share = inputs[i]
+            # Times (inherited ones too) are split among siblings, so a family's add up to its input's.
+            timings = {k: v / children[i] for k, v in episode.provenance.get("timings", {}).items()}
+            timings[self.spec.label] = timings.get(self.spec.label, 0.0) + elapsed / children[i]
+            episode.provenance["timings"] = timings
+            if self.node is not None:
+                episode.provenance.setdefault("nodes", {})[self.spec.label] = self.node
+            episode.validate()
+            out.append((episode, source_uid, str(Fraction(share) / children[i])))
+        return out
 
 
 @dataclass
@@ -150,6 +154,11 @@ class Job:
     notes: dict = field(default_factory=dict)  # what resolve_stages chose from the data, per stage
     copied: list[str] = field(default_factory=list)  # cameras whose packets the sink copies (augment/remux.py)
     decoded: list[str] | None = None  # cameras the reader decodes; None: all
+    # The per-frame stages after the last whole-episode one (augment/stream.py) run in the sink's
+    # writer, chunk by chunk, from stages[tail:] on; the cameras only they read or change are
+    # streamed: the reader hands their encoded segments on and the writer decodes them a chunk at a time.
+    tail: int = 0
+    streamed: list[str] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 10**6:06d}")
     started: float = field(default_factory=time.time)
     # The sink's lock: an open folder with an exclusive flock on it, or an object store's Lease.
@@ -165,6 +174,14 @@ class Job:
     def release(self) -> None:
         release_lock(self.lock)
         self.lock = None
+
+
+def stream_tail(stages: list[StageSpec], streamed: list[str], copied: list[str], video: dict,
+                node: str | None = None) -> StreamTail | None:
+    """The per-frame tail (Job.tail) with its stages set up, for a writer; None when there is none."""
+    if not stages and not streamed:
+        return None
+    return StreamTail([RunStage(s, node) for s in stages], streamed, copied, video)
 
 
 def _source_features(source: LeRobotSource) -> dict:
@@ -222,9 +239,14 @@ def plan(spec: PipelineSpec) -> Job:
     layout = Layout.from_source(source.info, features, spec.sink.codec, spec.sink.crf, spec.sink.gop, videos,
                                 _source_schema(source, features))
     copied, decoded = [], None
+    tail, streamed = split_stages(spec.stages), []
     if selected:
         copied, decoded, notes["sink"] = plan_cameras(spec.stages, _source_features(source), source.cameras,
                                                       layout.video, source_settings(source, selected[0]))
+        streamed = streamed_cameras(spec.stages[:tail], _source_features(source), decoded, layout.video)
+        decoded = [k for k in decoded if k not in streamed]
+        if tail < len(spec.stages) or streamed:
+            notes["sink"]["streamed"] = {"stages": [s.label for s in spec.stages[tail:]], "cameras": streamed}
     out = Store(spec.sink.root)
     if out.uri() == source.store.uri():
         raise JobError(f"sink.root {out} is the source dataset; write the output somewhere else")
@@ -243,7 +265,7 @@ def plan(spec: PipelineSpec) -> Job:
         raise
     todo = [i for i in selected if episode_uid(i) not in done]
     return Job(spec=spec, source=source, layout=layout, selected=selected, todo=todo, notes=notes, lock=lock,
-               copied=copied, decoded=decoded)
+               copied=copied, decoded=decoded, tail=tail, streamed=streamed)
 
 
 def lock_output(store: Store) -> int | Lease:

@@ -13,25 +13,36 @@ import functools
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from augment.pipeline import ROW_COLUMNS, Job, JobError, ReadEpisodes, RunStage, explain_failure, finish, plan
 from augment.spec import PipelineSpec
-from augment.layout import Layout
-from augment.parts import PartWriter
+
+if TYPE_CHECKING:
+    from augment.pipeline import Job
+
+# This module imports the job's code (augment.pipeline: PyAV, pyarrow, pandas) inside its functions:
+# run_ray starts Ray first, and the driver imports and plans while Ray's processes come up.
 
 
 def _datasink_class():
     import pyarrow as pa
     from ray.data import Datasink
 
+    from augment.layout import Layout
+    from augment.parts import PartWriter
+    from augment.pipeline import ROW_COLUMNS
+
     class LeRobotDatasink(Datasink):
         """Parallel part writers; the dataset itself is committed by the driver after the write."""
 
-        def __init__(self, root: str, layout: dict, run_id: str, rows_per_write: int):
+        def __init__(self, root: str, layout: dict, run_id: str, rows_per_write: int, tail: tuple = ((), (), ())):
             self.root, self.layout, self.run_id, self.rows_per_write = root, layout, run_id, rows_per_write
+            self.tail = tail  # (the per-frame stages' specs, Job.streamed, Job.copied): run here, chunk by chunk
 
         @property
         def min_rows_per_write(self):
@@ -47,10 +58,25 @@ def _datasink_class():
 
             import ray
 
-            node = {"node_id": ray.get_runtime_context().get_node_id()}  # which node wrote the part, in its manifest
-            return PartWriter(self.root, Layout.from_json(self.layout), self.run_id, node).write(rows())["part"]
+            node = ray.get_runtime_context().get_node_id()  # which node wrote the part, in its manifest
+            layout = Layout.from_json(self.layout)
+            tail = _stream_tail(self.run_id, *self.tail, layout.video, node)
+            return PartWriter(self.root, layout, self.run_id, {"node_id": node}, tail).write(rows())["part"]
 
     return LeRobotDatasink
+
+
+_tails: dict[str, object] = {}
+
+
+def _stream_tail(run_id: str, stages, streamed, copied, video: dict, node: str):
+    # Built and set up once per worker process and job, like an actor's stage: write tasks reuse processes.
+    from augment.pipeline import stream_tail
+
+    if run_id not in _tails:
+        _tails.clear()
+        _tails[run_id] = stream_tail(list(stages), list(streamed), list(copied), video, node)
+    return _tails[run_id]
 
 
 READ_CPUS = 0.25  # per read task when it runs on its own (before a GPU stage): decoding is light next to the stages
@@ -61,22 +87,28 @@ def _tuple(items):
 
 
 @functools.lru_cache(maxsize=4)
-def _reader(root: str, cameras, decoded, copied) -> ReadEpisodes:
+def _reader(root: str, cameras, decoded, copied, streamed):
     # One per worker process and job: opening the source reads meta/episodes, once.
+    from augment.pipeline import ReadEpisodes
+
     return ReadEpisodes(root, None if cameras is None else list(cameras),
-                        None if decoded is None else list(decoded), list(copied))
+                        None if decoded is None else list(decoded), list(copied), list(streamed))
 
 
-def _read_episodes(batch: dict, root: str, cameras, decoded, copied) -> dict:
-    return _reader(root, cameras, decoded, copied)(batch)
+def _read_episodes(batch: dict, root: str, cameras, decoded, copied, streamed) -> dict:
+    return _reader(root, cameras, decoded, copied, streamed)(batch)
 
 
 def resource_demand(spec: PipelineSpec) -> dict[str, float]:
     """What the job holds at once: Ray Data starts every stage's actor pool at launch and each actor
-    keeps its CPUs and GPUs until the end, plus a reader and at least one write task."""
-    cpus = READ_CPUS + spec.sink.num_cpus
-    gpus = 0.0
-    for stage in spec.stages:
+    keeps its CPUs and GPUs until the end, plus a reader and at least one write task (which runs the
+    per-frame tail, with the tail's resources: augment/stream.py)."""
+    from augment.stage import split_stages
+
+    head, tail = spec.stages[:split_stages(spec.stages)], spec.stages[split_stages(spec.stages):]
+    cpus = READ_CPUS + max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])
+    gpus = max([0.0, *(s.resources.num_gpus for s in tail)])
+    for stage in head:
         cpus += stage.resources.num_cpus * stage.resources.concurrency
         gpus += stage.resources.num_gpus * stage.resources.concurrency
     return {"CPU": cpus, "GPU": gpus}
@@ -85,6 +117,8 @@ def resource_demand(spec: PipelineSpec) -> dict[str, float]:
 def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
     """Refuse a job whose actor pools cannot all start: Ray Data would otherwise wait forever for
     the last pool while the others sit idle on the resources it needs."""
+    from augment.pipeline import JobError
+
     demand = resource_demand(spec)
     for name in sorted({k for s in spec.stages for k in s.resources.custom}):
         need = sum(s.resources.custom.get(name, 0) * s.resources.concurrency for s in spec.stages)
@@ -107,6 +141,7 @@ def check_fits(spec: PipelineSpec, available: dict[str, float]) -> None:
 
 
 _reaper: subprocess.Popen | None = None
+_ray_processes: dict[int, int] = {}  # pid -> start time: the embedded Ray's processes started by this driver
 
 
 def _start_reaper() -> None:
@@ -135,9 +170,15 @@ def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
     if spec is not None:
         cpus = max(cpus, math.ceil(resource_demand(spec)["CPU"]))
     _start_reaper()
+    from augment.reaper import processes
+
+    before = set(processes())
     # address="local": always a fresh in-process instance, never a cluster someone left running.
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
+    me = os.getpid()
+    _ray_processes.update({pid: start for pid, (parent, start) in processes().items()
+                           if parent == me and pid not in before})
 
 
 class _ConsoleErrorsHidden(logging.Filter):
@@ -156,14 +197,65 @@ def _quiet_ray_data_console() -> None:
                 handler.addFilter(_ConsoleErrorsHidden())
 
 
+class _StartRay(threading.Thread):
+    """init_ray in a thread of its own, started first: ray.init mostly waits for the processes it
+    starts (GCS, the API server, the raylet and its agents, each importing Ray), so the driver imports
+    the job's code and plans meanwhile. wait() waits for it and raises what it raised.
+
+    The thread then stays, parked, until stop_ray: Ray starts its processes with a parent-death
+    signal (PR_SET_PDEATHSIG), which Linux sends when the *thread* that started them ends."""
+
+    def __init__(self, address: str | None, spec: PipelineSpec):
+        super().__init__(name="augment-ray-init", daemon=True)
+        self.address, self.spec, self.error = address, spec, None
+        self.ready, self.hold = threading.Event(), threading.Event()
+        _holding.append(self)
+        if threading.current_thread() is threading.main_thread():
+            # What ray.init does in the main thread (it cannot in this one): SIGTERM exits through
+            # atexit, whose ray.shutdown stops the processes it started.
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        logging.getLogger("ray._private.worker").addFilter(_NotMainThreadNote())
+        self.start()
+
+    def run(self) -> None:
+        try:
+            init_ray(self.address, self.spec)
+        except BaseException as e:  # handed to the driver by wait()
+            self.error = e
+        finally:
+            self.ready.set()
+        self.hold.wait()
+
+    def wait(self) -> None:
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+
+
+_holding: list[_StartRay] = []
+
+
+class _NotMainThreadNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
-    job = plan(spec)
+    starting = _StartRay(address, spec)
+    from augment.pipeline import explain_failure, finish, plan
+
+    try:
+        job = plan(spec)
+    except BaseException:
+        starting.ready.wait()  # no half-started Ray left behind: the caller's ray.shutdown (or atexit) stops it
+        raise
     in_worker = False  # while Ray executes, an error comes from a reader, a stage or a writer
     try:
         if job.todo:
             import ray
+            import ray.data  # noqa: F401  (imported here while Ray may still be starting)
 
-            init_ray(address, spec)
+            starting.wait()
             check_fits(spec, ray.cluster_resources())
             in_worker = True
             _execute(job)
@@ -172,12 +264,53 @@ def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
     except Exception as e:
         raise explain_failure(job, e, in_worker) from None
     finally:
+        starting.ready.wait()
         job.release()
+
+
+def stop_ray() -> None:
+    """ray.shutdown, faster: Ray stops its processes one after another, SIGTERM then up to a second's
+    wait each, and its Python helpers (the autoscaler monitor: 1.2 s; the API server, the log monitor)
+    are slow to go. They get their SIGTERM first, all at once, so that they stop while ray.shutdown
+    disconnects the driver and stops the raylet and the GCS. (Those two are left to ray.shutdown: the
+    driver's core worker exits the process when it loses the GCS before it disconnects.)"""
+    import ray
+
+    from augment.reaper import processes
+
+    running = processes()
+    for pid, start in _ray_processes.items():
+        if pid in running and running[pid][1] == start and not _is_core_process(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    _ray_processes.clear()
+    ray.shutdown()
+    while _holding:
+        _holding.pop().hold.set()
+
+
+def _is_core_process(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            program = f.read().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return os.path.basename(program) in (b"gcs_server", b"raylet")
 
 
 def _execute(job: Job) -> None:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
+
+    from augment.pipeline import RunStage
+
+    class _RunStageOnNode(RunStage):
+        """RunStage in a Ray actor: notes the node it runs on in each output's provenance["nodes"]."""
+
+        def __init__(self, spec):
+            super().__init__(spec, node=ray.get_runtime_context().get_node_id())
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = True
@@ -185,37 +318,38 @@ def _execute(job: Job) -> None:
     ctx.raise_original_map_exception = True  # a reader's or stage's own error, not Ray's UserCodeException
     _quiet_ray_data_console()
     spec = job.spec
+    head, tail = spec.stages[:job.tail], spec.stages[job.tail:]
+    # The per-frame tail runs in the write tasks (augment/stream.py): they hold its stages' resources.
+    write_args = {"num_cpus": max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])}
+    if any(s.resources.num_gpus for s in tail):
+        write_args["num_gpus"] = max(s.resources.num_gpus for s in tail)
+    custom = {k: v for s in tail for k, v in s.resources.custom.items()}
+    if custom:
+        write_args["resources"] = custom
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     # Reading is a task, not an actor pool, with the resources of the operator after it, so Ray Data
     # fuses it into that operator: the first stage's actors (when they hold no GPU, which decoding
     # would keep waiting) or the sink's write tasks. An episode then reaches its first consumer
     # without a trip through the object store, and no process is started just to read.
-    nxt = spec.stages[0].resources if spec.stages else None
-    read_cpus = spec.sink.num_cpus if nxt is None else (nxt.num_cpus if nxt.num_gpus == 0 else READ_CPUS)
+    nxt = head[0].resources if head else None
+    read_args = write_args if nxt is None else {"num_cpus": nxt.num_cpus if nxt.num_gpus == 0 else READ_CPUS}
     ds = ds.map_batches(
         _read_episodes, fn_kwargs={"root": str(spec.source.root), "cameras": _tuple(spec.source.cameras),
-                                   "decoded": _tuple(job.decoded), "copied": tuple(job.copied)},
-        batch_size=1, num_cpus=read_cpus, batch_format="numpy",
-        **({"concurrency": 2} if read_cpus == READ_CPUS else {}),  # on its own: at most two episodes decoding at once
+                                   "decoded": _tuple(job.decoded), "copied": tuple(job.copied),
+                                   "streamed": tuple(job.streamed)},
+        batch_size=1, batch_format="numpy", **read_args,
+        **({"concurrency": 2} if read_args.get("num_cpus") == READ_CPUS and nxt is not None else {}),
     )
-    for stage in spec.stages:
+    for stage in head:
         r = stage.resources
         ds = ds.map_batches(
             _RunStageOnNode, fn_constructor_args=(stage,), batch_size=r.batch_size, num_cpus=r.num_cpus,
             num_gpus=r.num_gpus, compute=ActorPoolStrategy(size=r.concurrency), batch_format="numpy",
             **({"resources": dict(r.custom)} if r.custom else {}),
         )
-    sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file)
-    ds.write_datasink(sink, ray_remote_args={"num_cpus": spec.sink.num_cpus})
-
-
-class _RunStageOnNode(RunStage):
-    """RunStage in a Ray actor: notes the node it runs on in each output's provenance["nodes"]."""
-
-    def __init__(self, spec):
-        import ray
-
-        super().__init__(spec, node=ray.get_runtime_context().get_node_id())
+    sink = _datasink_class()(str(job.out_root), job.layout.to_json(), job.run_id, spec.sink.episodes_per_file,
+                             (tuple(tail), tuple(job.streamed), tuple(job.copied)))
+    ds.write_datasink(sink, ray_remote_args=write_args)
 
 
 def _train_worker(job: dict) -> None:

@@ -147,18 +147,21 @@ class LeRobotSource:
         keep = sorted(set(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int).tolist()))
         return self._camera_frames(index, key, meta, data_path, rows, keep)
 
-    def read_episode(self, index: int, decode: list[str] | None = None, segments: list[str] = ()) -> Episode:
+    def read_episode(self, index: int, decode: list[str] | None = None, segments: list[str] = (),
+                     streamed: list[str] = ()) -> Episode:
         """decode: the cameras to decode (default all); segments: video cameras whose encoded segment
-        the episode carries (Episode.passthrough), for the sink to copy."""
+        the episode carries (Episode.passthrough), for the sink to copy; streamed: video cameras that
+        are carried as segments too, never decoded here: the sink's writer decodes them a chunk at a
+        time (augment/stream.py)."""
         meta, data_path, rows = self._rows(index)
         n = int(meta["length"])
         passthrough = {key: VideoSegment(self.store.uri(self._video_path(meta, key)), meta[f"videos/{key}/from_timestamp"],
-                                         n, self._camera_stats(index, key)) for key in segments}
+                                         n, self._camera_stats(index, key)) for key in [*segments, *streamed]}
         for key in passthrough:  # copied, not decoded: the stream must be what info.json says
             self._check_stream_size(self._video_path(meta, key), key, index)
         # A camera without recorded stats is decoded too: the sink measures them on the frames.
-        decode = [k for k in self.cameras if decode is None or k in decode or k not in passthrough
-                  or passthrough[k].stats is None]
+        decode = [k for k in self.cameras if k not in streamed and (decode is None or k in decode or k not in passthrough
+                                                                     or passthrough[k].stats is None)]
         frames = {key: self._camera_frames(index, key, meta, data_path, rows) for key in decode}
 
         def column(name: str) -> np.ndarray:

@@ -82,6 +82,12 @@ class StageSpec(StrictSpec):
     # that does not say is taken to read and change every camera.
     changes_frames: ClassVar[bool] = True
     reads_frames: ClassVar[bool] = True
+    # Whether the stage needs an episode's frames all at once (a segmenter that tracks back to frame 0,
+    # a generator, a verifier scoring the whole video). A stage whose output frame t depends only on
+    # its input's frame t (and on what is not frames: uid, seed, task) says False, and the runner may
+    # call it on chunks of an episode, each a short Episode, so that no worker holds more than a chunk
+    # (augment/stream.py). It must then give the same outputs, in the same order, for every chunk.
+    whole_episode: ClassVar[bool] = True
 
     @property
     def label(self) -> str:
@@ -204,3 +210,12 @@ def derive_seed(*parts: object) -> int:
 
 def is_dropped(episode: Episode) -> bool:
     return "dropped" in episode.provenance
+
+
+def split_stages(stages: list[StageSpec]) -> int:
+    """Where the per-frame tail starts: stages[split_stages(stages):] do not need whole episodes and
+    come after the last stage that does; the runner streams them in chunks (augment/stream.py)."""
+    i = len(stages)
+    while i > 0 and not stages[i - 1].whole_episode:
+        i -= 1
+    return i

@@ -43,34 +43,52 @@ def _sample_indices(n: int) -> np.ndarray:
 
 
 def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-channel stats of uint8 (T, H, W, 3) frames scaled to [0, 1]; shapes (3, 1, 1).
+    """Per-channel stats of uint8 (T, H, W, 3) frames scaled to [0, 1]; shapes (3, 1, 1)."""
+    return ImageStats(len(frames)).add(frames, 0).result()
 
-    Computed from each channel's 256-bin histogram: exact (the same numbers as np.mean/np.std/
-    np.quantile on the pixels) and an order of magnitude faster than sorting millions of floats.
+
+class ImageStats:
+    """image_stats of an episode of `n` frames, fed in chunks (add(chunk, start)): the same numbers.
+
+    Computed from each channel's 256-bin histogram, which adds up over chunks: exact (the same
+    numbers as np.mean/np.std/np.quantile on the pixels) and an order of magnitude faster than
+    sorting millions of floats.
     """
-    sampled = frames[_sample_indices(len(frames))]
-    h, w = sampled.shape[1:3]
-    if max(h, w) >= 300:  # lerobot downsamples large images to about 150 px before measuring
-        step = int(max(h, w) / 150)
-        sampled = sampled[:, ::step, ::step]
-    levels = np.arange(256) / 255.0
-    per_channel = []
-    for c in range(3):
-        counts = np.bincount(sampled[..., c].ravel(), minlength=256)
-        n = counts.sum()
-        mean = (counts * levels).sum() / n
-        present = np.flatnonzero(counts)
-        cdf = np.cumsum(counts)
-        stat = {"min": levels[present[0]], "max": levels[present[-1]], "mean": mean,
-                "std": np.sqrt((counts * (levels - mean) ** 2).sum() / n)}
-        for key, q in zip(QUANTILE_KEYS, QUANTILES):
-            pos = q * (n - 1)  # numpy's default ("linear") interpolation between order statistics
-            lo, hi = np.searchsorted(cdf, [np.floor(pos), np.ceil(pos)], side="right")
-            stat[key] = levels[lo] + (pos - np.floor(pos)) * (levels[hi] - levels[lo])
-        per_channel.append(stat)
-    stats = {k: np.array([ch[k] for ch in per_channel]).reshape(3, 1, 1) for k in per_channel[0]}
-    stats["count"] = np.array([len(sampled)])
-    return stats
+
+    def __init__(self, n: int):
+        self.sampled = _sample_indices(n)
+        self.counts = np.zeros((3, 256), dtype=np.int64)
+
+    def add(self, frames: np.ndarray, start: int) -> ImageStats:
+        picked = self.sampled[(self.sampled >= start) & (self.sampled < start + len(frames))] - start
+        if len(picked):
+            sampled = frames[picked]
+            h, w = sampled.shape[1:3]
+            if max(h, w) >= 300:  # lerobot downsamples large images to about 150 px before measuring
+                step = int(max(h, w) / 150)
+                sampled = sampled[:, ::step, ::step]
+            for c in range(3):
+                self.counts[c] += np.bincount(sampled[..., c].ravel(), minlength=256)
+        return self
+
+    def result(self) -> dict[str, np.ndarray]:
+        levels = np.arange(256) / 255.0
+        per_channel = []
+        for counts in self.counts:
+            n = counts.sum()
+            mean = (counts * levels).sum() / n
+            present = np.flatnonzero(counts)
+            cdf = np.cumsum(counts)
+            stat = {"min": levels[present[0]], "max": levels[present[-1]], "mean": mean,
+                    "std": np.sqrt((counts * (levels - mean) ** 2).sum() / n)}
+            for key, q in zip(QUANTILE_KEYS, QUANTILES):
+                pos = q * (n - 1)  # numpy's default ("linear") interpolation between order statistics
+                lo, hi = np.searchsorted(cdf, [np.floor(pos), np.ceil(pos)], side="right")
+                stat[key] = levels[lo] + (pos - np.floor(pos)) * (levels[hi] - levels[lo])
+            per_channel.append(stat)
+        stats = {k: np.array([ch[k] for ch in per_channel]).reshape(3, 1, 1) for k in per_channel[0]}
+        stats["count"] = np.array([len(self.sampled)])
+        return stats
 
 
 def aggregate(stats_list: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:

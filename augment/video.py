@@ -149,14 +149,15 @@ class VideoWriter:
         stream.pix_fmt = self.settings.pix_fmt
         self._stream = stream
 
-    def append(self, frames: np.ndarray) -> tuple[float, float]:
+    def append(self, frames: np.ndarray, new_episode: bool = True) -> tuple[float, float]:
+        """Encode frames; new_episode=False continues the previous episode (a further chunk of it)."""
         if self._container is None:
             self._open(frames.shape[1], frames.shape[2])
         start = self.frames_written
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = self.frames_written  # in the stream's 1/fps codec time base: frame-exact
-            if i == 0:
+            if i == 0 and new_episode:
                 # Each episode starts on a key frame, as in lerobot's files: its first frame is not
                 # predicted from the previous episode, and the segment can be cut or remuxed on its own.
                 frame.pict_type = av.video.frame.PictureType.I
@@ -171,15 +172,18 @@ class VideoWriter:
             self._container = None
 
 
-def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected: int | None = None,
-                   keep: list[int] | None = None) -> np.ndarray:
-    """Frames with start_s <= t < stop_s as uint8 (N, H, W, 3); with `keep`, only those positions in
-    the segment (the decoder still reads every frame, but only the kept ones are converted and held)."""
+def decode_chunks(path: Path, start_s: float, stop_s: float, fps: int, expected: int | None = None,
+                  chunk: int | None = None, keep: list[int] | None = None):
+    """Frames with start_s <= t < stop_s as uint8 (N, H, W, 3) arrays of at most `chunk` frames each
+    (None: one array), in order: what lets a caller hold a chunk of a long episode, not all of it.
+    With `keep`, only those positions in the segment (the decoder still reads every frame, but only
+    the kept ones are converted and held)."""
     half = 0.5 / fps
     frames = []
     wanted = None if keep is None else set(keep)
     position = 0
     rate = None
+    yielded = False
     try:
         with open_video(path) as container:
             stream = container.streams.video[0]
@@ -196,6 +200,9 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
                 if wanted is None or position in wanted:
                     frames.append(frame.to_ndarray(format="rgb24"))
                 position += 1
+                if chunk is not None and len(frames) == chunk and (expected is None or position < expected):
+                    yield np.stack(frames)
+                    frames, yielded = [], True
     except (av.error.FFmpegError, IndexError) as e:
         raise VideoError(f"{path}: cannot decode video ({e})") from None
     if expected is not None and position != expected:
@@ -206,6 +213,13 @@ def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected
             f"{path}: expected {expected} frames between {start_s:.3f}s and {stop_s:.3f}s, decoded {position}; "
             "the file is truncated or corrupt"
         )
-    if not frames:
+    if frames:
+        yield np.stack(frames)
+    elif not yielded:
         raise VideoError(f"{path}: no frames between {start_s:.3f}s and {stop_s:.3f}s")
-    return np.stack(frames)
+
+
+def decode_segment(path: Path, start_s: float, stop_s: float, fps: int, expected: int | None = None,
+                   keep: list[int] | None = None) -> np.ndarray:
+    """Frames with start_s <= t < stop_s as one uint8 (N, H, W, 3) array (decode_chunks, whole)."""
+    return next(decode_chunks(path, start_s, stop_s, fps, expected, None, keep))

@@ -61,9 +61,9 @@ def build_source(root: Path, episodes: int, frames: int, size: tuple[int, int], 
     build(member, root)
 
 
-def timed(cmd: list[str], env: dict) -> float:
+def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
     start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr[-3000:]}")
@@ -93,8 +93,10 @@ def main() -> int:
 
     def run_augment(checkout: Path, *extra: str):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), os.environ.get("PYTHONPATH", "")])}
+        # Run from the checkout: `python -m` puts the working folder first on the path, and Ray's workers
+        # get the driver's working folder on theirs, so from any other checkout its code would run.
         return lambda out: ([sys.executable, "-m", "augment.cli", "run", spec, "--quiet", *extra,
-                             "--set", f"source.root={source}", "--set", f"sink.root={out}"], env)
+                             "--set", f"source.root={source}", "--set", f"sink.root={out}"], env, checkout)
 
     arms = {"augment": run_augment(args.checkout), "local": run_augment(args.checkout, "--local"),
             "lerobot": lambda out: ([sys.executable, "-c", LEROBOT_COPY, str(source), str(out)], dict(os.environ))}

@@ -2,12 +2,14 @@
 
 Builds (with lerobot's API, tests/corpus.py's scene) one source per episode length, each with
 --cameras cameras of --size (a fixed one and wrist ones), then runs `augment run` on each with the
-copy pipeline and the background edit (pipelines/demo.yaml, one variant), and samples the resident
+copy pipeline, the lighting edit (pipelines/edit_lighting.yaml: per-frame, streamed in chunks) and the
+background edit (pipelines/demo.yaml: a whole-episode stage), one variant each, and samples the resident
 memory (RSS) of the job's processes (the driver, Ray's raylet and workers) every 0.2 s. RSS counts
 pages of Ray's shared object store a process has touched, so a worker reading a large episode from
 the store shows it; the sum over processes overstates what the machine used.
 
-    python benchmarks/bench_memory.py --lengths 150,450 --size 480x640 --cameras 2
+    python benchmarks/bench_memory.py --lengths 150,600 --size 480x640 --cameras 2 --episodes 1
+    python benchmarks/bench_memory.py ... --checkout /work/main   # the same with another checkout (before)
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ def role(proc: psutil.Process) -> str:
     return name if name.startswith("ray::") else (name if "raylet" in name or "gcs" in name else name[:20])
 
 
-def run_sampled(cmd: list[str], env: dict) -> tuple[float, dict[str, float], dict[str, float], int]:
+def run_sampled(cmd: list[str], env: dict, cwd: Path) -> tuple[float, dict[str, float], dict[str, float], int]:
     """Run cmd; return (seconds, peak RSS in MB per process role (the largest process of each role),
     CPU seconds per role (summed over its processes, as last sampled), rc)."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, tuple[str, float]] = {}
     cpu: dict[int, float] = {}
     stop = threading.Event()
@@ -102,7 +104,7 @@ def main() -> int:
     p.add_argument("--episodes", type=int, default=2)
     p.add_argument("--size", default="480x640")
     p.add_argument("--cameras", type=int, default=2)
-    p.add_argument("--pipelines", default="copy,edit")
+    p.add_argument("--pipelines", default="copy,light,edit")
     p.add_argument("--local", action="store_true", help="run in one process (--local) instead of the embedded Ray")
     p.add_argument("--checkout", type=Path, default=REPO, help="the augment checkout to run (to compare versions)")
     p.add_argument("--work", type=Path, default=None, help="keeps the sources between runs when given")
@@ -110,8 +112,13 @@ def main() -> int:
     h, w = map(int, args.size.split("x"))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_memory_"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.checkout), os.environ.get("PYTHONPATH", "")])}
+    # Runs start in the checkout: `python -m` puts the working folder first on the path, and Ray's
+    # workers get the driver's working folder on theirs, so from another checkout its code would run.
     print(f"augment from {args.checkout}{', --local' if args.local else ', embedded Ray'}")
+    # copy: no frame decoded; light: a per-frame edit of every camera (streamed in chunks through the
+    # writer); edit: the background edit, a whole-episode stage (its segmenter looks at every frame).
     specs = {"copy": ("copy.yaml", []),
+             "light": ("edit_lighting.yaml", ["stages.0.variants=1"]),
              "edit": ("demo.yaml", ["stages.0.variants=1", "stages.0.review_dir=null"])}
     try:
         for length in map(int, args.lengths.split(",")):
@@ -126,7 +133,7 @@ def main() -> int:
                 cmd = [sys.executable, "-m", "augment.cli", "run", str(REPO / "pipelines" / spec), "--quiet",
                        *(["--local"] if args.local else []), "--set", f"source.root={source}",
                        "--set", f"sink.root={out}", *[a for e in extra for a in ("--set", e)]]
-                seconds, peaks, cpu, rc = run_sampled(cmd, env)
+                seconds, peaks, cpu, rc = run_sampled(cmd, env, args.checkout)
                 top = sorted(peaks.items(), key=lambda kv: -kv[1])
                 print(f"{name:4s} {args.episodes} x {length} frames, {args.cameras} x {h}x{w} "
                       f"({raw:.0f} MB raw): {seconds:6.1f} s, rc {rc}; peak RSS per process (MB): "

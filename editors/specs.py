@@ -218,6 +218,7 @@ class LightingSpec(ImageEditSpec):
     falloff: float = Field(0.35, ge=0, le=0.9, description="largest brightness change from the image centre to its edge")
 
     default_cameras = "all"  # a new light falls on every camera's view, wrist cameras included
+    whole_episode = False  # frame t's light depends on frame t and the episode's draw only: streamed in chunks
 
     @model_validator(mode="after")
     def _ranges(self) -> LightingSpec:

@@ -72,6 +72,7 @@ class SourceLabelSpec(StageSpec):
 
     changes_frames = False  # it scores or labels; the frames go on as they came
     reads_frames = False  # it copies the recorded labels
+    whole_episode = False  # it checks that labels are there, in any stretch of frames alike
 
     def required_features(self) -> list[str]:
         return [key for key, required in (("action", self.require_action), ("observation.state", self.require_state))

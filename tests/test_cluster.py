@@ -75,9 +75,11 @@ def test_two_nodes_run_one_job_into_s3(s3, source_dataset, tmp_path):
             ray.shutdown()
         assert sorted(which.values()) == ["node_a", "node_b"]
 
-        stages = ("  - type: background\n    cameras: [observation.images.front]\n"
-                  "    resources: {num_cpus: 1, custom: {node_a: 1}}\n"
-                  "  - type: lighting\n    resources: {num_cpus: 1, custom: {node_b: 1}}\n")
+        # lighting first: a per-frame stage after the last whole-episode one would run in the writers
+        # (augment/stream.py) and pin them, with its custom resource, to its node
+        stages = ("  - type: lighting\n    resources: {num_cpus: 1, custom: {node_b: 1}}\n"
+                  "  - type: background\n    cameras: [observation.images.front]\n"
+                  "    resources: {num_cpus: 1, custom: {node_a: 1}}\n")
         spec = write_spec(tmp_path / "s.yaml", source, out, stages)
         spec.write_text(spec.read_text().replace("episodes_per_file: 2", "episodes_per_file: 1"))
         done = subprocess.run([f"{BIN}/augment", "run", str(spec), "--address", f"127.0.0.1:{port}", "--quiet"],

@@ -57,7 +57,8 @@ def test_ray_run_matches_the_in_process_run(source_dataset, tmp_path, ray_sessio
 
 def test_stages_that_hold_more_cpus_than_the_machine_still_run(source_dataset, tmp_path, ray_session):
     """Each actor pool holds its CPUs for the whole job; an embedded Ray gets enough logical CPUs for
-    all of them (here 1 + 4 x 1 + 0.25 on a 2-core machine) instead of waiting forever."""
+    all of them (here two background pools of 1, the writers with the two per-frame `source` stages
+    1, the reader 0.25: 3.25 on a 2-core machine) instead of waiting forever."""
     import ray
 
     stages = "".join("  - type: background\n    resources: {num_cpus: 1}\n" for _ in range(2))
@@ -65,7 +66,7 @@ def test_stages_that_hold_more_cpus_than_the_machine_still_run(source_dataset, t
     spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages,
                                 extra="  episodes: [0, 1]\n"))
     report = run_ray(spec)
-    assert report["episodes_out"] == 2 and ray.cluster_resources()["CPU"] >= 5.25
+    assert report["episodes_out"] == 2 and ray.cluster_resources()["CPU"] >= 3.25
 
 
 def test_a_job_that_cannot_fit_a_cluster_is_refused_with_the_numbers(tmp_path):
@@ -77,11 +78,13 @@ def test_a_job_that_cannot_fit_a_cluster_is_refused_with_the_numbers(tmp_path):
             "  - {type: source, resources: {num_cpus: 0.25, num_gpus: 0.5, concurrency: 2}}\n")
     (tmp_path / "s.yaml").write_text(text)
     spec = load_spec(tmp_path / "s.yaml")
-    assert resource_demand(spec) == {"CPU": 0.25 + 0.5 + 4 + 0.5, "GPU": 1.0}
+    # reader 0.25, background's pool 2 x 2; `source` is per-frame and last, so it runs in the write
+    # tasks (augment/stream.py), which then hold max(sink 0.5, its 0.25) CPU and its 0.5 GPU
+    assert resource_demand(spec) == {"CPU": 0.25 + 4 + 0.5, "GPU": 0.5}
     check_fits(spec, {"CPU": 8, "GPU": 1})
-    with pytest.raises(JobError, match=r"ask for 5.25 CPUs at once \(background: 2.0 x 2, source: 0.25 x 2.*has 4"):
+    with pytest.raises(JobError, match=r"ask for 4.75 CPUs at once \(background: 2.0 x 2, source: 0.25 x 2.*has 4"):
         check_fits(spec, {"CPU": 4, "GPU": 1})
-    with pytest.raises(JobError, match=r"ask for 1 GPUs at once .* has 0; lower resources.num_gpus"):
+    with pytest.raises(JobError, match=r"ask for 0.5 GPUs at once .* has 0; lower resources.num_gpus"):
         check_fits(spec, {"CPU": 8})
 
 
@@ -174,3 +177,29 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def test_a_finished_job_leaves_no_process_behind(source_dataset, tmp_path):
+    """`augment run` stops its embedded Ray on the way out (runner.stop_ray: every process ray.init
+    started gets its SIGTERM at once, then ray.shutdown): nothing it started outlives it."""
+    import time
+
+    from augment.reaper import descendants, processes
+
+    spec = write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out")
+    proc = _cli("run", str(spec), "--quiet")
+    seen: dict[int, bytes] = {}
+    while proc.poll() is None:
+        for pid in descendants({proc.pid}, processes()) - set(seen):
+            seen[pid] = _cmdline(pid)
+        time.sleep(0.1)
+    assert proc.returncode == 0, proc.stdout.read()
+    started = set(seen)
+    assert any(b"raylet" in cmd for cmd in seen.values()), seen  # the job did start Ray
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        alive = [p for p in started if p in processes() and _cmdline(p)]
+        if not alive:
+            break
+        time.sleep(0.5)
+    assert not alive, [(p, _cmdline(p)[:80]) for p in alive]

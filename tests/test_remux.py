@@ -105,7 +105,8 @@ def test_sink_codec_override_reencodes(recorded, tmp_path):
                                                     "sink.codec=av1"])
     report = run_local(spec, progress=False)
     assert report["resolved"]["sink"] == {"copied": [], "re-encoded": {
-        CAMERA: "the sink's codec settings differ from the source's"}}
+        CAMERA: "the sink's codec settings differ from the source's"},
+        "streamed": {"stages": [], "cameras": [CAMERA]}}  # decoded and encoded by the writer, chunk by chunk
 
 
 def test_a_stage_that_changes_the_length_must_say_it_changes_the_camera():

@@ -1,0 +1,113 @@
+"""Per-frame stages streamed in chunks through the writer (augment/stream.py) against whole episodes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from augment.local import run_local
+from augment.source import LeRobotSource
+from augment.spec import load_spec
+from conftest import write_spec
+from editors.background import BackgroundStage
+from editors.lighting import LightingStage
+from editors.specs import LightingSpec
+
+# A lossless sink (x264 at crf 0), so that two runs' decoded frames are equal exactly when the frames
+# the stages handed the encoder were: the chunked path must give the whole-episode path's frames.
+LOSSLESS = "  codec: h264\n  crf: 0\n"
+
+
+def _spy(monkeypatch, stage_class) -> list[int]:
+    """Episode lengths the stage is called with, from now on."""
+    seen: list[int] = []
+    call = stage_class.__call__
+
+    def spy(self, episodes):
+        seen.extend(e.length for e in episodes)
+        return call(self, episodes)
+
+    monkeypatch.setattr(stage_class, "__call__", spy)
+    return seen
+
+
+def _run(tmp_path, name: str, source: dict, stages: str) -> dict[int, dict]:
+    """Run the stages; return the output's episodes as read back, and note how it ran in `_run.notes`."""
+    spec_path = write_spec(tmp_path / f"{name}.yaml", source["root"], tmp_path / name, stages)
+    spec_path.write_text(spec_path.read_text() + LOSSLESS)
+    report = run_local(load_spec(spec_path), progress=False)
+    _run.notes = report["resolved"]["sink"].get("streamed")
+    out = LeRobotSource(tmp_path / name)
+    episodes = {i: out.read_episode(i) for i in out.select(None)}
+    assert report["episodes_out"] == len(episodes)
+    return episodes
+
+
+@pytest.mark.parametrize("fixture", ["source_dataset", "image_dataset"])
+def test_chunks_give_the_whole_episode_frames(fixture, request, tmp_path, monkeypatch):
+    source = request.getfixturevalue(fixture)
+    stages = "  - type: lighting\n    variants: 2\n  - type: source\n"
+    monkeypatch.setattr("augment.stream.CHUNK_FRAMES", 5)  # 12 frames: chunks of 5, 5 and 2
+    seen = _spy(monkeypatch, LightingStage)
+    chunked = _run(tmp_path, "chunked", source, stages)
+    lengths = [len(e["state"]) for e in source["episodes"]]
+    assert max(seen) == 5 and sum(seen) == sum(lengths)  # called on chunks, every frame once
+    assert _run.notes["stages"] == ["lighting", "source"]
+    meta = LeRobotSource(tmp_path / "chunked").episodes[0]
+    video = json.loads(meta["augment/provenance"])["video"]
+    assert all(v == {"copied": False, "why": "changed by a per-frame stage, encoded chunk by chunk"}
+               for v in video.values()) and video
+    seen.clear()
+    monkeypatch.setattr(LightingSpec, "whole_episode", True)
+    whole = _run(tmp_path, "whole", source, stages)
+    assert sorted(seen) == sorted(lengths)  # now on whole episodes
+    assert _run.notes["stages"] == ["source"]
+    assert chunked.keys() == whole.keys() and len(whole) == 2 * len(lengths)
+    for i, a in chunked.items():
+        b = whole[i]
+        assert a.frames.keys() == b.frames.keys()
+        for key in a.frames:
+            np.testing.assert_array_equal(a.frames[key], b.frames[key])
+        np.testing.assert_array_equal(a.action, b.action)
+        np.testing.assert_array_equal(a.state, b.state)
+        src = LeRobotSource(source["root"]).read_episode(i // 2)
+        assert not np.array_equal(a.frames[next(iter(a.frames))], src.frames[next(iter(src.frames))])  # relit
+
+
+def test_a_whole_episode_stage_gets_whole_episodes(source_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("augment.stream.CHUNK_FRAMES", 4)
+    whole, chunks = _spy(monkeypatch, BackgroundStage), _spy(monkeypatch, LightingStage)
+    stages = ("  - type: background\n    cameras: [observation.images.front]\n"
+              "  - type: lighting\n  - type: source\n")
+    episodes = _run(tmp_path, "bg", source_dataset, stages)
+    lengths = [len(e["state"]) for e in source_dataset["episodes"]]
+    assert whole == lengths  # the segmenter sees every frame of an episode at once
+    assert max(chunks) == 4 and sum(chunks) == sum(lengths)  # the light after it, in chunks
+    assert [e.length for e in episodes.values()] == lengths
+
+
+def test_the_ray_runner_streams_the_tail_in_its_writers(source_dataset, tmp_path, monkeypatch):
+    import ray
+
+    from augment.runner import run_ray
+
+    ray.shutdown()
+    monkeypatch.setenv("AUGMENT_CHUNK_FRAMES", "5")  # the embedded Ray's workers inherit it
+    monkeypatch.setattr("augment.stream.CHUNK_FRAMES", 5)
+    stages = "  - type: lighting\n    variants: 2\n  - type: source\n"
+    try:
+        spec_path = write_spec(tmp_path / "ray.yaml", source_dataset["root"], tmp_path / "ray", stages)
+        spec_path.write_text(spec_path.read_text() + LOSSLESS)
+        report = run_ray(load_spec(spec_path))
+    finally:
+        ray.shutdown()
+    assert report["resolved"]["sink"]["streamed"]["stages"] == ["lighting", "source"]
+    assert set(report["seconds_per_stage"]) == {"read", "lighting", "source"}
+    local = _run(tmp_path, "local", source_dataset, stages)
+    out = LeRobotSource(tmp_path / "ray")
+    for i, b in local.items():
+        a = out.read_episode(i)
+        for key in b.frames:
+            np.testing.assert_array_equal(a.frames[key], b.frames[key])
