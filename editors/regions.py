@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 
 
-def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def plate_regions(plate: np.ndarray, colours: int = 10, join: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
     then connected components; strips a pixel or two wide (the blend of two colours along an edge)
-    join the neighbour they look most like. Returns (int32 labels (H, W), float32 Lab image)."""
+    join the neighbour they look most like; those far from it (over `join`, Lab) and no blend of
+    the regions they touch stand alone (_alone). Returns (int32 labels (H, W), float32 Lab image)."""
     lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
     cv2.setRNGSeed(0)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
@@ -50,8 +51,40 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
             choice = np.where(dist < best, nb, choice)
             best = np.minimum(best, dist)
         labels = np.where(todo & np.isfinite(best), choice, labels)
+    labels = _alone(labels, strip[regions], lab, join)
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
+
+
+def _alone(labels: np.ndarray, was_strip: np.ndarray, lab: np.ndarray, join: float,
+           tolerance: float = 10.0) -> np.ndarray:
+    """Strip pixels far (over `join`, Lab) from the region they were handed to stand alone, as
+    regions of their own, unless their colour is a blend of two regions they touch (an edge): the
+    floor seen through a gap a pixel or two wide between an arm's links is not the arm's blur."""
+    m = int(labels.max()) + 1
+    cnt = np.bincount(labels.ravel(), minlength=m)
+    mean = np.stack([np.bincount(labels.ravel(), weights=lab[..., c].ravel(), minlength=m) for c in range(3)], 1)
+    mean /= np.maximum(cnt, 1)[:, None]
+    far = was_strip & (np.linalg.norm(lab - mean[labels], axis=-1) > join)
+    if not far.any():
+        return labels
+    n, cc = cv2.connectedComponents(far.astype(np.uint8), connectivity=4)
+    out = labels.copy()
+    for k in range(1, n):
+        part = cc == k
+        ring = cv2.dilate(part.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~far
+        touching = [mean[r] for r in np.unique(labels[ring])]
+        c = lab[part].mean(axis=0)
+        if not any(_on_segment(c, a, b, tolerance) for i, a in enumerate(touching) for b in touching[i + 1:]):
+            out[part] = m + k
+    return out
+
+
+def _on_segment(c: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
+    """Is colour c a mix of a and b (within `tolerance` of the segment between them)?"""
+    ab = b - a
+    t = float(np.clip((c - a) @ ab / max(float(ab @ ab), 1e-6), 0, 1))
+    return float(np.linalg.norm(a + t * ab - c)) < tolerance
 
 
 def adjacency(regions: np.ndarray, n: int) -> list[list[int]]:
@@ -65,9 +98,11 @@ def adjacency(regions: np.ndarray, n: int) -> list[list[int]]:
     return neighbours
 
 
-def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float) -> None:
+def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float,
+         passes=None) -> None:
     """Give `label` to the unlabelled regions reachable from those that have it across edges (mean
-    colour distances) under `tolerance`, the weakest edge first; in place."""
+    colour distances) under `tolerance`, the weakest edge first; in place. `passes(j, k)`, if given,
+    says whether a region j that took the label passes it on to its neighbour k."""
     heap = [(float(np.linalg.norm(mean[i] - mean[j])), int(j)) for i in np.nonzero(side == label)[0]
             for j in neighbours[i] if side[j] == 0]
     heapq.heapify(heap)
@@ -77,7 +112,7 @@ def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[i
             continue
         side[j] = label
         for k in neighbours[j]:
-            if side[k] == 0:
+            if side[k] == 0 and (passes is None or passes(j, k)):
                 heapq.heappush(heap, (float(np.linalg.norm(mean[j] - mean[k])), int(k)))
 
 

@@ -78,8 +78,10 @@ class _RegionGraph:
     area: np.ndarray  # (n,) pixels per region
     mean: np.ndarray  # (n, 3) mean Lab colour per region
     in_hull: np.ndarray  # (n,) share of the region inside the hull of all motion
+    busy: np.ndarray  # (n,) share of the frames in which the region's pixels move (mean over the region)
     coloured: np.ndarray  # (n,) bool: strongly coloured (objects, a coloured robot)
     pale: np.ndarray  # (n,) bool: not strongly coloured but tinted, unlike a grey backdrop (a pale drawer)
+    tint: np.ndarray  # (n,) Lab chroma of the region's mean colour (grey floor ~2, wood ~15, pale drawer ~40)
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
@@ -105,13 +107,17 @@ class _RegionGraph:
         # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
         pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
-        pale &= region_mean(moving.mean(axis=0)) < 0.3  # not the plate's blur of a moving red arm over a grey wall
+        busy = region_mean(moving.mean(axis=0))
+        pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
-        # (a red arm is cut into many small regions by its shading; together they are large).
+        # (a red arm is cut into many small regions by its shading; together they are large), and
+        # that the plate shows still: where something moves in most frames the median is a blur of
+        # the arm passing (a gripper's smear at 64 px), not a thing at rest (objects: busy 0-0.6)
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, pale, blob, small,
+        small &= busy < 2 / 3
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), busy, coloured, pale, tint, blob, small,
                    neighbours, slivers, _carriers(regions, moving.any(axis=0), n))
 
 
@@ -163,12 +169,20 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     top[np.unique(regions[0])] = True
     side[top & (side == 0)] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
-    grow(side, 1, mean, neighbours, surface_contrast)
+    # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
+    # on, but not to a region of the colour of the wall it touches: the wall seen again between the
+    # arm's links and the table, cut off from the rest of the wall by that blur
+    def passes(j: int, k: int) -> bool:
+        return g.busy[j] <= 0.5 or all(np.linalg.norm(mean[k] - mean[b]) >= edge_contrast
+                                       for b in neighbours[j] if side[b] == 2)
+
+    grow(side, 1, mean, neighbours, surface_contrast, passes)
     # The floor seen at the sides is one material: the largest such region and those like it (or like
     # the wall at the top), not a dark pedestal that also reaches the image's edge.
     sides = np.zeros(n, bool)
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
-    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
+    # (a grey or white floor: a tinted region there is the wood of a table no object marked)
+    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area) & (g.tint < 10))[0]
     if len(outside):
         # the largest, but the floor meets the wall: a region that touches the backdrop is preferred to
         # one at most twice its size that does not (at 64 px, corner4's dark pedestal is a little
@@ -179,7 +193,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
             floor = outside[meets][np.argmax(g.area[outside[meets]])]
         references = [floor, *np.nonzero(top & (side == 2))[0]]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
-        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
+        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area) & (g.tint < 10))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
@@ -317,8 +331,7 @@ def _seen_again(frames: np.ndarray, moving: np.ndarray, g: _RegionGraph, side: n
     # the arm's usual pose: the coloured robot, and the still-workspace regions where something moves
     # in most frames (the plate there is a blur of the arm over the wall: what is seen when it
     # changes is what lies behind)
-    busy = np.bincount(g.regions.ravel(), weights=moving.mean(axis=0).ravel(), minlength=n) / np.maximum(g.area, 1)
-    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (busy > busy_share))
+    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (g.busy > busy_share))
     if not arm.any() or not backdrop.any():
         return seen
     group = components(arm, g.neighbours)
