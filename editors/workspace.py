@@ -36,6 +36,7 @@ class Workspace:
     surface: np.ndarray  # bool (H, W): the work surface: grown from under the objects, less what is coloured
     objects: np.ndarray  # bool (H, W): small coloured things in the plate (objects before or after they move)
     plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
+    behind: np.ndarray  # uint8 (H, W, 3): the plate, where it shows the arm filled from around it (what is behind)
 
 
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
@@ -65,10 +66,29 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, edge_contrast)
                        for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep = (moving | static[None]) & ~behind
-    keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
+    # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
+    # lies behind is not in the plate: it is taken from the nearest pixel around that pose (wall,
+    # floor or table). Against it the arm's edge there is judged by coverage like anywhere else, so
+    # a pixel of the wall seen again that is a blend of under half the arm (a grey-pink speck that
+    # trails the elbow) is dropped, and editors.background unmixes it over the new backdrop.
+    arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
+    behind_plate = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
+    keep = np.stack([_edge_by_coverage(f, k, behind_plate, static & ~arm) for f, k in zip(frames, keep)])
     surface = _table(g, side, table_contrast)
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[g.regions],
-                     objects=g.small[g.regions], plate=plate)
+                     objects=g.small[g.regions], plate=plate, behind=behind_plate)
+
+
+def fill_from_around(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`image` with each `hole` pixel replaced by the nearest pixel outside the hole."""
+    if not hole.any() or hole.all():
+        return image
+    _, nearest = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(~hole)  # labels number the pixels outside the hole in raster order, from 1
+    out = image.copy()
+    idx = nearest[hole] - 1
+    out[hole] = image[ys[idx], xs[idx]]
+    return out
 
 
 @dataclass
@@ -90,7 +110,7 @@ class _RegionGraph:
 
     @classmethod
     def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
-        regions, lab = plate_regions(plate)
+        regions, lab = plate_regions(plate, busy=moving.mean(axis=0))
         slivers = thin_lines(plate)
         n = int(regions.max()) + 1
         area = np.bincount(regions.ravel(), minlength=n)
