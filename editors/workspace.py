@@ -66,14 +66,15 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, edge_contrast)
                        for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep = (moving | static[None]) & ~behind
+    keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
     # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
-    # lies behind is not in the plate: it is taken from the nearest pixel around that pose (wall,
-    # floor or table). Against it the arm's edge there is judged by coverage like anywhere else, so
-    # a pixel of the wall seen again that is a blend of under half the arm (a grey-pink speck that
-    # trails the elbow) is dropped, and editors.background unmixes it over the new backdrop.
+    # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
+    # floor or table), so editors.background unmixes the arm's edge there against the wall, not
+    # against the arm itself (which left a grey-pink rim of the old wall trailing the elbow).
+    # (Judging the kept pixels there by coverage against it too dropped a carried puck's pixels and
+    # made specks of backdrop appear and stay under a resting arm: `augment check` event failures.)
     arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
     behind_plate = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
-    keep = np.stack([_edge_by_coverage(f, k, behind_plate, static & ~arm) for f, k in zip(frames, keep)])
     surface = _table(g, side, table_contrast)
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[g.regions],
                      objects=g.small[g.regions], plate=plate, behind=behind_plate)
