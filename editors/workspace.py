@@ -132,12 +132,9 @@ class _RegionGraph:
         pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
-        # (a red arm is cut into many small regions by its shading; together they are large), and
-        # that the plate shows still: where something moves in most frames the median is a blur of
-        # the arm passing (a gripper's smear at 64 px), not a thing at rest (objects: busy 0-0.6)
+        # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        small &= busy < 2 / 3
         return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), busy, coloured, pale, tint, blob, small,
                    neighbours, slivers, _carriers(regions, moving.any(axis=0), n))
 
@@ -184,8 +181,11 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured | g.pale | g.carriers] = 1
+    # (a small blob the plate shows moving in most frames is the arm's smear at 64 px - objects rest:
+    # busy 0-0.6, such smears 0.7-1 - and what it touches is the surface only if tinted like wood,
+    # not the grey wall or white floor the gripper passes in front of)
     for i in np.nonzero(g.small)[0]:
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
+        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and (g.busy[i] < 2 / 3 or g.tint[j] >= 10)]] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
     side[top & (side == 0)] = 2
