@@ -181,11 +181,8 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured | g.pale | g.carriers] = 1
-    # (a small blob the plate shows moving in most frames is the arm's smear at 64 px - objects rest:
-    # busy 0-0.6, such smears 0.7-1 - and what it touches is the surface only if tinted like wood,
-    # not the grey wall or white floor the gripper passes in front of)
     for i in np.nonzero(g.small)[0]:
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and (g.busy[i] < 2 / 3 or g.tint[j] >= 10)]] = 1
+        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
     side[top & (side == 0)] = 2
