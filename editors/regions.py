@@ -9,13 +9,10 @@ import cv2
 import numpy as np
 
 
-def plate_regions(plate: np.ndarray, colours: int = 10, join: float = 60.0,
-                  busy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
     then connected components; strips a pixel or two wide (the blend of two colours along an edge)
-    join the neighbour they look most like; with `busy` (H, W: the share of frames each pixel
-    moves in), those far from it (over `join`, Lab), amid motion and no blend of the regions they
-    touch stand alone (_alone). Returns (int32 labels (H, W), float32 Lab image)."""
+    join the neighbour they look most like. Returns (int32 labels (H, W), float32 Lab image)."""
     lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
     cv2.setRNGSeed(0)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
@@ -53,45 +50,8 @@ def plate_regions(plate: np.ndarray, colours: int = 10, join: float = 60.0,
             choice = np.where(dist < best, nb, choice)
             best = np.minimum(best, dist)
         labels = np.where(todo & np.isfinite(best), choice, labels)
-    if busy is not None:
-        labels = _alone(labels, strip[regions], lab, busy, join)
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
-
-
-def _alone(labels: np.ndarray, was_strip: np.ndarray, lab: np.ndarray, busy: np.ndarray, join: float,
-           tolerance: float = 10.0) -> np.ndarray:
-    """Strip pixels far (over `join`, Lab) from the region they were handed to stand alone, as
-    regions of their own, where what is around them moves in most frames (the arm's usual pose),
-    unless their colour is a blend of two regions they touch (an edge): the floor seen through a
-    gap a pixel or two wide between an arm's links is not the arm's blur. (Elsewhere such a strip
-    is a seam, a handle or a rim's edge, and the region it joined is the better guess.)"""
-    m = int(labels.max()) + 1
-    cnt = np.bincount(labels.ravel(), minlength=m)
-    mean = np.stack([np.bincount(labels.ravel(), weights=lab[..., c].ravel(), minlength=m) for c in range(3)], 1)
-    mean /= np.maximum(cnt, 1)[:, None]
-    far = was_strip & (np.linalg.norm(lab - mean[labels], axis=-1) > join)
-    if not far.any():
-        return labels
-    n, cc = cv2.connectedComponents(far.astype(np.uint8), connectivity=4)
-    out = labels.copy()
-    for k in range(1, n):
-        part = cc == k
-        ring = cv2.dilate(part.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~far
-        if busy[ring].mean() <= 0.5:
-            continue
-        touching = [mean[r] for r in np.unique(labels[ring])]
-        c = lab[part].mean(axis=0)
-        if not any(_on_segment(c, a, b, tolerance) for i, a in enumerate(touching) for b in touching[i + 1:]):
-            out[part] = m + k
-    return out
-
-
-def _on_segment(c: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
-    """Is colour c a mix of a and b (within `tolerance` of the segment between them)?"""
-    ab = b - a
-    t = float(np.clip((c - a) @ ab / max(float(ab @ ab), 1e-6), 0, 1))
-    return float(np.linalg.norm(a + t * ab - c)) < tolerance
 
 
 def adjacency(regions: np.ndarray, n: int) -> list[list[int]]:

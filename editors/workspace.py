@@ -111,7 +111,7 @@ class _RegionGraph:
 
     @classmethod
     def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
-        regions, lab = plate_regions(plate, busy=moving.mean(axis=0))
+        regions, lab = plate_regions(plate)
         slivers = thin_lines(plate)
         n = int(regions.max()) + 1
         area = np.bincount(regions.ravel(), minlength=n)
