@@ -78,7 +78,7 @@ class BackgroundStage(Stage):
         """(masks of the pixels to keep, the background plate the seam is unmixed against)."""
         if self.segmenter is None:
             workspace = workspace_masks(video, self.spec.diff_threshold, saturation=self.spec.saturation_threshold)
-            return workspace.keep, workspace.plate
+            return workspace.keep, workspace.behind  # the seam is unmixed against what is behind the arm
         # the robot mask is part of the foreground, which paste_backdrop() keeps pixel for pixel
         return self.segmenter(video, list(range(len(video)))).foreground, background_plate(video)
 

@@ -65,9 +65,11 @@ def adjacency(regions: np.ndarray, n: int) -> list[list[int]]:
     return neighbours
 
 
-def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float) -> None:
+def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[int]], tolerance: float,
+         passes=None) -> None:
     """Give `label` to the unlabelled regions reachable from those that have it across edges (mean
-    colour distances) under `tolerance`, the weakest edge first; in place."""
+    colour distances) under `tolerance`, the weakest edge first; in place. `passes(j, k)`, if given,
+    says whether a region j that took the label passes it on to its neighbour k."""
     heap = [(float(np.linalg.norm(mean[i] - mean[j])), int(j)) for i in np.nonzero(side == label)[0]
             for j in neighbours[i] if side[j] == 0]
     heapq.heapify(heap)
@@ -77,7 +79,7 @@ def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[i
             continue
         side[j] = label
         for k in neighbours[j]:
-            if side[k] == 0:
+            if side[k] == 0 and (passes is None or passes(j, k)):
                 heapq.heappush(heap, (float(np.linalg.norm(mean[j] - mean[k])), int(k)))
 
 

@@ -36,6 +36,7 @@ class Workspace:
     surface: np.ndarray  # bool (H, W): the work surface: grown from under the objects, less what is coloured
     objects: np.ndarray  # bool (H, W): small coloured things in the plate (objects before or after they move)
     plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
+    behind: np.ndarray  # uint8 (H, W, 3): the plate, where it shows the arm filled from around it (what is behind)
 
 
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
@@ -66,9 +67,29 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
                        for f, m, s, a in zip(frames, moving, still, seen_again)])
     keep = (moving | static[None]) & ~behind
     keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
+    # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
+    # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
+    # floor or table), so editors.background unmixes the arm's edge there against the wall, not
+    # against the arm itself (which left a grey-pink rim of the old wall trailing the elbow).
+    # (Judging the kept pixels there by coverage against it too dropped a carried puck's pixels and
+    # made specks of backdrop appear and stay under a resting arm: `augment check` event failures.)
+    arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
+    behind_plate = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
     surface = _table(g, side, table_contrast)
     return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[g.regions],
-                     objects=g.small[g.regions], plate=plate)
+                     objects=g.small[g.regions], plate=plate, behind=behind_plate)
+
+
+def fill_from_around(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`image` with each `hole` pixel replaced by the nearest pixel outside the hole."""
+    if not hole.any() or hole.all():
+        return image
+    _, nearest = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(~hole)  # labels number the pixels outside the hole in raster order, from 1
+    out = image.copy()
+    idx = nearest[hole] - 1
+    out[hole] = image[ys[idx], xs[idx]]
+    return out
 
 
 @dataclass
@@ -78,8 +99,10 @@ class _RegionGraph:
     area: np.ndarray  # (n,) pixels per region
     mean: np.ndarray  # (n, 3) mean Lab colour per region
     in_hull: np.ndarray  # (n,) share of the region inside the hull of all motion
+    busy: np.ndarray  # (n,) share of the frames in which the region's pixels move (mean over the region)
     coloured: np.ndarray  # (n,) bool: strongly coloured (objects, a coloured robot)
     pale: np.ndarray  # (n,) bool: not strongly coloured but tinted, unlike a grey backdrop (a pale drawer)
+    tint: np.ndarray  # (n,) Lab chroma of the region's mean colour (grey floor ~2, wood ~15, pale drawer ~40)
     blob: np.ndarray  # (n,) the coloured group a coloured region belongs to
     small: np.ndarray  # (n,) bool: coloured and small with its group: an object
     neighbours: list[list[int]]
@@ -105,13 +128,14 @@ class _RegionGraph:
         # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
         pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
-        pale &= region_mean(moving.mean(axis=0)) < 0.3  # not the plate's blur of a moving red arm over a grey wall
+        busy = region_mean(moving.mean(axis=0))
+        pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), coloured, pale, blob, small,
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), busy, coloured, pale, tint, blob, small,
                    neighbours, slivers, _carriers(regions, moving.any(axis=0), n))
 
 
@@ -163,12 +187,20 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     top[np.unique(regions[0])] = True
     side[top & (side == 0)] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
-    grow(side, 1, mean, neighbours, surface_contrast)
+    # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
+    # on, but not to a region of the colour of the wall it touches: the wall seen again between the
+    # arm's links and the table, cut off from the rest of the wall by that blur
+    def passes(j: int, k: int) -> bool:
+        return g.busy[j] <= 0.5 or all(np.linalg.norm(mean[k] - mean[b]) >= edge_contrast
+                                       for b in neighbours[j] if side[b] == 2)
+
+    grow(side, 1, mean, neighbours, surface_contrast, passes)
     # The floor seen at the sides is one material: the largest such region and those like it (or like
     # the wall at the top), not a dark pedestal that also reaches the image's edge.
     sides = np.zeros(n, bool)
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
-    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area))[0]
+    # (a grey or white floor: a tinted region there is the wood of a table no object marked)
+    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area) & (g.tint < 10))[0]
     if len(outside):
         # the largest, but the floor meets the wall: a region that touches the backdrop is preferred to
         # one at most twice its size that does not (at 64 px, corner4's dark pedestal is a little
@@ -179,7 +211,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
             floor = outside[meets][np.argmax(g.area[outside[meets]])]
         references = [floor, *np.nonzero(top & (side == 2))[0]]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
-        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area))[0]:
+        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area) & (g.tint < 10))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
@@ -317,8 +349,7 @@ def _seen_again(frames: np.ndarray, moving: np.ndarray, g: _RegionGraph, side: n
     # the arm's usual pose: the coloured robot, and the still-workspace regions where something moves
     # in most frames (the plate there is a blur of the arm over the wall: what is seen when it
     # changes is what lies behind)
-    busy = np.bincount(g.regions.ravel(), weights=moving.mean(axis=0).ravel(), minlength=n) / np.maximum(g.area, 1)
-    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (busy > busy_share))
+    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (g.busy > busy_share))
     if not arm.any() or not backdrop.any():
         return seen
     group = components(arm, g.neighbours)
