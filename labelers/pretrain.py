@@ -66,8 +66,13 @@ def pretrain_trunks(net, episodes: list[IdmEpisode], config: IdmConfig, pixels: 
     from labelers.train import learning_rate
 
     net.train()
-    losses, step = [], 0
+    losses, durations = [], []
     for step in range(1, config.pretrain_steps + 1):
+        step_started = time.perf_counter()
+        if durations and step_started + float(np.median(durations)) > stop:  # the next step would overrun the share
+            log(f"pretrain: time share reached after {len(losses)} of {config.pretrain_steps} steps "
+                f"({PRETRAIN_SHARE:.0%} of max_minutes)")
+            break
         batch = samples[rng.integers(len(samples), size=config.batch_size)]
         windows, targets = [], []
         for e, t in batch:
@@ -87,13 +92,10 @@ def pretrain_trunks(net, episodes: list[IdmEpisode], config: IdmConfig, pixels: 
             group["lr"] = learning_rate(config.lr, step / config.pretrain_steps)
         optimizer.step()
         losses.append(loss.item())
+        durations.append(time.perf_counter() - step_started)
         if step % 50 == 0:
             log(f"pretrain step {step:4d}  future-change loss (normalised) {np.mean(losses[-50:]):.4f}  "
                 f"{time.perf_counter() - started:5.0f}s")
-        if time.perf_counter() > stop:
-            log(f"pretrain: time share reached after {step} of {config.pretrain_steps} steps "
-                f"({PRETRAIN_SHARE:.0%} of max_minutes)")
-            break
-    return {"objective": config.pretrain, "steps": step, "seconds": round(time.perf_counter() - started, 1),
+    return {"objective": config.pretrain, "steps": len(losses), "seconds": round(time.perf_counter() - started, 1),
             "loss_first": round(float(np.mean(losses[:20])), 5) if losses else None,
             "loss_last": round(float(np.mean(losses[-20:])), 5) if losses else None}

@@ -262,3 +262,14 @@ def test_pretraining_fits_the_trunks_within_the_budget_and_leaves_a_plain_checkp
     assert wp.keys() == wb.keys()  # the decoder is not part of the checkpoint
     assert not np.array_equal(wp["trunks.0.0.0.weight"], wb["trunks.0.0.0.weight"])
     assert np.isfinite(report["action"]["r2"]).all()
+
+
+def test_pretraining_stops_at_its_share_of_the_time_budget(blob_dataset, tmp_path):
+    from labelers.train import train_idm
+
+    config = IdmConfig(**{**TINY, "epochs": 1, "episodes": ["0:6"], "pretrain": "future", "pretrain_steps": 100000,
+                          "max_minutes": 0.05})  # a quarter of 3 s: a handful of steps
+    lines = []
+    report = train_idm(str(blob_dataset), str(tmp_path / "p"), config, log=lines.append)
+    assert 1 <= report["training"]["pretrain"]["steps"] < 100000
+    assert any(line.startswith("pretrain: time share reached") for line in lines)
