@@ -47,6 +47,10 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
     motion: Literal["none", "flow"] = Field("flow", description=(
         "'flow': dense optical flow (OpenCV Farneback) between neighbouring frames as two more input "
         "channels per frame: motion the network need not learn to see; 'none': RGB only"))
+    pretrain: Literal["none", "future"] = Field("none", description=(
+        "'future': before the action head, pretrain the image trunks without labels to predict how the "
+        "picture changes just after the window (labelers/pretrain.py), within max_minutes; 'none': no pretraining"))
+    pretrain_steps: int = Field(400, ge=1, description="optimizer steps of pretraining (at most a quarter of max_minutes)")
     width: int = Field(32, ge=4, description="channels of the first conv layer (doubled twice deeper)")
     hidden: int = Field(256, ge=8, description="units of the hidden layer of the head")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the head; also drives MC-dropout uncertainty")

@@ -146,13 +146,19 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     net = build_network(config, len(config.cameras), len(action_norm.mean), len(state_norm.mean)).to(device)
     pixels = PixelNormalizer([ckpt["image"][c]["mean"] for c in config.cameras],
                              [ckpt["image"][c]["std"] for c in config.cameras], config.motion)
+    deadline = started + config.max_minutes * 60  # loading, pretraining and training share the budget
+    log(f"loaded in {time.perf_counter() - started:.0f}s of the {config.max_minutes} min budget")
+    pretrained = None
+    if config.pretrain != "none":
+        from labelers.pretrain import pretrain_trunks
+
+        pretrained = pretrain_trunks(net, train_eps + select_eps, config, pixels, device, rng, deadline, log)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     predictor = IdmPredictor(net, ckpt, device)
     samples = _samples(train_eps)
     steps_per_epoch = max(1, len(samples) // config.batch_size)
     epochs, patience = epoch_plan(config, steps_per_epoch)
     best, best_loss, best_epoch, history, stale = None, float("inf"), 0, [], 0
-    deadline = started + config.max_minutes * 60
     planned = epochs  # epochs the learning-rate schedule spans
     log(f"training on {device}: {len(train_eps)} train / {len(select_ids)} select / {len(val_ids)} val episodes, "
         f"{len(samples)} windows, {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters, up to "
@@ -225,7 +231,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     report["trust"] = trust_verdicts(report["action"], names["action"])
     report["training"] = {"device": device, "epochs_run": len(history), "best_epoch": best_epoch,
                           "seconds": round(train_seconds, 1), "history": history, "split": split,
-                          "calibration": ckpt.get("calibration")}
+                          "calibration": ckpt.get("calibration"), "pretrain": pretrained}
     Path(out, REPORT_FILE).write_text(json.dumps(report, indent=2))
     log("validation episodes " + str(val_ids) + ":\n" + format_table({k: report[k] for k in ("action", "state")}, names))
     log("validation episodes, background edited:\n" + format_table(report["edited"], names))

@@ -230,3 +230,46 @@ def test_few_validation_episodes_are_flagged(blob_dataset, tmp_path):
     train_idm(str(blob_dataset), str(tmp_path / "ckpt"), IdmConfig(**{**TINY, "epochs": 1, "val_fraction": 0.05}),
               log=lines.append)
     assert any(line.startswith("warning: 40 episodes leave 2 for validation") for line in lines)
+
+
+def test_future_change_is_the_picture_after_the_window_minus_its_last_frame():
+    from labelers.pretrain import AHEAD, future_change, gray_frames
+
+    video = np.zeros((1, 12, 8, 8, 5), np.uint8)
+    video[:, :, :, :, :3] = (np.arange(12) * 20)[None, :, None, None, None]  # frame t is gray 20 t
+    gray = gray_frames(video, 4)
+    assert gray.shape == (1, 12, 4, 4) and gray[0, 3, 0, 0] == pytest.approx(60 / 255)
+    change = future_change(gray, [0, 9], last=2).reshape(2, 1, len(AHEAD), 4, 4)
+    np.testing.assert_allclose(change[0, 0, :, 0, 0], np.array(AHEAD) * 20 / 255, rtol=1e-5)  # frames 4, 6 minus 2
+    np.testing.assert_allclose(change[1], 0)  # past the episode's end: the last frame repeats, no change
+
+
+def test_pretraining_fits_the_trunks_within_the_budget_and_leaves_a_plain_checkpoint(blob_dataset, tmp_path):
+    from safetensors.numpy import load_file
+
+    from labelers.train import train_idm
+
+    plain = IdmConfig(**{**TINY, "epochs": 2, "edit_variants": 1, "edit_prob": 0.5})
+    pretrained = plain.model_copy(update={"pretrain": "future", "pretrain_steps": 60})
+    lines = []
+    report = train_idm(str(blob_dataset), str(tmp_path / "p"), pretrained, log=lines.append)
+    done = report["training"]["pretrain"]
+    assert done["objective"] == "future" and done["steps"] == 60 and done["loss_last"] < done["loss_first"]
+    assert any(line.startswith("pretrain step") for line in lines)
+    base = train_idm(str(blob_dataset), str(tmp_path / "b"), plain, log=lambda *_: None)
+    assert base["training"]["pretrain"] is None
+    wp, wb = load_file(str(tmp_path / "p" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wp.keys() == wb.keys()  # the decoder is not part of the checkpoint
+    assert not np.array_equal(wp["trunks.0.0.0.weight"], wb["trunks.0.0.0.weight"])
+    assert np.isfinite(report["action"]["r2"]).all()
+
+
+def test_pretraining_stops_at_its_share_of_the_time_budget(blob_dataset, tmp_path):
+    from labelers.train import train_idm
+
+    config = IdmConfig(**{**TINY, "epochs": 1, "episodes": ["0:6"], "pretrain": "future", "pretrain_steps": 100000,
+                          "max_minutes": 0.05})  # a quarter of 3 s: a handful of steps
+    lines = []
+    report = train_idm(str(blob_dataset), str(tmp_path / "p"), config, log=lines.append)
+    assert 1 <= report["training"]["pretrain"]["steps"] < 100000
+    assert any(line.startswith("pretrain: time share reached") for line in lines)
