@@ -162,10 +162,19 @@ def test_an_embedded_ray_dies_with_its_driver(source_dataset, tmp_path):
     assert proc.poll() is None and workers, "the job ended before its Ray workers were seen"
     os.kill(proc.pid, 9)
     proc.wait()
-    deadline = time.monotonic() + 60  # at a load of 30 on 2 cores a dying agent can take 20 s
-    while time.monotonic() < deadline:
-        alive = [p for p in started if p in processes() and _cmdline(p)]
-        if not alive:
+    _assert_gone(started, 60)  # at a load of 30 on 2 cores a dying agent can take 20 s
+
+
+def _assert_gone(pids: set[int], seconds: float) -> None:
+    """Every one of `pids` has exited within `seconds`."""
+    import time
+
+    from augment.reaper import processes
+
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [p for p in pids if p in processes() and _cmdline(p)]
+        if not alive or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert not alive, [(p, _cmdline(p)[:80]) for p in alive]
@@ -196,10 +205,4 @@ def test_a_finished_job_leaves_no_process_behind(source_dataset, tmp_path):
     assert proc.returncode == 0, proc.stdout.read()
     started = set(seen)
     assert any(b"raylet" in cmd for cmd in seen.values()), seen  # the job did start Ray
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        alive = [p for p in started if p in processes() and _cmdline(p)]
-        if not alive:
-            break
-        time.sleep(0.5)
-    assert not alive, [(p, _cmdline(p)[:80]) for p in alive]
+    _assert_gone(started, 30)
