@@ -374,7 +374,9 @@ def run_data_parallel(fn: str, job: dict, address: str, workers: int | None, use
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=None if address == "local" else address, include_dashboard=False)
+        # "local": always a fresh instance; None would join whatever /tmp/ray/ray_current_cluster names,
+        # even a cluster stopped long ago (ray.init then waits on its dead GCS)
+        ray.init(address=address, include_dashboard=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     use_gpu = use_gpu and gpus > 0
     workers = workers or (gpus if use_gpu else 1)
