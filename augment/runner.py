@@ -99,16 +99,30 @@ def _read_episodes(batch: dict, root: str, cameras, decoded, copied, streamed) -
     return _reader(root, cameras, decoded, copied, streamed)(batch)
 
 
-def resource_demand(spec: PipelineSpec) -> dict[str, float]:
-    """What the job holds at once: Ray Data starts every stage's actor pool at launch and each actor
-    keeps its CPUs and GPUs until the end, plus a reader and at least one write task (which runs the
-    per-frame tail, with the tail's resources: augment/stream.py)."""
+def write_resources(spec: PipelineSpec) -> dict:
+    """Ray resources of a sink write task: it also runs the per-frame tail (augment/stream.py), so it
+    holds the largest of the sink's and the tail stages' CPUs and GPUs, and the tail's custom resources."""
     from augment.stage import split_stages
 
-    head, tail = spec.stages[:split_stages(spec.stages)], spec.stages[split_stages(spec.stages):]
-    cpus = READ_CPUS + max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])
+    tail = spec.stages[split_stages(spec.stages):]
+    args = {"num_cpus": max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])}
     gpus = max([0.0, *(s.resources.num_gpus for s in tail)])
-    for stage in head:
+    if gpus:
+        args["num_gpus"] = gpus
+    custom = {k: v for s in tail for k, v in s.resources.custom.items()}
+    if custom:
+        args["resources"] = custom
+    return args
+
+
+def resource_demand(spec: PipelineSpec) -> dict[str, float]:
+    """What the job holds at once: Ray Data starts every stage's actor pool at launch and each actor
+    keeps its CPUs and GPUs until the end, plus a reader and at least one write task (write_resources)."""
+    from augment.stage import split_stages
+
+    write = write_resources(spec)
+    cpus, gpus = READ_CPUS + write["num_cpus"], write.get("num_gpus", 0.0)
+    for stage in spec.stages[:split_stages(spec.stages)]:
         cpus += stage.resources.num_cpus * stage.resources.concurrency
         gpus += stage.resources.num_gpus * stage.resources.concurrency
     return {"CPU": cpus, "GPU": gpus}
@@ -319,13 +333,7 @@ def _execute(job: Job) -> None:
     _quiet_ray_data_console()
     spec = job.spec
     head, tail = spec.stages[:job.tail], spec.stages[job.tail:]
-    # The per-frame tail runs in the write tasks (augment/stream.py): they hold its stages' resources.
-    write_args = {"num_cpus": max([spec.sink.num_cpus, *(s.resources.num_cpus for s in tail)])}
-    if any(s.resources.num_gpus for s in tail):
-        write_args["num_gpus"] = max(s.resources.num_gpus for s in tail)
-    custom = {k: v for s in tail for k, v in s.resources.custom.items()}
-    if custom:
-        write_args["resources"] = custom
+    write_args = write_resources(spec)  # the per-frame tail runs in the write tasks (augment/stream.py)
     ds = ray.data.from_items([{"episode_index": i} for i in job.todo], override_num_blocks=len(job.todo))
     # Reading is a task, not an actor pool, with the resources of the operator after it, so Ray Data
     # fuses it into that operator: the first stage's actors (when they hold no GPU, which decoding
