@@ -199,3 +199,17 @@ def test_background_streams_in_two_passes_and_writes_the_whole_episode_frames(ro
     for name in pngs:  # first, middle and last frames, gathered from three chunks
         np.testing.assert_array_equal(cv2.imread(str(tmp_path / "review_chunked" / name)),
                                       cv2.imread(str(tmp_path / "review_whole" / name)))
+
+
+def test_a_surveying_stage_opens_the_streamed_tail():
+    """background surveys what the tail gets: a per-frame stage before it runs on whole episodes; with a
+    model segmenter it is a whole-episode stage itself."""
+    from augment.stage import split_stages
+    from editors.specs import BackgroundSpec
+    from labelers.specs import SourceLabelSpec
+
+    light, background, source = LightingSpec(), BackgroundSpec(), SourceLabelSpec()
+    assert split_stages([background, light, source]) == 0
+    assert split_stages([light, background, source]) == 1
+    assert split_stages([background, BackgroundSpec(variants=2), source]) == 1
+    assert split_stages([light, BackgroundSpec(segmenter={"kind": "motion"}), source]) == 2
