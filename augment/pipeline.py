@@ -101,6 +101,7 @@ class RunStage:
         self.node = node  # where this worker runs (the runner's node id), noted in each output's provenance
         self.stage = spec.build()
         self.stage.setup()
+        self.surveyed = 0.0  # seconds of the last survey, counted with the chunk after it
 
     def __call__(self, batch: dict) -> dict:
         rows = batch_to_rows(batch)
@@ -110,6 +111,12 @@ class RunStage:
             out.extend(episode_row(*item) for item in self.run(inputs))
         return rows_to_batch(out)
 
+    def survey(self, episode: Episode, chunks) -> None:
+        """The stage's survey of an episode (augment/stream.py), timed."""
+        start = time.perf_counter()
+        self.stage.survey(episode, chunks)
+        self.surveyed += time.perf_counter() - start
+
     def run(self, inputs: list[tuple[Episode, str, str]]) -> list[tuple[Episode, str, str]]:
         """The stage on (episode, source_uid, share) items: its outputs as such items, each with its
         share of its input's share, its timings and its lineage checked."""
@@ -117,7 +124,8 @@ class RunStage:
             episode.provenance[PARENT_KEY] = i
         start = time.perf_counter()
         outputs = self.stage([episode for episode, _, _ in inputs])
-        elapsed = (time.perf_counter() - start) / len(inputs)
+        elapsed = (time.perf_counter() - start + self.surveyed) / len(inputs)
+        self.surveyed = 0.0
         children = Counter(ep.provenance.get(PARENT_KEY) for ep in outputs)
         if None in children or not set(children) <= set(range(len(inputs))):
             raise JobError(f"stage {self.spec.label} returned an episode that descends from none of its inputs; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Any, Callable, ClassVar, Iterator, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -88,6 +88,11 @@ class StageSpec(StrictSpec):
     # call it on chunks of an episode, each a short Episode, so that no worker holds more than a chunk
     # (augment/stream.py). It must then give the same outputs, in the same order, for every chunk.
     whole_episode: ClassVar[bool] = True
+    # A per-frame stage that must first look at every frame of an episode (a plate, how often each
+    # pixel moves: what its per-frame work is measured against) says surveys = True: streamed, its
+    # stage's survey() gets the episode's chunks before the stage is called on them, so it needs no
+    # whole episode either. It opens the streamed tail (split_stages): it surveys what the tail gets.
+    surveys: ClassVar[bool] = False
 
     @property
     def label(self) -> str:
@@ -184,6 +189,14 @@ class Stage:
     def __call__(self, episodes: list[Episode]) -> list[Episode]:
         raise NotImplementedError
 
+    def survey(self, episode: Episode, chunks: Callable[[], Iterator[Episode]]) -> None:
+        """The first pass of a stage whose spec says `surveys` (augment/stream.py): look at every frame
+        of `episode` and keep what the edit of its frames needs; the stage is then called on the
+        episode's chunks, in order, from its first frame. `episode` may lack the frames of its
+        streamed cameras; each call of `chunks()` yields its chunks anew (short Episodes, frames
+        decoded a chunk at a time), with the cameras the stage reads."""
+        raise NotImplementedError(f"{type(self).__name__} has no survey(), which its spec's `surveys` promises")
+
     def record(self, episode: Episode, **details: Any) -> None:
         """Append this stage's settings and what it did to the episode's provenance."""
         settings = self.spec.model_dump(mode="json", exclude={"resources"})
@@ -214,8 +227,11 @@ def is_dropped(episode: Episode) -> bool:
 
 def split_stages(stages: list[StageSpec]) -> int:
     """Where the per-frame tail starts: stages[split_stages(stages):] do not need whole episodes and
-    come after the last stage that does; the runner streams them in chunks (augment/stream.py)."""
+    come after the last stage that does; the runner streams them in chunks (augment/stream.py). A
+    surveying stage starts the tail: the stages before it run on whole episodes."""
     i = len(stages)
     while i > 0 and not stages[i - 1].whole_episode:
         i -= 1
+        if stages[i].surveys:
+            break
     return i

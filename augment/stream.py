@@ -11,9 +11,15 @@ episodes, as they declare they need.
 
 Each chunk is a short Episode (frames, state, action and extras of frames [start, start + n)) that
 goes through the tail's stages as a batch of one (pipeline.RunStage: lineage, shares, validation);
-output i of every chunk is a chunk of output i. A camera the tail changes (or one that must be
+output i of every chunk is a chunk of output i (a stage that makes variants makes them of every
+chunk), and the last chunk's provenance is the output's (timings summed over the chunks), so a stage
+records there what it gathered over the episode. A camera the tail changes (or one that must be
 re-encoded anyway) is encoded chunk by chunk into a file of its own with the output's settings, and
 the writer then copies that file's packets into its part like any passed-through camera.
+
+A stage that must look at every frame before it edits any (StageSpec.surveys: background's plate and
+motion counts) opens the tail, and its survey() gets the episode's chunks first, as many passes as it
+needs (each decodes anew): two passes more over the video, but never the episode in memory.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ class _Output:
     """One output episode of the tail, assembled chunk by chunk."""
 
     def __init__(self, first: Episode, source_uid: str, share: str, n: int):
-        self.episode, self.source_uid, self.share, self.n = first, source_uid, share, n
+        self.episode, self.source_uid, self.share, self.n = first, source_uid, share, n  # episode: the latest chunk's
         self.numeric: list[Episode] = []  # every chunk's output, frames dropped (state, action, extras)
         self.frames: dict[str, list[np.ndarray]] = {}  # cameras kept in memory (image cameras)
         self.writers: dict[str, tuple[VideoWriter, ImageStats]] = {}
@@ -73,9 +79,11 @@ class _Output:
         if is_dropped(chunk) and self.dropped is None:
             self.dropped = chunk.provenance["dropped"]
         if start:
+            timings = self.episode.provenance.get("timings", {})
             for label, seconds in chunk.provenance.get("timings", {}).items():
-                timings = self.episode.provenance.setdefault("timings", {})
                 timings[label] = timings.get(label, 0.0) + seconds
+            self.episode = chunk.replace(frames={})
+            self.episode.provenance["timings"] = timings
         self.numeric.append(chunk.replace(frames={}, provenance={}))
         for key in keep:
             self.frames.setdefault(key, []).append(chunk.frames[key])
@@ -132,8 +140,13 @@ class StreamTail:
         keep = [k for k in cameras if k in changed and k not in self.video]  # image cameras: PNGs need them whole
         measure = {k: ImageStats(n) for k in lazy if k not in encode and episode.passthrough[k].stats is None}
         folder.mkdir(parents=True, exist_ok=True)
+        first = self.stages[0] if self.stages and self.stages[0].spec.surveys else None
+        if first is not None:
+            read = first.spec.read_cameras(cameras)
+            first.survey(episode, lambda: (_part(episode, start, stop, frames)
+                                           for start, stop, frames in self.chunks(episode, read, lazy, n)))
         outputs: list[_Output] | None = None
-        for start, stop, frames in self.chunks(episode, lazy, n):
+        for start, stop, frames in self.chunks(episode, cameras, lazy, n):
             for key, stats in measure.items():
                 stats.add(frames[key], start)
             items = [(_part(episode, start, stop, frames), source_uid, share)]
@@ -154,15 +167,15 @@ class StreamTail:
             episode.passthrough[key] = dataclasses.replace(episode.passthrough[key], stats=stats.result())
         return [(out.finish(episode), out.source_uid, out.share) for out in outputs]
 
-    def chunks(self, episode: Episode, lazy: list[str], n: int):
-        """(start, stop, {camera: its frames [start, stop)}) for the episode's cameras in memory and
-        its streamed ones, decoded here a chunk at a time."""
+    def chunks(self, episode: Episode, cameras: list[str], lazy: list[str], n: int):
+        """(start, stop, {camera: its frames [start, stop)}) for `cameras`: those in memory sliced, the
+        streamed ones (`lazy`) decoded here a chunk at a time."""
         decoders = {k: decode_chunks(s.path, s.start, s.start + n / episode.fps, episode.fps, expected=n,
                                      chunk=self.chunk)
-                    for k, s in episode.passthrough.items() if k in lazy}
+                    for k, s in episode.passthrough.items() if k in lazy and k in cameras}
         for start in range(0, n, self.chunk):
             stop = min(n, start + self.chunk)
-            frames = {k: v[start:stop] for k, v in episode.frames.items()}
+            frames = {k: v[start:stop] for k, v in episode.frames.items() if k in cameras}
             frames.update({k: next(d) for k, d in decoders.items()})
             yield start, stop, frames
 

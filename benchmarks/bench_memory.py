@@ -3,8 +3,9 @@
 Builds (with lerobot's API, tests/corpus.py's scene) one source per episode length, each with
 --cameras cameras of --size (a fixed one and wrist ones), then runs `augment run` on each with the
 copy pipeline, the lighting edit (pipelines/edit_lighting.yaml: per-frame, streamed in chunks) and the
-background edit (pipelines/demo.yaml: a whole-episode stage), one variant each, and samples the resident
-memory (RSS) of the job's processes (the driver, Ray's raylet and workers) every 0.2 s. RSS counts
+background edit (pipelines/demo.yaml: a survey of every frame, then streamed in chunks), one variant
+each, and samples the resident memory (RSS) of the job's processes (the driver, Ray's raylet and
+workers) every 0.2 s. RSS counts
 pages of Ray's shared object store a process has touched, so a worker reading a large episode from
 the store shows it; the sum over processes overstates what the machine used.
 
@@ -116,7 +117,7 @@ def main() -> int:
     # workers get the driver's working folder on theirs, so from another checkout its code would run.
     print(f"augment from {args.checkout}{', --local' if args.local else ', embedded Ray'}")
     # copy: no frame decoded; light: a per-frame edit of every camera (streamed in chunks through the
-    # writer); edit: the background edit, a whole-episode stage (its segmenter looks at every frame).
+    # writer); edit: the background edit (its segmenter surveys every frame, then masks chunk by chunk).
     specs = {"copy": ("copy.yaml", []),
              "light": ("edit_lighting.yaml", ["stages.0.variants=1"]),
              "edit": ("demo.yaml", ["stages.0.variants=1", "stages.0.review_dir=null"])}

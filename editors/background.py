@@ -3,14 +3,16 @@
 Every frame of the real video keeps its workspace (robot, task objects, the table they stand on)
 pixel for pixel and gets a new background behind it (walls, floor, backdrop): an image from a
 folder, or a seeded procedural texture, the same for the whole episode. Without a model segmenter the
-workspace comes from editors/workspace.workspace_masks. The seam is unmixed against the background
+workspace comes from editors/workspace (its survey, then its masks frame by frame). The seam is unmixed against the background
 plate (the old backdrop is known there), so the arm's anti-aliased edge lies over the new backdrop
 with no halo of the old one. State, actions and task are untouched, so the recorded actions stay true.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -20,7 +22,8 @@ from augment.stage import Stage, derive_seed
 from editors.compose import replace_background
 from editors.edit_base import check_protected
 from editors.segment import background_plate
-from editors.workspace import workspace_masks
+from editors.review import frames_row, review_times, write_review as write_review_image
+from editors.workspace import Scene, survey
 from editors.specs import BackgroundSpec, IMAGE_SUFFIXES
 
 
@@ -50,7 +53,38 @@ def procedural_texture(height: int, width: int, seed: int) -> np.ndarray:
     return (c1 * (1 - t) + c2 * t).astype(np.uint8)
 
 
+@dataclass
+class _Camera:
+    """What the edit of one camera's frames needs from its survey: the masks of the pixels to keep
+    (from the workspace Scene, frame by frame; or a model segmenter's, computed for the whole episode)
+    and the plate the seam is unmixed against."""
+
+    plate: np.ndarray
+    scene: Scene | None = None
+    keep: np.ndarray | None = None  # bool (T, H, W): a model segmenter's masks of every frame
+
+    def masks(self, frames: np.ndarray, start: int) -> np.ndarray:
+        return self.scene.masks(frames)[0] if self.scene is not None else self.keep[start:start + len(frames)]
+
+
+@dataclass
+class _Surveyed:
+    """The episode being edited: its survey, and what the edit gathers over its chunks."""
+
+    uid: str
+    n: int
+    cameras: dict[str, _Camera]
+    done: int = 0  # frames edited so far
+    kept: dict[str, int] = field(default_factory=dict)  # kept pixels so far, per camera
+    reviews: dict[str, dict[str, list]] = field(default_factory=dict)  # output uid -> camera -> [(t, before, after, keep)]
+
+
 class BackgroundStage(Stage):
+    """Two passes, so that a streamed episode (augment/stream.py) is never whole in memory: survey()
+    learns each edited camera's scene from every frame (editors/workspace.survey: the plate from up
+    to 64 of them, how often each pixel moves), then each call edits the next chunk of the surveyed
+    episode (the whole of it, when called on an episode nobody surveyed), every variant of it."""
+
     spec: BackgroundSpec
 
     def setup(self) -> None:
@@ -63,6 +97,7 @@ class BackgroundStage(Stage):
         if self.spec.backgrounds != "procedural":
             folder = Path(self.spec.backgrounds)
             self.images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.current: _Surveyed | None = None
 
     def background(self, height: int, width: int, seed: int) -> tuple[np.ndarray, str]:
         if not self.images:
@@ -71,47 +106,87 @@ class BackgroundStage(Stage):
         image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), str(path)
 
-    def review(self, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
-        write_review(self, before, after, masks)
-
-    def foreground(self, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(masks of the pixels to keep, the background plate the seam is unmixed against)."""
+    def survey(self, episode: Episode, chunks: Callable[[], Iterator[Episode]]) -> None:
+        """Per edited camera, what its masks are measured against: the workspace's Scene, from every
+        frame a chunk at a time; with a model segmenter (whole episodes only: BackgroundSpec.whole_episode)
+        its masks of every frame."""
+        cameras, n, s = self.spec.cameras or list(episode.frames), episode.length, self.spec
         if self.segmenter is None:
-            workspace = workspace_masks(video, self.spec.diff_threshold, saturation=self.spec.saturation_threshold)
-            return workspace.keep, workspace.behind  # the seam is unmixed against what is behind the arm
-        # the robot mask is part of the foreground, which paste_backdrop() keeps pixel for pixel
-        return self.segmenter(video, list(range(len(video)))).foreground, background_plate(video)
+            scenes = survey(lambda: (chunk.frames for chunk in chunks()), n, cameras, s.diff_threshold,
+                            saturation=s.saturation_threshold)
+            found = {k: _Camera(scene.behind, scene=scene) for k, scene in scenes.items()}  # unmixed against what is behind the arm
+        else:
+            videos = {k: np.concatenate([chunk.frames[k] for chunk in chunks()]) for k in cameras}
+            # the robot mask is part of the foreground, which paste_backdrop() keeps pixel for pixel
+            found = {k: _Camera(background_plate(v), keep=self.segmenter(v, list(range(n))).foreground)
+                     for k, v in videos.items()}
+        self.current = _Surveyed(episode.uid, n, found)
 
     def __call__(self, episodes: list[Episode]) -> list[Episode]:
         out = []
         for episode in episodes:
-            found = self.segment(episode)
-            for variant in range(self.spec.variants):
-                seed = derive_seed(self.spec.seed, episode.uid, variant)
-                uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-bg{variant}"
-                out.append(self.variant(episode, found, seed, uid, variant=variant))
+            s = self.current
+            if s is None or s.uid != episode.uid or s.done == s.n:  # a whole episode, not the next chunk of one
+                self.survey(episode, lambda: iter([episode]))
+            draws = [(derive_seed(self.spec.seed, episode.uid, v),
+                      episode.uid if self.spec.variants == 1 else f"{episode.uid}-bg{v}", {"variant": v})
+                     for v in range(self.spec.variants)]
+            out.extend(self.edit(episode, draws))
         return out
 
-    def segment(self, episode: Episode) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per edited camera: (masks of the pixels to keep, the background plate); once per episode,
-        whatever the number of variants."""
-        return {k: self.foreground(episode.frames[k]) for k in self.spec.cameras or list(episode.frames)}
+    def edit(self, chunk: Episode, draws: list[tuple[int, str, dict]]) -> list[Episode]:
+        """The next frames of the surveyed episode (all of them, or its next chunk), once per draw
+        (seed, uid, what to record): every edited camera behind its kept pixels gets the backdrop
+        `seed` draws. The masks are computed once, whatever the number of draws."""
+        s = self.current
+        start, stop = s.done, s.done + chunk.length
+        if chunk.uid != s.uid or stop > s.n:
+            raise RuntimeError(f"stage {self.spec.label}: frames {start}..{stop} of {chunk.uid}, but it surveyed "
+                               f"{s.n} frames of {s.uid}")
+        found = {k: (camera.masks(chunk.frames[k], start), camera.plate) for k, camera in s.cameras.items()}
+        for key, (keep, _) in found.items():
+            s.kept[key] = s.kept.get(key, 0) + int(keep.sum())
+        s.done = stop
+        # the kept share of the frames so far: the episode's at its last chunk, whose record the output keeps
+        areas = {k: round(s.kept[k] / (stop * keep[0].size), 4) for k, (keep, _) in found.items()}
+        out = []
+        for seed, uid, record in draws:
+            frames, chosen = dict(chunk.frames), {}
+            for key, (keep, plate) in found.items():
+                video = chunk.frames[key]
+                backdrop, chosen[key] = self.background(video.shape[1], video.shape[2], derive_seed(seed, key))
+                frames[key] = paste_backdrop(video, keep, backdrop, self.spec.feather, plate=plate)
+                check_protected(video, frames[key], keep, self.spec.label)
+            new = chunk.replace(frames=frames, uid=uid)
+            self.record(new, **record, seed=seed, background=chosen, foreground_fraction=areas)
+            self.record_edit(new, "a new background" + named(chosen.values()))
+            self.review(chunk, new, {k: keep for k, (keep, _) in found.items()}, start)
+            out.append(new)
+        return out
 
-    def variant(self, episode: Episode, found: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, uid: str,
-                **record) -> Episode:
-        """One new episode: every edited camera behind its kept pixels gets the backdrop `seed` draws."""
-        frames, chosen, areas = dict(episode.frames), {}, {}
-        for key, (keep, plate) in found.items():
-            video = episode.frames[key]
-            backdrop, chosen[key] = self.background(video.shape[1], video.shape[2], derive_seed(seed, key))
-            frames[key] = paste_backdrop(video, keep, backdrop, self.spec.feather, plate=plate)
-            check_protected(video, frames[key], keep, self.spec.label)
-            areas[key] = round(float(keep.mean()), 4)
-        new = episode.replace(frames=frames, uid=uid)
-        self.record(new, **record, seed=seed, background=chosen, foreground_fraction=areas)
-        self.record_edit(new, "a new background" + named(chosen.values()))
-        self.review(episode, new, {k: keep for k, (keep, _) in found.items()})
-        return new
+    def review(self, before: Episode, after: Episode, masks: dict[str, np.ndarray], start: int) -> None:
+        """Source | edited at the episode's first, middle and last frames (write_review's), gathered
+        chunk by chunk and written with its last one."""
+        spec, s = self.spec, self.current
+        if not spec.review_dir:
+            return
+        if start == 0:
+            if getattr(self, "reviews_written", 0) >= spec.review_max:
+                return
+            self.reviews_written = getattr(self, "reviews_written", 0) + 1
+            s.reviews[after.uid] = {k: [] for k in masks}
+        if after.uid not in s.reviews:
+            return
+        times = review_times(s.n)
+        for key, keep in masks.items():
+            for t in times[(times >= start) & (times < start + len(keep))]:
+                s.reviews[after.uid][key].append(
+                    (int(t), before.frames[key][t - start].copy(), after.frames[key][t - start].copy(), keep[t - start].copy()))
+        if s.done == s.n:
+            rows = [frames_row(*(np.stack(column) for column in list(zip(*picked))[1:]), title=key.rsplit(".", 1)[-1],
+                               times=[t for t, *_ in picked])
+                    for key, picked in s.reviews.pop(after.uid).items()]
+            after.provenance["stages"][-1]["review"] = str(write_review_image(Path(spec.review_dir) / f"{after.uid}.png", rows))
 
 
 def procedural_variants(frames: np.ndarray, seeds: list[int]) -> list[np.ndarray]:
@@ -130,10 +205,8 @@ def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str,
     spec = stage.spec
     if not spec.review_dir or getattr(stage, "reviews_written", 0) >= spec.review_max:
         return
-    from editors.review import frames_row, write_review as write
-
     rows = [frames_row(before.frames[k], after.frames[k], m, title=k.rsplit(".", 1)[-1]) for k, m in masks.items()]
-    after.provenance["stages"][-1]["review"] = str(write(Path(spec.review_dir) / f"{after.uid}.png", rows))
+    after.provenance["stages"][-1]["review"] = str(write_review_image(Path(spec.review_dir) / f"{after.uid}.png", rows))
     stage.reviews_written = getattr(stage, "reviews_written", 0) + 1
 
 

@@ -44,14 +44,22 @@ def review_panel(original: np.ndarray, edited: np.ndarray, foreground: np.ndarra
     return np.concatenate([left, gap, right], axis=1)
 
 
+def review_times(n: int, count: int = 3) -> np.ndarray:
+    """The frames a review shows of a video of n frames: the first, the middle and the last."""
+    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
+
+
 def frames_row(before: np.ndarray, after: np.ndarray, keep: np.ndarray, title: str = "",
-               count: int = 3) -> np.ndarray:
+               count: int = 3, times: list[int] | None = None) -> np.ndarray:
     """One row for a whole-video edit: source | edited at the first, middle and last frames, the
-    kept pixels outlined (green) on the source, so a person sees every frame is treated alike."""
-    indices = np.unique(np.linspace(0, len(before) - 1, count).round().astype(int))
+    kept pixels outlined (green) on the source, so a person sees every frame is treated alike.
+    times: when the arrays hold only those frames (review_times of the video, gathered chunk by
+    chunk), their frame numbers; all of them are shown."""
+    indices = review_times(len(before), count) if times is None else range(len(before))
     panels = []
-    for t in indices:
-        panel = review_panel(before[t], after[t], keep[t], np.zeros_like(keep[t]), np.zeros_like(keep[t]),
+    for i in indices:
+        t = i if times is None else times[i]
+        panel = review_panel(before[i], after[i], keep[i], np.zeros_like(keep[i]), np.zeros_like(keep[i]),
                              title=f"{title} t={t}".strip())
         panels += [panel, np.full((panel.shape[0], 8, 3), 255, np.uint8)]
     return np.concatenate(panels[:-1], axis=1)

@@ -17,8 +17,12 @@ import numpy as np
 
 def background_plate(frames: np.ndarray, max_samples: int = 64) -> np.ndarray:
     """Temporal median of up to `max_samples` evenly spaced frames, uint8 (H, W, 3)."""
-    idx = np.linspace(0, len(frames) - 1, min(len(frames), max_samples)).round().astype(int)
-    return np.median(frames[idx], axis=0).astype(np.uint8)
+    return np.median(frames[plate_indices(len(frames), max_samples)], axis=0).astype(np.uint8)
+
+
+def plate_indices(n: int, max_samples: int = 64) -> np.ndarray:
+    """The frames of an episode of n frames that its plate is the median of: up to `max_samples`, evenly spaced."""
+    return np.linspace(0, n - 1, min(n, max_samples)).round().astype(int)
 
 
 def foreground_masks(

@@ -179,6 +179,15 @@ class BackgroundSpec(ImageEditSpec):
                 raise ValueError(f"folder {value!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return value
 
+    # The weight-free segmenter needs every frame only to survey the episode (its plate, how often each
+    # pixel moves), then masks frame by frame: streamed in chunks (augment/stream.py), two passes. A
+    # model segmenter tracks through the whole video: whole episodes.
+    surveys = True
+
+    @property
+    def whole_episode(self) -> bool:
+        return self.segmenter is not None
+
     @classmethod
     def stage_class(cls):
         from editors.background import BackgroundStage

@@ -20,12 +20,13 @@ CPU, no weights: ~2.5 s for 70 frames at 128 px on a busy 2-core machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 
 from editors.regions import adjacency, components, grow, settle, plate_regions
-from editors.segment import background_plate, drop_specks
+from editors.segment import drop_specks, plate_indices
 
 
 @dataclass
@@ -43,41 +44,108 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
                     surface_contrast: float = 30.0, table_contrast: float = 25.0,
                     saturation: float | None = 0.45, chroma: float = 25.0, min_area: int = 12) -> Workspace:
     """The keep-mask of every frame of one fixed camera's video (T, H, W, 3), and its parts."""
-    plate = background_plate(frames)
-    moving = moving_masks(frames, plate, diff_threshold, min_area)
-    g = _RegionGraph.of(plate, moving, saturation, chroma)
-    side = _sides(g, edge_contrast, surface_contrast, min_area)
-    backdrop = side == 2
-    # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
-    static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
-    static &= ~_backdrop_slivers(g, side, 20.0)
-    static = _snap_to_plate(static, g.lab)
-    # Where the plate shows the robot (it stood there most of the episode), the frames it has left
-    # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
-    # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
-    # from backdrop pixels that look as in the plate (not a fringe of something the mask missed) and
-    # from the backdrop seen again where the arm usually stands.
-    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1)
-    still = diff < diff_threshold / 2
-    # where the plate shows the arm, every pixel that differs counts as moving, however small the
-    # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
-    moving = moving | ((diff > diff_threshold) & (g.coloured & ~g.small)[g.regions][None])
-    seen_again = _seen_again(frames, moving, g, side, edge_contrast)
-    behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, edge_contrast)
-                       for f, m, s, a in zip(frames, moving, still, seen_again)])
-    keep = (moving | static[None]) & ~behind
-    keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
-    # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
-    # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
-    # floor or table), so editors.background unmixes the arm's edge there against the wall, not
-    # against the arm itself (which left a grey-pink rim of the old wall trailing the elbow).
-    # (Judging the kept pixels there by coverage against it too dropped a carried puck's pixels and
-    # made specks of backdrop appear and stay under a resting arm: `augment check` event failures.)
-    arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
-    behind_plate = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
-    surface = _table(g, side, table_contrast)
-    return Workspace(keep=keep, moving=moving & ~behind, static=static, surface=surface[g.regions],
-                     objects=g.small[g.regions], plate=plate, behind=behind_plate)
+    scene = survey(lambda: [{"video": frames}], len(frames), ["video"], diff_threshold, edge_contrast,
+                   surface_contrast, table_contrast, saturation, chroma, min_area)["video"]
+    keep, moving = scene.masks(frames)
+    return Workspace(keep=keep, moving=moving, static=scene.static, surface=scene.surface, objects=scene.objects,
+                     plate=scene.plate, behind=scene.behind)
+
+
+def survey(chunks: Callable[[], Iterable[dict[str, np.ndarray]]], n: int, cameras: list[str],
+           diff_threshold: float = 18.0, edge_contrast: float = 15.0, surface_contrast: float = 30.0,
+           table_contrast: float = 25.0, saturation: float | None = 0.45, chroma: float = 25.0,
+           min_area: int = 12) -> dict[str, Scene]:
+    """The Scene of each of `cameras` over an episode of `n` frames, from two passes over its chunks
+    (`chunks()` yields {camera: frames (t, H, W, 3)} in order, from the first frame, at each call):
+    the frames background_plate samples, then per pixel how many frames move against that plate.
+    It holds a chunk and the plate's samples (up to 64 frames per camera), never the episode."""
+    picks = plate_indices(n)
+    samples: dict[str, np.ndarray] = {}
+    seen = 0
+    for chunk in chunks():
+        length = len(chunk[cameras[0]])
+        slots = np.nonzero((picks >= seen) & (picks < seen + length))[0]
+        for key in cameras:
+            video = chunk[key]
+            if key not in samples:
+                samples[key] = np.empty((len(picks), *video.shape[1:]), video.dtype)
+            samples[key][slots] = video[picks[slots] - seen]
+        seen += length
+    if seen != n:
+        raise ValueError(f"the chunks hold {seen} frames, the episode {n}")
+    plates = {k: np.median(v, axis=0).astype(np.uint8) for k, v in samples.items()}  # background_plate's
+    del samples
+    moves = {k: np.zeros(p.shape[:2], np.int64) for k, p in plates.items()}
+    for chunk in chunks():
+        for key, count in moves.items():
+            count += moving_masks(chunk[key], plates[key], diff_threshold, min_area).sum(axis=0)
+    return {k: Scene.of(plates[k], moves[k] / n, diff_threshold, edge_contrast, surface_contrast, table_contrast,
+                        saturation, chroma, min_area) for k in cameras}
+
+
+@dataclass
+class Scene:
+    """What the workspace of one camera's episode is, from the plate and how often each pixel moves
+    (survey): the still workspace, the surface and objects, what lies behind the arm. masks() then
+    gives the keep-mask of any run of the episode's frames, each frame on its own: a chunk at a time."""
+
+    plate: np.ndarray  # uint8 (H, W, 3): the per-pixel temporal median
+    static: np.ndarray  # bool (H, W): the still part of the workspace (table, pedestal, resting objects)
+    surface: np.ndarray  # bool (H, W): the work surface
+    objects: np.ndarray  # bool (H, W): small coloured things in the plate
+    behind: np.ndarray  # uint8 (H, W, 3): the plate, where it shows the arm filled from around it
+    g: _RegionGraph
+    side: np.ndarray  # per region: 1 workspace, 2 backdrop (_sides)
+    seen_again: _SeenAgain
+    diff_threshold: float
+    edge_contrast: float
+    min_area: int
+
+    @classmethod
+    def of(cls, plate: np.ndarray, busy: np.ndarray, diff_threshold: float, edge_contrast: float,
+           surface_contrast: float, table_contrast: float, saturation: float | None, chroma: float,
+           min_area: int) -> Scene:
+        """busy: float (H, W), the share of the episode's frames in which each pixel moves (moving_masks)."""
+        g = _RegionGraph.of(plate, busy, saturation, chroma)
+        side = _sides(g, edge_contrast, surface_contrast, min_area)
+        backdrop = side == 2
+        # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
+        static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
+        static &= ~_backdrop_slivers(g, side, 20.0)
+        static = _snap_to_plate(static, g.lab)
+        # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
+        # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
+        # floor or table), so editors.background unmixes the arm's edge there against the wall, not
+        # against the arm itself (which left a grey-pink rim of the old wall trailing the elbow).
+        # (Judging the kept pixels there by coverage against it too dropped a carried puck's pixels and
+        # made specks of backdrop appear and stay under a resting arm: `augment check` event failures.)
+        arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
+        behind = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
+        surface = _table(g, side, table_contrast)
+        return cls(plate=plate, static=static, surface=surface[g.regions], objects=g.small[g.regions], behind=behind,
+                   g=g, side=side, seen_again=_SeenAgain.of(g, side), diff_threshold=diff_threshold,
+                   edge_contrast=edge_contrast, min_area=min_area)
+
+    def masks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(keep, moving): bool (t, H, W) each, for frames (t, H, W, 3) of the episode surveyed."""
+        g, plate, static, threshold = self.g, self.plate, self.static, self.diff_threshold
+        moving = moving_masks(frames, plate, threshold, self.min_area)
+        # Where the plate shows the robot (it stood there most of the episode), the frames it has left
+        # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
+        # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
+        # from backdrop pixels that look as in the plate (not a fringe of something the mask missed) and
+        # from the backdrop seen again where the arm usually stands.
+        diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1)
+        still = diff < threshold / 2
+        # where the plate shows the arm, every pixel that differs counts as moving, however small the
+        # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
+        moving = moving | ((diff > threshold) & (g.coloured & ~g.small)[g.regions][None])
+        seen_again = self.seen_again(frames, moving, self.edge_contrast)
+        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, self.edge_contrast)
+                           for f, m, s, a in zip(frames, moving, still, seen_again)])
+        keep = (moving | static[None]) & ~behind
+        keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
+        return keep, moving & ~behind
 
 
 def fill_from_around(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -110,7 +178,8 @@ class _RegionGraph:
     carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
 
     @classmethod
-    def of(cls, plate: np.ndarray, moving: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
+    def of(cls, plate: np.ndarray, busy_px: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
+        """busy_px: float (H, W), the share of the frames in which each pixel moves."""
         regions, lab = plate_regions(plate)
         slivers = thin_lines(plate)
         n = int(regions.max()) + 1
@@ -128,15 +197,16 @@ class _RegionGraph:
         # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
         pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
-        busy = region_mean(moving.mean(axis=0))
+        busy = region_mean(busy_px)
         pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moving)), busy, coloured, pale, tint, blob, small,
-                   neighbours, slivers, _carriers(regions, moving.any(axis=0), n))
+        moved = busy_px > 0
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moved)), busy, coloured, pale, tint, blob, small,
+                   neighbours, slivers, _carriers(regions, moved, n))
 
 
 def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
@@ -339,45 +409,60 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
     return surface
 
 
-def _seen_again(frames: np.ndarray, moving: np.ndarray, g: _RegionGraph, side: np.ndarray,
-                tolerance: float, busy_share: float = 0.3) -> np.ndarray:
-    """(T, H, W): where the plate shows the robot (the arm's usual pose), moving pixels of the colour
-    of a backdrop region next to the robot (the wall behind the arm, seen again) - unless they also
-    look like a workspace region next to it (a grey rim as grey as the wall)."""
-    n, seen = len(g.area), np.zeros(moving.shape, bool)
-    backdrop = side == 2
-    # the arm's usual pose: the coloured robot, and the still-workspace regions where something moves
-    # in most frames (the plate there is a blur of the arm over the wall: what is seen when it
-    # changes is what lies behind)
-    arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (g.busy > busy_share))
-    if not arm.any() or not backdrop.any():
+@dataclass
+class _SeenAgain:
+    """Where the plate shows the robot (the arm's usual pose), moving pixels of the colour of a
+    backdrop region next to the robot (the wall behind the arm, seen again) - unless they also look
+    like a workspace region next to it (a grey rim as grey as the wall). Built once per episode
+    (of), then called on any run of its frames."""
+
+    group: np.ndarray | None  # int (H, W): each pixel's arm group (components of the arm's regions); None: no arm
+    behind_colours: np.ndarray  # (groups, B, 3) Lab means of the backdrop regions next to each arm group (inf pads)
+    surface_colours: np.ndarray  # (groups, B, 3) the same for the uncoloured workspace regions
+    robot_px: np.ndarray  # bool (H, W): the arm, not the objects
+    blur: np.ndarray  # bool (H, W): the arm's uncoloured regions (the plate's blur of it over the wall)
+
+    @classmethod
+    def of(cls, g: _RegionGraph, side: np.ndarray, busy_share: float = 0.3) -> _SeenAgain:
+        n = len(g.area)
+        backdrop = side == 2
+        # the arm's usual pose: the coloured robot, and the still-workspace regions where something moves
+        # in most frames (the plate there is a blur of the arm over the wall: what is seen when it
+        # changes is what lies behind)
+        arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (g.busy > busy_share))
+        if not arm.any() or not backdrop.any():
+            none = np.zeros((0, 1, 3), np.float32)
+            return cls(None, none, none, np.zeros(g.regions.shape, bool), np.zeros(g.regions.shape, bool))
+        group = components(arm, g.neighbours)
+
+        def colours_around(wanted: np.ndarray) -> np.ndarray:
+            near = [sorted({b for r in np.nonzero(group == k)[0] for b in g.neighbours[r] if wanted[b] and not arm[b]})
+                    if arm[k] else [] for k in range(n)]
+            out = np.full((n, max(1, max(len(c) for c in near)), 3), np.inf, np.float32)
+            for k, cs in enumerate(near):
+                out[k, :len(cs)] = g.mean[cs]
+            return out
+
+        return cls(group[g.regions], colours_around(backdrop), colours_around((side == 1) & ~g.coloured),
+                   arm[g.regions], (arm & ~g.coloured)[g.regions])
+
+    def __call__(self, frames: np.ndarray, moving: np.ndarray, tolerance: float) -> np.ndarray:
+        """bool (t, H, W) for frames (t, H, W, 3) and their moving masks."""
+        seen = np.zeros(moving.shape, bool)
+        if self.group is None:
+            return seen
+        for t, frame in enumerate(frames):
+            sel = moving[t] & self.robot_px
+            if (sel & self.blur).any():  # not near a coloured thing passing there (a carried puck's rim)
+                hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+                sel &= ~(self.blur & _dilate((hsv[..., 1] > 115) & (hsv[..., 2] > 40), 2))
+            if sel.any():
+                lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)[sel][:, None]
+                group = self.group[sel]
+                like_backdrop = (np.linalg.norm(lab - self.behind_colours[group], axis=-1) < tolerance).any(axis=1)
+                like_surface = (np.linalg.norm(lab - self.surface_colours[group], axis=-1) < tolerance).any(axis=1)
+                seen[t][sel] = like_backdrop & ~like_surface
         return seen
-    group = components(arm, g.neighbours)
-
-    def colours_around(wanted: np.ndarray) -> np.ndarray:
-        """(n, B, 3) Lab means of the `wanted` regions next to each region's arm group (inf pads)."""
-        near = [sorted({b for r in np.nonzero(group == k)[0] for b in g.neighbours[r] if wanted[b] and not arm[b]})
-                if arm[k] else [] for k in range(n)]
-        out = np.full((n, max(1, max(len(c) for c in near)), 3), np.inf, np.float32)
-        for k, cs in enumerate(near):
-            out[k, :len(cs)] = g.mean[cs]
-        return out
-
-    behind_colours = colours_around(backdrop)[group[g.regions]]  # (H, W, B, 3)
-    surface_colours = colours_around((side == 1) & ~g.coloured)[group[g.regions]]
-    robot_px = arm[g.regions]  # the arm, not the objects
-    blur = (arm & ~g.coloured)[g.regions]
-    for t, frame in enumerate(frames):
-        sel = moving[t] & robot_px
-        if (sel & blur).any():  # not near a coloured thing passing there (a carried puck's rim)
-            hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
-            sel &= ~(blur & _dilate((hsv[..., 1] > 115) & (hsv[..., 2] > 40), 2))
-        if sel.any():
-            lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)[sel][:, None]
-            like_backdrop = (np.linalg.norm(lab - behind_colours[sel], axis=-1) < tolerance).any(axis=1)
-            like_surface = (np.linalg.norm(lab - surface_colours[sel], axis=-1) < tolerance).any(axis=1)
-            seen[t][sel] = like_backdrop & ~like_surface
-    return seen
 
 
 def continues_from(frame: np.ndarray, seeds: np.ndarray, candidates: np.ndarray, tolerance: float,
@@ -415,10 +500,10 @@ def moving_masks(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, m
     return out
 
 
-def motion_hull(moving: np.ndarray) -> np.ndarray:
-    """The convex hull of every pixel that moves in the episode, (H, W) float32 0/1."""
-    hull = np.zeros(moving.shape[1:], np.uint8)
-    points = cv2.findNonZero(moving.any(axis=0).astype(np.uint8))
+def motion_hull(moved: np.ndarray) -> np.ndarray:
+    """The convex hull of every pixel that moves in the episode (moved: bool (H, W)), (H, W) float32 0/1."""
+    hull = np.zeros(moved.shape, np.uint8)
+    points = cv2.findNonZero(moved.astype(np.uint8))
     if points is not None:
         cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
     return hull.astype(np.float32)

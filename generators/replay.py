@@ -29,12 +29,14 @@ class ReplayStage(Stage):
         for episode in episodes:
             source_uid = source_uid_of(episode)
             edit_id, _ = edit_of(episode)
-            found = self.editor.segment(episode)  # once: the samples differ only in their backdrop
-            for k in range(self.spec.samples_per_edit):
-                seed = derive_seed(self.spec.seed, source_uid, edit_id, k)
-                # the backdrop an editor seeded with `seed` draws for its one variant
-                edited = self.editor.variant(episode, found, derive_seed(seed, episode.uid, 0), episode.uid, variant=0)
-                new = edited.replace(uid=f"{episode.uid}-s{k}")
+            seeds = [derive_seed(self.spec.seed, source_uid, edit_id, k) for k in range(self.spec.samples_per_edit)]
+            # the backdrop an editor seeded with `seed` draws for its one variant; masks once: the
+            # samples differ only in their backdrop
+            self.editor.survey(episode, lambda: iter([episode]))
+            edited = self.editor.edit(episode, [(derive_seed(seed, episode.uid, 0), episode.uid, {"variant": 0})
+                                                for seed in seeds])
+            for k, (seed, one) in enumerate(zip(seeds, edited)):
+                new = one.replace(uid=f"{episode.uid}-s{k}")
                 new.provenance["rank_group"] = f"{source_uid}/{edit_id}"
                 new.provenance["generator"] = {"type": "replay", "seed": seed, "sample": k}
                 self.record(new, sample=k, seed=seed)

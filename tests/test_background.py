@@ -65,8 +65,9 @@ def test_a_paste_that_touches_a_kept_pixel_is_refused(monkeypatch):
     episode, _ = synthetic_episode()
     stage = BackgroundSpec(variants=1).build()
     stage.setup()
-    keep = stage.segment(episode)["cam"][0]
-    assert keep.any()
+    from editors.workspace import workspace_masks
+
+    assert workspace_masks(episode.frames["cam"]).keep.any()
 
     def leaky(frames, masks, backdrop, feather, plate=None):
         out = frames.copy()

@@ -75,10 +75,12 @@ def test_two_nodes_run_one_job_into_s3(s3, source_dataset, tmp_path):
             ray.shutdown()
         assert sorted(which.values()) == ["node_a", "node_b"]
 
-        # lighting first: a per-frame stage after the last whole-episode one would run in the writers
-        # (augment/stream.py) and pin them, with its custom resource, to its node
+        # Two actor pools, one per node: a per-frame stage after the last whole-episode one would run in
+        # the writers (augment/stream.py) and pin them, with its custom resource, to its node; so lighting
+        # first, and background with a model segmenter's kind (a whole-episode stage: the weight-free
+        # default surveys and streams, in the writers)
         stages = ("  - type: lighting\n    resources: {num_cpus: 1, custom: {node_b: 1}}\n"
-                  "  - type: background\n    cameras: [observation.images.front]\n"
+                  "  - type: background\n    cameras: [observation.images.front]\n    segmenter: {kind: motion}\n"
                   "    resources: {num_cpus: 1, custom: {node_a: 1}}\n")
         spec = write_spec(tmp_path / "s.yaml", source, out, stages)
         spec.write_text(spec.read_text().replace("episodes_per_file: 2", "episodes_per_file: 1"))

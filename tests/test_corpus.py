@@ -175,7 +175,12 @@ def check_member(name, pipeline, runner, corpus, tmp_path):
     with_video = [json.loads(r)["video"] for r in pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet")
                   ["augment/provenance"].to_pylist() if "video" in json.loads(r)]
     assert all(v[c] == {"copied": True} for v in with_video for c in videos if c not in edited)
-    assert len(with_video) == (report["episodes_out"] if len(edited) < len(videos) else 0)
+    # An edited video camera is streamed (the background edit surveys, then edits chunk by chunk) and says so.
+    streamed = report["resolved"].get("sink", {}).get("streamed", {}).get("cameras", [])
+    assert all(c in streamed for c in videos if c in edited)
+    assert all(v[c] == {"copied": False, "why": "changed by a per-frame stage, encoded chunk by chunk"}
+               for v in with_video for c in streamed)
+    assert len(with_video) == (report["episodes_out"] if len(edited) < len(videos) or streamed else 0)
     check_faithful(data, out, variants)
     check_schema_is_lerobots(data["root"], out)
     check_episodes_start_on_key_frames(out)

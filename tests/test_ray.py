@@ -57,11 +57,13 @@ def test_ray_run_matches_the_in_process_run(source_dataset, tmp_path, ray_sessio
 
 def test_stages_that_hold_more_cpus_than_the_machine_still_run(source_dataset, tmp_path, ray_session):
     """Each actor pool holds its CPUs for the whole job; an embedded Ray gets enough logical CPUs for
-    all of them (here two background pools of 1, the writers with the two per-frame `source` stages
-    1, the reader 0.25: 3.25 on a 2-core machine) instead of waiting forever."""
+    all of them (here two background pools of 1 - whole-episode stages with a model segmenter's kind -,
+    the writers with the two per-frame `source` stages 1, the reader 0.25: 3.25 on a 2-core machine)
+    instead of waiting forever."""
     import ray
 
-    stages = "".join("  - type: background\n    resources: {num_cpus: 1}\n" for _ in range(2))
+    stages = "".join("  - type: background\n    segmenter: {kind: motion}\n    resources: {num_cpus: 1}\n"
+                     for _ in range(2))
     stages += "".join("  - type: source\n    resources: {num_cpus: 1}\n" for _ in range(2))
     spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages,
                                 extra="  episodes: [0, 1]\n"))
@@ -74,11 +76,12 @@ def test_a_job_that_cannot_fit_a_cluster_is_refused_with_the_numbers(tmp_path):
     from augment.runner import check_fits, resource_demand
 
     text = ("source: {root: /x}\nsink: {root: /y, num_cpus: 0.5}\nstages:\n"
-            "  - {type: background, resources: {num_cpus: 2, concurrency: 2}}\n"
+            "  - {type: background, segmenter: {kind: motion}, resources: {num_cpus: 2, concurrency: 2}}\n"
             "  - {type: source, resources: {num_cpus: 0.25, num_gpus: 0.5, concurrency: 2}}\n")
     (tmp_path / "s.yaml").write_text(text)
     spec = load_spec(tmp_path / "s.yaml")
-    # reader 0.25, background's pool 2 x 2; `source` is per-frame and last, so it runs in the write
+    # reader 0.25, background's pool 2 x 2 (a model segmenter makes it a whole-episode stage; the
+    # weight-free default would stream in the writers too); `source` is per-frame and last, so it runs in the write
     # tasks (augment/stream.py), which then hold max(sink 0.5, its 0.25) CPU and its 0.5 GPU
     assert resource_demand(spec) == {"CPU": 0.25 + 4 + 0.5, "GPU": 0.5}
     check_fits(spec, {"CPU": 8, "GPU": 1})
