@@ -114,7 +114,8 @@ class BackgroundStage(Stage):
         if self.segmenter is None:
             scenes = survey(lambda: (chunk.frames for chunk in chunks()), n, cameras, s.diff_threshold,
                             saturation=s.saturation_threshold)
-            found = {k: _Camera(scene.behind, scene=scene) for k, scene in scenes.items()}  # unmixed against what is behind the arm
+            # the seam is unmixed against what is behind the arm
+            found = {k: _Camera(scene.behind, scene=scene) for k, scene in scenes.items()}
         else:
             videos = {k: np.concatenate([chunk.frames[k] for chunk in chunks()]) for k in cameras}
             # the robot mask is part of the foreground, which paste_backdrop() keeps pixel for pixel
