@@ -172,9 +172,8 @@ class BackgroundStage(Stage):
         if not spec.review_dir:
             return
         if start == 0:
-            if getattr(self, "reviews_written", 0) >= spec.review_max:
+            if not take_review(self):
                 return
-            self.reviews_written = getattr(self, "reviews_written", 0) + 1
             s.reviews[after.uid] = {k: [] for k in masks}
         if after.uid not in s.reviews:
             return
@@ -203,12 +202,18 @@ def procedural_variants(frames: np.ndarray, seeds: list[int]) -> list[np.ndarray
 
 def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:
     """Source | edited at the first, middle and last frames of each edited camera, one PNG per episode."""
-    spec = stage.spec
-    if not spec.review_dir or getattr(stage, "reviews_written", 0) >= spec.review_max:
+    if not stage.spec.review_dir or not take_review(stage):
         return
     rows = [frames_row(before.frames[k], after.frames[k], m, title=k.rsplit(".", 1)[-1]) for k, m in masks.items()]
-    after.provenance["stages"][-1]["review"] = str(write_review_image(Path(spec.review_dir) / f"{after.uid}.png", rows))
+    after.provenance["stages"][-1]["review"] = str(write_review_image(Path(stage.spec.review_dir) / f"{after.uid}.png", rows))
+
+
+def take_review(stage: Stage) -> bool:
+    """Whether the stage may write one more review image (spec.review_max of them per worker); counts it."""
+    if getattr(stage, "reviews_written", 0) >= stage.spec.review_max:
+        return False
     stage.reviews_written = getattr(stage, "reviews_written", 0) + 1
+    return True
 
 
 def paste_backdrop(frames: np.ndarray, masks: np.ndarray, backdrop: np.ndarray, feather: int,
