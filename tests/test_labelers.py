@@ -267,7 +267,7 @@ def test_calibration_undoes_shrinkage_and_leaves_flat_dimensions_alone():
     truth = rng.normal(size=(400, 3)) * [1.0, 2.0, 0.0] + [0.0, 1.0, 0.5]
     shrunk = 0.6 * truth + 0.3 + rng.normal(scale=0.05, size=truth.shape)  # labels regressed to the mean
     shrunk[:, 2] = 0.0  # a dimension that never moves (an unused gripper)
-    calibration = fit_calibration(shrunk, truth)
+    calibration = fit_calibration([shrunk], [truth])
     assert calibration["scale"][0] == pytest.approx(1 / 0.6, rel=0.02)
     assert calibration["scale"][2] == 1.0 and calibration["bias"][2] == 0.0
     fixed = apply_calibration(shrunk.astype(np.float32), calibration)
@@ -278,10 +278,26 @@ def test_calibration_undoes_shrinkage_and_leaves_flat_dimensions_alone():
     np.testing.assert_allclose(after["bias"][:2], 0.0, atol=1e-4)    # and so does the mean
     assert min(after["r2"][:2]) > 0.99
     assert apply_calibration(fixed, None) is fixed                  # no calibration: labels as they are
-    far = fit_calibration(0.01 * truth[:, :1] + rng.normal(scale=0.01, size=(400, 1)), truth[:, :1])
+    far = fit_calibration([0.01 * truth[:, :1] + rng.normal(scale=0.01, size=(400, 1))], [truth[:, :1]])
     assert far["scale"][0] == SCALE_LIMITS[1]                      # a few episodes cannot blow labels up
     with pytest.raises(ValueError, match="matching"):
-        fit_calibration(shrunk[:, :2], truth)
+        fit_calibration([shrunk[:, :2]], [truth])
+
+
+def test_calibration_is_not_carried_by_one_odd_selection_episode():
+    """Seven episodes whose labels are 0.8 of the truth, and one whose truth sits far out for most of its
+    steps where the labels fall short (pusht's agent pinned at the edge): the scale follows the seven."""
+    from labelers.calibrate import fit_calibration
+
+    rng = np.random.default_rng(1)
+    truths = [rng.normal(size=(150, 1)) for _ in range(7)]
+    preds = [0.8 * t + rng.normal(scale=0.05, size=t.shape) for t in truths]
+    odd = np.concatenate([np.linspace(0, 3, 30), np.full(120, 3.0)])[:, None]
+    truths.append(odd)
+    preds.append(np.minimum(0.8 * odd, 1.5))
+    assert fit_calibration(preds, truths)["scale"][0] == pytest.approx(1 / 0.8, rel=0.03)
+    pooled = fit_calibration([np.concatenate(preds)], [np.concatenate(truths)])["scale"][0]
+    assert pooled > 1.4  # as one pool, the odd episode would have blown every label up
 
 
 def test_calibration_from_few_selection_episodes_is_pulled_towards_identity():
@@ -352,3 +368,23 @@ def test_optical_flow_channels_show_the_motion():
     old = IdmConfig().model_dump(mode="json")
     del old["motion"]  # written before motion existed: RGB only
     assert checkpoint_train_config({"train": old}).motion == "none"
+
+
+def test_weight_average_follows_the_network_with_a_short_start():
+    import torch
+
+    from labelers.train import update_average
+
+    net, averaged = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        averaged.weight.fill_(0.0)
+        net.weight.fill_(1.0)
+    update_average(averaged, net, step=0, horizon=50)  # first step: decay 1/10, mostly the network
+    assert averaged.weight[0, 0].item() == pytest.approx(0.9)
+    for step in range(1, 2000):
+        update_average(averaged, net, step, horizon=50)
+    torch.testing.assert_close(averaged.weight, net.weight)  # a still network is reached
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+    update_average(averaged, net, step=2000, horizon=50)  # later: 1/50 of the way per step
+    assert averaged.weight[0, 0].item() == pytest.approx(1.0 + 1.0 / 50)
