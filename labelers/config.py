@@ -64,9 +64,9 @@ class IdmConfig(StrictSpec):  # nested blocks are as strict as the stage
     patience: int | None = Field(None, ge=1, description=(
         "stop after this many epochs without a better selection loss; default: ~400 steps' worth, at least 6"))
     max_minutes: float = Field(8.0, gt=0, description="stop training after this wall time")
-    # Selection, the saved model and the report use an exponential moving average of the weights: at
-    # lr 1e-3 the raw weights' selection loss jumped 0.07 -> 0.35 -> 0.19 between epochs on pusht (80
-    # episodes), so early stopping kept an epoch-3 snapshot whose labels were 17% too large on target_y.
+    # Selection, the saved model and the report use an exponential moving average of the weights, which
+    # smooths what early stopping sees: on pusht at 80 episodes the selection loss then fell every epoch
+    # (0.0329 -> 0.0092; 0.0118 at epoch 8 without) and held-out target_y's scale was 1.007 (1.015 without).
     ema_steps: int = Field(50, ge=0, description=(
         "horizon in optimizer steps of the moving average of the weights that early stopping, the saved "
         "model and the report use (0: the raw weights)"))
