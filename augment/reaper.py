@@ -55,6 +55,10 @@ def watch(driver: int) -> None:
     if driver not in table:
         return
     driver_start = table[driver][1]
+    try:
+        group = os.getpgid(driver)
+    except ProcessLookupError:
+        return
     noted: dict[int, int] = {}  # pid -> start time: a pid reused by another process is not ours
     while driver in table and table[driver][1] == driver_start:
         # Orphans of a dead raylet keep their own children: follow from what was noted, too.
@@ -65,6 +69,15 @@ def watch(driver: int) -> None:
     survivors = _alive(noted, table)
     for pid in descendants(set(survivors), table) - {me}:  # children born since the last look
         survivors.setdefault(pid, table[pid][1])
+    # An agent the raylet started after the last look was orphaned when the raylet died with the driver
+    # (a DashboardAgent outlived a killed driver by a minute): an orphaned Ray process born after the
+    # driver in its process group is the job's too (with kernel fate-sharing Ray starts its processes in
+    # the driver's group). Orphaned only: another job's in the same group still has its raylet as parent.
+    for pid, (parent, start) in table.items():
+        orphaned = parent == 1 or parent not in table or parent in noted
+        if (pid != me and pid not in survivors and start >= driver_start and orphaned and _in_group(pid, group)
+                and _is_ray(pid)):
+            survivors[pid] = start
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in survivors:
             try:
@@ -77,6 +90,23 @@ def watch(driver: int) -> None:
             survivors = _alive(survivors, processes())
         if not survivors:
             return
+
+
+def _in_group(pid: int, group: int) -> bool:
+    try:
+        return os.getpgid(pid) == group
+    except ProcessLookupError:
+        return False
+
+
+def _is_ray(pid: int) -> bool:
+    """Ray's workers and agents (renamed `ray::...`), its binaries and Python helpers (under ray/)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return cmdline.startswith(b"ray::") or b"/ray/" in cmdline
 
 
 def _alive(noted: dict[int, int], table: dict[int, tuple[int, int]]) -> dict[int, int]:
