@@ -99,13 +99,18 @@ def _in_group(pid: int, group: int) -> bool:
         return False
 
 
-def _is_ray(pid: int) -> bool:
-    """Ray's workers and agents (renamed `ray::...`), its binaries and Python helpers (under ray/)."""
+def command_line(pid: int) -> list[bytes]:
+    """The process's arguments as it started (or renamed itself); [] once it is gone."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
+            return f.read().split(b"\0")
     except OSError:
-        return False
+        return []
+
+
+def _is_ray(pid: int) -> bool:
+    """Ray's workers and agents (renamed `ray::...`), its binaries and Python helpers (under ray/)."""
+    cmdline = b"\0".join(command_line(pid))
     return cmdline.startswith(b"ray::") or b"/ray/" in cmdline
 
 

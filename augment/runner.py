@@ -293,12 +293,12 @@ def stop_ray() -> None:
     1.35 s here); an embedded Ray has nothing to autoscale."""
     import ray
 
-    from augment.reaper import processes
+    from augment.reaper import command_line, processes
 
     running = processes()
     for pid, start in _ray_processes.items():
         if pid in running and running[pid][1] == start:
-            program = _program(pid)
+            program = command_line(pid)
             if program and os.path.basename(program[0]) not in (b"gcs_server", b"raylet"):
                 try:
                     os.kill(pid, signal.SIGKILL if _is_autoscaler_monitor(program) else signal.SIGTERM)
@@ -308,14 +308,6 @@ def stop_ray() -> None:
     ray.shutdown()
     while _holding:
         _holding.pop().hold.set()
-
-
-def _program(pid: int) -> list[bytes]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
 
 
 def _is_autoscaler_monitor(program: list[bytes]) -> bool:
