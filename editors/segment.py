@@ -25,6 +25,13 @@ def plate_indices(n: int, max_samples: int = 64) -> np.ndarray:
     return np.linspace(0, n - 1, min(n, max_samples)).round().astype(int)
 
 
+def plate_difference(frames: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W): each pixel's largest channel difference from the plate. (uint8 arithmetic and
+    an elementwise max of the channels: ~10x faster than int16 and .max(axis=-1), the same values.)"""
+    d = np.maximum(frames, plate) - np.minimum(frames, plate)
+    return np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])
+
+
 def foreground_masks(
     frames: np.ndarray,
     diff_threshold: float = 18.0,
@@ -34,7 +41,7 @@ def foreground_masks(
 ) -> np.ndarray:
     """Boolean (T, H, W) masks, True where the foreground (robot, objects) is."""
     plate = background_plate(frames)
-    diff = np.abs(frames.astype(np.int16) - plate.astype(np.int16)).max(axis=-1)
+    diff = plate_difference(frames, plate)
     masks = np.stack([cv2.GaussianBlur(d.astype(np.float32), (3, 3), 0) for d in diff]) > diff_threshold
     if saturation_threshold is not None:
         hsv = cv2.cvtColor(plate, cv2.COLOR_RGB2HSV)
