@@ -14,7 +14,9 @@ masks' outlines, both ways), and recall per class (the fraction of robot / objec
 kept) with the fraction of the true background that is kept by mistake. With --edit it runs the
 `background` stage as the demo does and reports the fraction of each class's pixels it changed
 (the workspace should stay untouched: 0) and of the background it changed (should be ~1);
-`--edit surface` runs the table re-texturing instead (table ~1, everything else ~0).
+`--edit surface` runs the table re-texturing instead (table ~1, everything else ~0); `--edit variants`
+the edited copies the IDM and the video-model fine-tune train on (editors.background.procedural_variants,
+one copy). Every row also has the seconds its segmenter or edit took on the episode's camera.
 Segmenters: `motion` (editors/segment.foreground_masks, what the edits used before) and
 `workspace` (editors/workspace.workspace_masks, what they use now).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cameras", nargs="+", default=["corner2"], help="fixed cameras to score (default: corner2)")
     p.add_argument("--segmenters", nargs="*", default=["motion", "workspace"], help="none: only --edit")
     p.add_argument("--episodes", type=int, nargs="*", help="episode indices (default: all)")
-    p.add_argument("--edit", nargs="?", const="background", choices=["background", "surface"],
+    p.add_argument("--edit", nargs="?", const="background", choices=["background", "surface", "variants"],
                    help="also run this edit (default: background) and count the changed pixels per class")
     p.add_argument("--json", type=Path, help="write every per-episode figure here")
     args = p.parse_args(argv)
@@ -117,19 +120,31 @@ def main(argv: list[str] | None = None) -> None:
             key = camera if camera.startswith("observation.images.") else f"observation.images.{camera}"
             video, labels = episode.frames[key], truth[key]
             for kind in args.segmenters:
+                started = time.perf_counter()
+                keep = segment(kind, video)
                 rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": kind,
-                             **score(segment(kind, video), labels)})
+                             "seconds": time.perf_counter() - started, **score(keep, labels)})
             if args.edit:
-                from augment.registry import spec_class
-
-                stage = spec_class(args.edit)(cameras=[key]).build()
-                stage.setup()
-                edited = stage([episode.replace(frames={key: video})])[0].frames[key]
+                started = time.perf_counter()
+                edited = run_edit(args.edit, episode.replace(frames={key: video}), key)
                 rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": args.edit,
-                             **changed_by_edit(video, edited, labels)})
+                             "seconds": time.perf_counter() - started, **changed_by_edit(video, edited, labels)})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     report(rows)
+
+
+def run_edit(kind: str, episode, key: str) -> np.ndarray:
+    """The edited frames of one camera: a stage as the demo runs it, or one edited copy (`variants`)."""
+    if kind == "variants":
+        from editors.background import procedural_variants
+
+        return procedural_variants(episode.frames[key], [0])[0]
+    from augment.registry import spec_class
+
+    stage = spec_class(kind)(cameras=[key]).build()
+    stage.setup()
+    return stage([episode])[0].frames[key]
 
 
 def report(rows: list[dict]) -> None:
@@ -139,9 +154,9 @@ def report(rows: list[dict]) -> None:
     for (camera, kind), rs in groups.items():
         keys = [k for k in rs[0] if k not in ("episode", "camera", "segmenter")]
         # the worst episode: the largest error or the smallest share of what should be kept
-        higher_is_worse = ("boundary", "kept_background", "changed_table", "changed_robot", "changed_object")
+        higher_is_worse = ("seconds", "boundary", "kept_background", "changed_table", "changed_robot", "changed_object")
         if kind == "surface":  # the table is what this edit should change
-            higher_is_worse = ("changed_background", "changed_robot", "changed_object")
+            higher_is_worse = ("seconds", "changed_background", "changed_robot", "changed_object")
         worst = {k: max if k.startswith(higher_is_worse) else min for k in keys}
         parts = []
         for k in keys:

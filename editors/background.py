@@ -23,7 +23,7 @@ from editors.compose import replace_background
 from editors.edit_base import check_protected
 from editors.segment import background_plate
 from editors.review import frames_row, review_times, write_review as write_review_image
-from editors.workspace import Scene, survey
+from editors.workspace import Scene, survey, workspace_masks
 from editors.specs import BackgroundSpec, IMAGE_SUFFIXES
 
 
@@ -189,15 +189,17 @@ class BackgroundStage(Stage):
             after.provenance["stages"][-1]["review"] = str(write_review_image(Path(spec.review_dir) / f"{after.uid}.png", rows))
 
 
-def procedural_variants(frames: np.ndarray, seeds: list[int]) -> list[np.ndarray]:
-    """One copy of a camera's video per seed, each with a new procedural backdrop behind what moves or
-    stands out (editors/segment.py's masks, computed once): the cheap edited variants the IDM and the
-    video-model fine-tune train on, so they learn the robot and its motion, not one room."""
-    from editors.segment import foreground_masks
-
-    masks = foreground_masks(frames)
+def procedural_variants(frames: np.ndarray, seeds: list[int], feather: int = 1) -> list[np.ndarray]:
+    """One copy of a fixed camera's video per seed, each with a new procedural backdrop: the
+    `background` edit's recipe (the workspace's keep-mask, computed once; the seam unmixed against
+    what is behind the arm), so robot, every object (a goal marker or a block at rest too) and the
+    table stay pixel for pixel. The cheap edited variants the IDM and the video-model fine-tune train
+    on, so they learn the robot and its motion, not one room. (The motion masks used before dropped
+    pusht's goal T and a block at rest from every copy, and replaced its table.)"""
+    found = workspace_masks(frames)
     height, width = frames.shape[1:3]
-    return [paste_backdrop(frames, masks, procedural_texture(height, width, seed), feather=2) for seed in seeds]
+    return [paste_backdrop(frames, found.keep, procedural_texture(height, width, seed), feather, plate=found.behind)
+            for seed in seeds]
 
 
 def write_review(stage: Stage, before: Episode, after: Episode, masks: dict[str, np.ndarray]) -> None:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from editors.regions import adjacency, components, grow, settle, plate_regions
-from editors.segment import drop_specks, plate_difference, plate_indices
+from editors.segment import background_plate, drop_specks, plate_difference, plate_indices
 
 
 @dataclass
@@ -43,10 +43,13 @@ class Workspace:
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
                     surface_contrast: float = 30.0, table_contrast: float = 25.0,
                     saturation: float | None = 0.45, chroma: float = 25.0, min_area: int = 12) -> Workspace:
-    """The keep-mask of every frame of one fixed camera's video (T, H, W, 3), and its parts."""
-    scene = survey(lambda: [{"video": frames}], len(frames), ["video"], diff_threshold, edge_contrast,
-                   surface_contrast, table_contrast, saturation, chroma, min_area)["video"]
-    keep, moving = scene.masks(frames)
+    """The keep-mask of every frame of one fixed camera's video (T, H, W, 3), and its parts. survey()'s
+    Scene, from the whole video at once: its motion masks are computed once, for the survey and the masks."""
+    plate = background_plate(frames)
+    moving = moving_masks(frames, plate, diff_threshold, min_area)
+    scene = Scene.of(plate, moving.sum(axis=0) / len(frames), diff_threshold, edge_contrast, surface_contrast,
+                     table_contrast, saturation, chroma, min_area)
+    keep, moving = scene.masks(frames, moving)
     return Workspace(keep=keep, moving=moving, static=scene.static, surface=scene.surface, objects=scene.objects,
                      plate=scene.plate, behind=scene.behind)
 
@@ -126,10 +129,12 @@ class Scene:
                    g=g, side=side, seen_again=_SeenAgain.of(g, side), diff_threshold=diff_threshold,
                    edge_contrast=edge_contrast, min_area=min_area)
 
-    def masks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(keep, moving): bool (t, H, W) each, for frames (t, H, W, 3) of the episode surveyed."""
+    def masks(self, frames: np.ndarray, moving: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(keep, moving): bool (t, H, W) each, for frames (t, H, W, 3) of the episode surveyed
+        (`moving`: their moving_masks, when known already)."""
         g, plate, static, threshold = self.g, self.plate, self.static, self.diff_threshold
-        moving = moving_masks(frames, plate, threshold, self.min_area)
+        if moving is None:
+            moving = moving_masks(frames, plate, threshold, self.min_area)
         # Where the plate shows the robot (it stood there most of the episode), the frames it has left
         # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
         # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
