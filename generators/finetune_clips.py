@@ -43,12 +43,14 @@ def episode_clips(frames: np.ndarray, fps: float, model_fps: float, clip_frames:
 
 def background_edits(frames: np.ndarray, count: int, seed: int, uid: str) -> list[np.ndarray]:
     """`count` copies of one camera's video with a new procedural background each (the background
-    editor's weight-free recipe), so the LoRA learns the robot and its motion, not one room."""
+    editor's weight-free recipe), so the LoRA learns the robot and its motion, not one room. None of a
+    view the edit leaves as recorded (no backdrop: pusht's), rather than the same clips encoded again."""
     if count == 0:
         return []
     from editors.background import procedural_variants
 
-    return procedural_variants(frames, [derive_seed(seed, uid, "finetune-edit", k) for k in range(count)])
+    copies = procedural_variants(frames, [derive_seed(seed, uid, "finetune-edit", k) for k in range(count)])
+    return [c for c in copies if not np.array_equal(c, frames)]
 
 
 def split_episodes(indices: list[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

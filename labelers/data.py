@@ -61,17 +61,26 @@ def stack_cameras(frames: dict[str, np.ndarray], cameras: list[str], size: int, 
 
 
 def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, count: int, seed: int,
-                  uid: str, edit_cameras: list[str] | None = None, motion: str = "none") -> list[np.ndarray]:
+                  uid: str, edit_cameras: list[str] | None = None, motion: str = "none",
+                  plain: np.ndarray | None = None) -> list[np.ndarray]:
     """`count` copies with a new procedural background per camera in `edit_cameras` (default all;
-    editors/background.py's recipe), edited at full resolution, then resized like the originals."""
+    editors/background.py's recipe), edited at full resolution, then resized like the originals.
+    A copy the edit left as recorded (a view with no backdrop: pusht's) is `plain`, the episode's own
+    stack, when given, rather than resized and its optical flow computed again (~0.3 s a copy on pusht)."""
     from editors.background import procedural_variants
 
     if count == 0:
         return []
     edited = {c: procedural_variants(frames[c], [derive_seed(seed, uid, variant, c) for variant in range(count)])
               for c in cameras if edit_cameras is None or c in edit_cameras}
-    return [stack_cameras({**frames, **{c: videos[variant] for c, videos in edited.items()}}, cameras, size, uid, motion)
-            for variant in range(count)]
+    out = []
+    for variant in range(count):
+        videos = {c: copies[variant] for c, copies in edited.items()}
+        if plain is not None and all(np.array_equal(v, frames[c]) for c, v in videos.items()):
+            out.append(plain)
+        else:
+            out.append(stack_cameras({**frames, **videos}, cameras, size, uid, motion))
+    return out
 
 
 def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variants: int, seed: int,
@@ -85,10 +94,10 @@ def load_dataset_episodes(root: str, cameras: list[str], size: int, edit_variant
     out = []
     for index in source.select(indices):
         ep = source.read_episode(index)
+        videos = stack_cameras(ep.frames, cameras, size, ep.uid, motion)
         out.append(IdmEpisode(
-            uid=ep.uid, index=index, videos=stack_cameras(ep.frames, cameras, size, ep.uid, motion),
-            action=ep.action, state=ep.state,
-            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid, edit_cameras, motion),
+            uid=ep.uid, index=index, videos=videos, action=ep.action, state=ep.state,
+            edited=edited_copies(ep.frames, cameras, size, edit_variants, seed, ep.uid, edit_cameras, motion, videos),
         ))
     return out
 

@@ -146,6 +146,21 @@ def test_edited_copies_keep_the_goal_the_block_and_the_table(pusht):
             assert len(per_frame) == len(video) and min(per_frame) >= 0.99, (c, min(per_frame))
 
 
+def test_a_copy_the_edit_left_as_recorded_is_not_computed_again(pusht, recorded):
+    """pusht has no backdrop, so its copies are the source: the IDM's loader hands the episode's own
+    stack (RGB + optical flow) again instead of computing it twice more, and the fine-tune adds no
+    clips it would encode a second time; an edited MetaWorld copy is stacked and added anew."""
+    from generators.finetune_clips import background_edits
+    from labelers.data import edited_copies, stack_cameras
+
+    for frames, key in (({"top": pusht[0]}, "top"), (recorded[0][0].frames, KEY)):
+        plain = stack_cameras(frames, [key], 32, motion="flow")
+        copies = edited_copies(frames, [key], 32, 2, 0, "ep", motion="flow", plain=plain)
+        assert all((c is plain) == (key == "top") for c in copies)
+        assert all(c.shape == plain.shape for c in copies)
+        assert len(background_edits(frames[key], 2, 0, "ep")) == (0 if key == "top" else 2)
+
+
 @pytest.mark.parametrize("key", CAMERAS)
 def test_edited_copies_change_only_the_backdrop(recorded, bench, key):
     """MetaWorld: each copy gets a new backdrop behind the robot, the objects and the table, which stay
