@@ -173,9 +173,13 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
         for b in range(steps_per_epoch):
             batch = samples[order[b * config.batch_size:(b + 1) * config.batch_size]]
             windows, a, s = _batch(train_eps, batch, train_a, train_s, config.offsets, config.edit_prob, rng)
-            pred_a, pred_s = net(pixels(windows, device))
-            loss = torch.nn.functional.mse_loss(pred_a, a.to(device))
-            loss = loss + config.state_weight * torch.nn.functional.mse_loss(pred_s, s.to(device))
+            pred_a, pred_s, log_var = net.forward_with_error(pixels(windows, device))
+            a = a.to(device)
+            fit = torch.nn.functional.mse_loss(pred_a, a)
+            fit = fit + config.state_weight * torch.nn.functional.mse_loss(pred_s, s.to(device))
+            loss = fit
+            if log_var is not None:  # its own parameters only: the features and the labels are detached
+                loss = fit + error_likelihood(log_var, (pred_a.detach() - a) ** 2)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             progress = ((epoch - 1) * steps_per_epoch + b) / (planned * steps_per_epoch)
@@ -184,7 +188,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             optimizer.step()
             if config.ema_steps:
                 update_average(averaged, net, (epoch - 1) * steps_per_epoch + b, config.ema_steps)
-            total += loss.item()
+            total += fit.item()
         if select_eps:
             select_loss = _selection_loss(predictor, select_eps, action_norm, config.edit_prob > 0)
         else:
@@ -251,6 +255,11 @@ def epoch_plan(config: IdmConfig, steps_per_epoch: int) -> tuple[int, int]:
     epochs = config.epochs or math.ceil(config.train_steps / steps_per_epoch)
     patience = config.patience or max(6, math.ceil(400 / steps_per_epoch))
     return epochs, patience
+
+
+def error_likelihood(log_var: torch.Tensor, squared_error: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood of the residuals under the predicted variance (up to a constant)."""
+    return 0.5 * (log_var + squared_error * torch.exp(-log_var)).mean()
 
 
 @torch.no_grad()
