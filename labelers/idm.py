@@ -65,13 +65,11 @@ def _uncertainty(pred: dict) -> dict:
 
 
 def step_uncertainty(pred: dict) -> tuple[np.ndarray, str]:
-    """The per-step action uncertainty (T, A): with an error head, the std of the label's error as the
-    law of total variance puts it, sqrt(the windows' mean predicted error variance + the variance of their
-    guesses); without one, the MC-dropout spread, or the windows' disagreement alone. The head alone
-    ranked held-out pusht errors worse than the disagreement (Spearman per step 0.27 vs 0.46); together 0.44,
-    and 0.50 on MetaWorld where the disagreement gave 0.35 (bench_idm.py)."""
-    if "action_error" in pred:
-        return np.sqrt(pred["action_error"] ** 2 + pred["action_disagreement"] ** 2), "error-head"
+    """The per-step action uncertainty (T, A): with an error head, the std of the label's error it and
+    the overlapping windows' disagreement give (labelers/predictor.py); without one, the MC-dropout spread,
+    or the windows' disagreement alone."""
+    if "action_uncertainty" in pred:
+        return pred["action_uncertainty"], "error-head"
     if "action_spread" in pred:
         return pred["action_spread"], "mc-dropout"
     return pred["action_disagreement"], "disagreement"

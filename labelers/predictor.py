@@ -94,7 +94,9 @@ class IdmPredictor:
     def predict(self, video: np.ndarray, mc_samples: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
         """video: uint8 (cameras, T, S, S, 3) -> action (T, A) and state (T, S) in dataset units;
         action_disagreement: the per-step std of the overlapping windows' guesses; with an error head
-        action_error: its predicted error std per step; with mc_samples > 1 action_spread / state_spread:
+        action_error: its predicted error std per step, and action_uncertainty: the std of the label's error,
+        sqrt(a * action_error**2 + b * action_disagreement**2) with the weights fitted on the selection
+        episodes (labelers/calibrate.py: fit_uncertainty); with mc_samples > 1 action_spread / state_spread:
         the per-step std over MC-dropout passes (all in normalised units; labelers/idm.py: step_uncertainty combines them).
         Actions go through the checkpoint's calibration (labelers/calibrate.py) when it has one."""
         calibration = self.checkpoint_config.get("calibration")
@@ -104,6 +106,9 @@ class IdmPredictor:
                "action_disagreement": disagreement * _scale(calibration)}
         if error is not None:
             out["action_error"] = error * _scale(calibration)
+            weights = self.checkpoint_config.get("uncertainty") or {"error_head": 1.0, "disagreement": 1.0}
+            out["action_uncertainty"] = np.sqrt(weights["error_head"] * out["action_error"] ** 2 +
+                                                weights["disagreement"] * out["action_disagreement"] ** 2)
         if mc_samples > 1:
             with torch.random.fork_rng(devices=[]):  # seeded, and the caller's RNG is left as it was
                 torch.manual_seed(seed)

@@ -90,6 +90,9 @@ def test_labels_are_calibrated_on_the_selection_episodes_and_judged_per_dimensio
     assert len(calibration["fitted_on"]) >= 3 and calibration["weight"] == 1.0  # enough selection: as fitted
     assert calibration["scale"] == calibration["fitted"]["scale"] and calibration["bias"] == calibration["fitted"]["bias"]
     assert set(report["action_uncalibrated"]) == {"r2", "mse", "scale", "bias"}
+    weights = config["uncertainty"]  # the uncertainty's parts, weighed on the same selection episodes
+    assert weights["fitted_on"] == calibration["fitted_on"] and weights == report["training"]["uncertainty"]
+    assert weights["error_head"] > 0 and weights["disagreement"] > 0
     assert [v["dimension"] for v in report["trust"]] == ["dx", "dy"]
     for verdict, r2, scale in zip(report["trust"], report["action"]["r2"], report["action"]["scale"]):
         assert verdict["trust"] == (r2 >= 0.9 and 0.9 <= scale <= 1.1)
