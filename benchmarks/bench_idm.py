@@ -20,8 +20,10 @@ held-out delta_x R² 0.933 trained on noised episodes, 0.957 on clean ones).
 Data-efficiency curve (--sizes): trains on the first N episodes of --dataset for each N (train-idm's own
 split inside them, as a user with N episodes would) and measures, on --heldout (other seeds, 10 episodes),
 R² and scale per action dimension with and without the calibration, the rank correlation (Spearman)
-between the MC-dropout uncertainty and the absolute error per step and per episode, and what an
-idm stage with max_uncertainty at the median episode would drop:
+between the per-step uncertainty the idm stage writes and the absolute error per step and per episode
+(and of each of its parts: the error head, the windows' disagreement, MC dropout), the error of the
+most uncertain fifth of the steps against the rest, and what an idm stage with max_uncertainty at the
+median episode would drop:
 
     python benchmarks/bench_idm.py --make pusht --dataset /tmp/pusht40 --heldout /tmp/pusht_test \
         --sizes 5 10 20 40 --out /tmp/curve_pusht [--set motion=none]   # RGB only, to compare
@@ -101,7 +103,7 @@ def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int
     and uncalibrated, and whether the per-step and per-episode uncertainty rank the errors."""
     from labelers.calibrate import apply_calibration
     from labelers.data import load_dataset_episodes
-    from labelers.idm import _uncertainty
+    from labelers.idm import _uncertainty, step_uncertainty
     from labelers.metrics import regression_metrics, trust_verdicts
     from labelers.predictor import IdmPredictor
 
@@ -109,24 +111,26 @@ def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int
     episodes = load_dataset_episodes(str(root), predictor.cameras, predictor.config.image_size, 0, seed=99,
                                      indices=list(range(limit)) if limit else None, motion=predictor.config.motion)
     norm = predictor.action_norm
-    preds, raws, truths, spreads, disagreements, episode_unc, episode_err = [], [], [], [], [], [], []
+    preds, raws, truths, errors, signals, episode_unc, episode_err = [], [], [], [], {}, [], []
     for ep in episodes:
-        out = predictor.predict(ep.videos, mc_samples, seed=ep.index)  # as the idm stage labels
+        out = predictor.predict(ep.videos, mc_samples, seed=ep.index)  # MC passes too, to compare
         preds.append(out["action"])
         raws.append(norm.unnormalize(uncalibrate(norm.normalize(out["action"]), predictor.checkpoint_config)))
         truths.append(ep.action)
-        err = np.abs(norm.normalize(out["action"]) - norm.normalize(ep.action))  # normalised, as the spread
-        spreads.append(out["action_spread"])
-        disagreements.append(out["action_disagreement"])
-        episode_unc.append(_uncertainty(out)["action"])  # what the stage writes and max_uncertainty gates
-        episode_err.append(float(err.mean()))
-    pred, true = np.concatenate(preds), np.concatenate(truths)
-    spread, disagreement = np.concatenate(spreads), np.concatenate(disagreements)
-    episode_dis = [float(d.mean()) for d in disagreements]
-    err = np.abs(norm.normalize(pred) - norm.normalize(true))
+        errors.append(np.abs(norm.normalize(out["action"]) - norm.normalize(ep.action)))  # normalised, as the uncertainty
+        written, method = step_uncertainty(out)  # what the idm stage writes per step
+        for name, value in (("written", written), ("disagreement", out["action_disagreement"]),
+                            ("error_head", out.get("action_error")), ("mc_dropout", out.get("action_spread"))):
+            if value is not None:
+                signals.setdefault(name, []).append(value)
+        episode_unc.append(_uncertainty(out)["action"])  # what max_uncertainty gates
+        episode_err.append(float(errors[-1].mean()))
+    pred, true, err = np.concatenate(preds), np.concatenate(truths), np.concatenate(errors)
     threshold = float(np.median(episode_unc))
     dropped = [e for u, e in zip(episode_unc, episode_err) if u > threshold]
     kept = [e for u, e in zip(episode_unc, episode_err) if u <= threshold]
+    step_unc = np.concatenate(signals["written"]).mean(axis=1)
+    worst = step_unc > np.quantile(step_unc, 0.8)  # the most uncertain fifth of the steps
     metrics = regression_metrics(pred, true)
     raw = np.concatenate(raws)
     calibration = predictor.checkpoint_config.get("calibration") or {}
@@ -138,11 +142,15 @@ def curve_point(checkpoint: Path, root: Path, limit: int | None, mc_samples: int
             norm.unnormalize(apply_calibration(norm.normalize(raw), full)), true) if full else None,
         "trust": trust_verdicts(metrics),
         "uncertainty": {
-            "spearman_step": spearman(spread.mean(axis=1), err.mean(axis=1)),
-            "spearman_step_per_dim": [spearman(spread[:, d], err[:, d]) for d in range(err.shape[1])],
+            "method": method,
+            "spearman_step": spearman(step_unc, err.mean(axis=1)),
+            "spearman_step_per_dim": [spearman(np.concatenate(signals["written"])[:, d], err[:, d])
+                                      for d in range(err.shape[1])],
+            "spearman_step_by_signal": {name: spearman(np.concatenate(v).mean(axis=1), err.mean(axis=1))
+                                        for name, v in signals.items()},
             "spearman_episode": spearman(episode_unc, episode_err),
-            "spearman_step_disagreement": spearman(disagreement.mean(axis=1), err.mean(axis=1)),
-            "spearman_episode_disagreement": spearman(episode_dis, episode_err),
+            "error_steps_kept": round(float(err.mean(axis=1)[~worst].mean()), 5),
+            "error_steps_dropped": round(float(err.mean(axis=1)[worst].mean()), 5),
             "max_uncertainty_at_median": round(threshold, 5),
             "error_kept": round(float(np.mean(kept)), 5),
             "error_dropped": round(float(np.mean(dropped)), 5) if dropped else None,

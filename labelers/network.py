@@ -4,7 +4,9 @@ Input: for each camera, the frames t+k for every offset k, stacked on the channe
 convolution can take differences between neighbouring frames (motion) as well as read the current
 picture (pose). One small conv trunk per camera (viewpoints do not share pixel geometry), features
 flattened (keeping *where* things are: the state is a position) and a small MLP head that predicts the
-normalised action and the normalised state at t.
+normalised action and the normalised state at t. A second small head (`error_head`) reads the same
+features, detached so it cannot change the labels, and predicts the log-variance of each action's error:
+trained by Gaussian likelihood on the training residuals, it learns which kinds of steps are hard.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _conv(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 class InverseDynamicsNet(nn.Module):
     def __init__(self, num_cameras: int, window: int, action_dim: int, state_dim: int,
                  image_size: int = 64, width: int = 32, hidden: int = 256, dropout: float = 0.1,
-                 frame_channels: int = 3):
+                 frame_channels: int = 3, error_head: bool = False):
         super().__init__()
         self.action_dim, self.state_dim = action_dim, state_dim
         self.trunks = nn.ModuleList(
@@ -43,19 +45,32 @@ class InverseDynamicsNet(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden, action_dim + state_dim),
         )
+        self.error_head = None
+        if error_head:
+            with torch.random.fork_rng(devices=[]):  # the RNG goes on as without it: same dropout, same labels
+                self.error_head = nn.Sequential(nn.Linear(features, 64), nn.ReLU(inplace=True), nn.Linear(64, action_dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, cameras, frame_channels * window, H, W) normalised pixels -> (normalised action, normalised state)."""
+        action, state, _ = self.forward_with_error(x)
+        return action, state
+
+    def forward_with_error(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """-> (action, state, log-variance of the action's error or None without an error head)."""
         feats = torch.cat([trunk(x[:, i]) for i, trunk in enumerate(self.trunks)], dim=1)
         out = self.head(feats)
-        return out[:, : self.action_dim], out[:, self.action_dim:]
+        log_var = None
+        if self.error_head is not None:  # detached: the error head learns from the features, never shapes them
+            log_var = self.error_head(feats.detach()).clamp(-12.0, 6.0)
+        return out[:, : self.action_dim], out[:, self.action_dim:], log_var
 
 
 def build_network(config: IdmConfig, num_cameras: int, action_dim: int, state_dim: int) -> InverseDynamicsNet:
     """The action output holds `config.action_chunk` actions, step-major (see chunk_steps)."""
     return InverseDynamicsNet(num_cameras, len(config.offsets), action_dim * config.action_chunk, state_dim,
                               config.image_size,
-                              config.width, config.hidden, config.dropout, 5 if config.motion == "flow" else 3)
+                              config.width, config.hidden, config.dropout, 5 if config.motion == "flow" else 3,
+                                config.error_head)
 
 
 def save_checkpoint(out: str | Path, net: InverseDynamicsNet, checkpoint_config: dict) -> None:
@@ -87,5 +102,5 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[InverseDynam
 
 def checkpoint_train_config(checkpoint_config: dict) -> IdmConfig:
     """Checkpoints written before action_chunk existed predict one action per window (and those
-    written before motion existed saw RGB only)."""
-    return IdmConfig(**{"action_chunk": 1, "motion": "none", **checkpoint_config["train"]})
+    written before motion existed saw RGB only, before error_head had none)."""
+    return IdmConfig(**{"action_chunk": 1, "motion": "none", "error_head": False, **checkpoint_config["train"]})

@@ -22,13 +22,17 @@ class IdmLabelSpec(StageSpec):
     checkpoint: str = Field(description="folder written by `augment train-idm` (model.safetensors + config.json)")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'")
     batch_size: int = Field(256, ge=1, description="windows per forward pass")
-    mc_samples: int = Field(8, ge=0, description="MC-dropout passes for the uncertainty (0 or 1: none)")
+    mc_samples: int = Field(8, ge=0, description=(
+        "MC-dropout passes for the uncertainty of checkpoints trained without an error head (0 or 1: the "
+        "overlapping windows' disagreement alone); checkpoints with one need no extra pass"))
     state: Literal["predict", "keep"] = Field(
         "predict", description="'keep': keep an episode's own state when it has one (e.g. replayed real motion)")
     cameras: dict[str, str] | None = Field(
         None, description="the IDM's camera -> the episode's camera, when the generator names them differently")
     max_uncertainty: float | None = Field(
-        None, gt=0, description="drop episodes whose mean action spread (normalised units) exceeds this")
+        None, gt=0, description=(
+            "drop episodes whose mean per-step action uncertainty (normalised units; provenance "
+            "labels.uncertainty) exceeds this"))
     seed: int = Field(0, description="seeds the MC-dropout passes, with the episode uid")
 
     changes_frames = False  # it scores or labels; the frames go on as they came

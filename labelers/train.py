@@ -20,7 +20,8 @@ import torch
 from labelers.config import REPORT_FILE, IdmConfig, chunk_steps
 from labelers.data import (IdmEpisode, PixelNormalizer, duplicate_groups, gather_windows, load_dataset_episodes,
                            split_episodes)
-from labelers.calibrate import FULL_WEIGHT_EPISODES, calibration_weight, fit_calibration, shrink_calibration
+from labelers.calibrate import (FULL_WEIGHT_EPISODES, calibration_weight, fit_calibration, fit_uncertainty,
+                                shrink_calibration)
 from labelers.metrics import format_table, format_verdicts, regression_metrics, trust_verdicts
 from augment.devices import resolve_device
 from augment.episode import VISUAL_DTYPES
@@ -173,9 +174,13 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
         for b in range(steps_per_epoch):
             batch = samples[order[b * config.batch_size:(b + 1) * config.batch_size]]
             windows, a, s = _batch(train_eps, batch, train_a, train_s, config.offsets, config.edit_prob, rng)
-            pred_a, pred_s = net(pixels(windows, device))
-            loss = torch.nn.functional.mse_loss(pred_a, a.to(device))
-            loss = loss + config.state_weight * torch.nn.functional.mse_loss(pred_s, s.to(device))
+            pred_a, pred_s, log_var = net.forward_with_error(pixels(windows, device))
+            a = a.to(device)
+            fit = torch.nn.functional.mse_loss(pred_a, a)
+            fit = fit + config.state_weight * torch.nn.functional.mse_loss(pred_s, s.to(device))
+            loss = fit
+            if log_var is not None:  # its own parameters only: the features and the labels are detached
+                loss = fit + error_likelihood(log_var, (pred_a.detach() - a) ** 2)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             progress = ((epoch - 1) * steps_per_epoch + b) / (planned * steps_per_epoch)
@@ -184,7 +189,7 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             optimizer.step()
             if config.ema_steps:
                 update_average(averaged, net, (epoch - 1) * steps_per_epoch + b, config.ema_steps)
-            total += loss.item()
+            total += fit.item()
         if select_eps:
             select_loss = _selection_loss(predictor, select_eps, action_norm, config.edit_prob > 0)
         else:
@@ -223,6 +228,10 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
             f"{np.round(fitted['scale'], 3).tolist()}, bias {np.round(fitted['bias'], 3).tolist()}{few}")
     elif config.calibrate:
         log("no calibration: select_fraction=0 leaves no selection episodes to fit it on")
+    if predictor.has_error_head and select_eps:
+        ckpt["uncertainty"] = {**_fit_uncertainty(predictor, select_eps, action_norm), "fitted_on": select_ids}
+        log(f"uncertainty weights (error head, windows' disagreement) fitted on selection episodes {select_ids}: "
+            f"{ckpt['uncertainty']['error_head']}, {ckpt['uncertainty']['disagreement']}")
     train_seconds = time.perf_counter() - started
     save_checkpoint(out, averaged, ckpt)
 
@@ -234,7 +243,8 @@ def train_idm(root: str, out: str, config: IdmConfig, log=print) -> dict:
     report["trust"] = trust_verdicts(report["action"], names["action"])
     report["training"] = {"device": device, "epochs_run": len(history), "best_epoch": best_epoch,
                           "seconds": round(train_seconds, 1), "history": history, "split": split,
-                          "calibration": ckpt.get("calibration"), "pretrain": pretrained}
+                          "calibration": ckpt.get("calibration"), "uncertainty": ckpt.get("uncertainty"),
+                          "pretrain": pretrained}
     Path(out, REPORT_FILE).write_text(json.dumps(report, indent=2))
     log("validation episodes " + str(val_ids) + ":\n" + format_table({k: report[k] for k in ("action", "state")}, names))
     log("validation episodes, background edited:\n" + format_table(report["edited"], names))
@@ -251,6 +261,11 @@ def epoch_plan(config: IdmConfig, steps_per_epoch: int) -> tuple[int, int]:
     epochs = config.epochs or math.ceil(config.train_steps / steps_per_epoch)
     patience = config.patience or max(6, math.ceil(400 / steps_per_epoch))
     return epochs, patience
+
+
+def error_likelihood(log_var: torch.Tensor, squared_error: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood of the residuals under the predicted variance (up to a constant)."""
+    return 0.5 * (log_var + squared_error * torch.exp(-log_var)).mean()
 
 
 @torch.no_grad()
@@ -294,6 +309,14 @@ def _fit_calibration(predictor: IdmPredictor, episodes: list[IdmEpisode], action
     preds = [predictor.predict_normalized(ep.videos) for ep in episodes]
     truth = [action_norm.normalize(ep.action) for ep in episodes]
     return fit_calibration(preds, truth)
+
+
+def _fit_uncertainty(predictor: IdmPredictor, episodes: list[IdmEpisode], action_norm: Normalizer) -> dict:
+    """Weights of the uncertainty's parts, from the calibrated labels' residuals on the selection episodes."""
+    preds = [predictor.predict(ep.videos) for ep in episodes]
+    residuals = [action_norm.normalize(p["action"]) - action_norm.normalize(ep.action) for p, ep in zip(preds, episodes)]
+    return fit_uncertainty(np.concatenate([p["action_error"] for p in preds]),
+                           np.concatenate([p["action_disagreement"] for p in preds]), np.concatenate(residuals))
 
 
 def _flat_names(names: dict) -> dict[str, list[str]]:

@@ -300,6 +300,22 @@ def test_calibration_is_not_carried_by_one_odd_selection_episode():
     assert pooled > 1.4  # as one pool, the odd episode would have blown every label up
 
 
+def test_uncertainty_weights_recover_how_the_residuals_were_drawn():
+    """Residuals drawn with variance 0.25 * head**2 + 4 * disagreement**2: the fit finds both weights,
+    and a part that carries no information gets a small weight."""
+    from labelers.calibrate import fit_uncertainty
+
+    rng = np.random.default_rng(2)
+    head, disagreement = rng.uniform(0.05, 1.0, (4000, 2)), rng.uniform(0.01, 0.3, (4000, 2))
+    residuals = rng.normal(size=head.shape) * np.sqrt(0.25 * head ** 2 + 4 * disagreement ** 2)
+    weights = fit_uncertainty(head, disagreement, residuals)
+    assert weights["error_head"] == pytest.approx(0.25, rel=0.3) and weights["disagreement"] == pytest.approx(4, rel=0.3)
+    only_head = fit_uncertainty(head, disagreement, rng.normal(size=head.shape) * head)
+    assert only_head["error_head"] == pytest.approx(1, rel=0.3) and only_head["disagreement"] < 0.3
+    with pytest.raises(ValueError, match="matching"):
+        fit_uncertainty(head, disagreement[:10], residuals)
+
+
 def test_calibration_from_few_selection_episodes_is_pulled_towards_identity():
     from labelers.calibrate import FULL_WEIGHT_EPISODES, apply_calibration, calibration_weight, shrink_calibration
 

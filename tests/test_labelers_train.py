@@ -19,8 +19,11 @@ TINY = dict(image_size=32, offsets=[0, 1], width=16, hidden=128, dropout=0.2, we
             device="cpu", plot_episodes=1)
 
 
-def make_blob_dataset(root, episodes=40, steps=16, seed=0):
-    """A 10 px bright square on a dark gradient; action = (dx, dy) to the next frame, state = position."""
+def make_blob_dataset(root, episodes=40, steps=16, seed=0, noise_left=0.0):
+    """A 10 px bright square on a dark gradient; action = (dx, dy) to the next frame, state = position.
+    noise_left: std of noise added to the recorded action (not to the motion) while the blob is in the
+    image's left half: labels there cannot be read off the frames, as where a real robot's command and
+    its motion part (contact, a joint limit)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     features = {
@@ -40,7 +43,8 @@ def make_blob_dataset(root, episodes=40, steps=16, seed=0):
             image = backdrop.copy()
             x, y = int(pos[0]), int(pos[1])
             image[y - 5:y + 5, x - 5:x + 5] = (250, 250, 250)
-            ds.add_frame({"observation.images.top": image, "observation.state": pos.copy(), "action": step,
+            action = step + (rng.normal(0, noise_left, 2).astype(np.float32) if pos[0] < SIZE / 2 else 0)
+            ds.add_frame({"observation.images.top": image, "observation.state": pos.copy(), "action": action,
                           "task": "move the blob"})
             pos = pos + step
         ds.save_episode()
@@ -86,6 +90,9 @@ def test_labels_are_calibrated_on_the_selection_episodes_and_judged_per_dimensio
     assert len(calibration["fitted_on"]) >= 3 and calibration["weight"] == 1.0  # enough selection: as fitted
     assert calibration["scale"] == calibration["fitted"]["scale"] and calibration["bias"] == calibration["fitted"]["bias"]
     assert set(report["action_uncalibrated"]) == {"r2", "mse", "scale", "bias"}
+    weights = config["uncertainty"]  # the uncertainty's parts, weighed on the same selection episodes
+    assert weights["fitted_on"] == calibration["fitted_on"] and weights == report["training"]["uncertainty"]
+    assert weights["error_head"] > 0 and weights["disagreement"] > 0
     assert [v["dimension"] for v in report["trust"]] == ["dx", "dy"]
     for verdict, r2, scale in zip(report["trust"], report["action"]["r2"], report["action"]["scale"]):
         assert verdict["trust"] == (r2 >= 0.9 and 0.9 <= scale <= 1.1)
@@ -120,8 +127,10 @@ def test_idm_stage_labels_in_dataset_units_with_uncertainty(trained, blob_datase
     assert np.abs(labelled.action - episode.action).mean() < 1.0  # steps are -3..3 px
     assert np.abs(labelled.state - episode.state).mean() < 2.0
     labels = labelled.provenance["labels"]
-    assert labels["actions"] == "idm" and labels["uncertainty"]["method"] == "mc-dropout"
+    assert labels["actions"] == "idm" and labels["uncertainty"]["method"] == "error-head"  # no MC pass needed
     assert 0 < labels["uncertainty"]["action"] < 1 and len(labels["uncertainty"]["action_per_dim"]) == 2
+    per_step = labels["uncertainty"]["action_per_step"]
+    assert len(per_step) == len(episode.action) and labels["uncertainty"]["action"] == pytest.approx(np.mean(per_step), abs=1e-3)
     (again,) = stage([unlabelled])  # the same seed and uid give the same labels and spread
     np.testing.assert_array_equal(again.action, labelled.action)
     assert again.provenance["labels"]["uncertainty"] == labels["uncertainty"]
@@ -140,6 +149,58 @@ def test_idm_stage_drops_uncertain_episodes(trained, blob_dataset):
     stage.setup()
     (dropped,) = stage([episode])
     assert "IDM action uncertainty" in dropped.provenance["dropped"]["reason"]
+
+
+def test_error_head_learns_where_labels_cannot_be_read_off_the_frames(tmp_path):
+    """Recorded actions are noisy only while the blob is left of centre: on validation episodes the
+    per-step uncertainty the stage writes must be larger there and rank the label errors."""
+    from scipy.stats import spearmanr
+
+    from labelers.idm import _uncertainty
+    from labelers.predictor import IdmPredictor
+    from labelers.train import train_idm
+
+    root = make_blob_dataset(tmp_path / "noisy", episodes=32, seed=3, noise_left=3.0)
+    config = IdmConfig(**{**TINY, "epochs": 40, "patience": 40, "motion": "none", "calibrate": False})
+    report = train_idm(str(root), str(tmp_path / "ckpt"), config, log=lambda *_: None)
+    predictor = IdmPredictor.load(str(tmp_path / "ckpt"), "cpu")
+    source = LeRobotSource(root)
+    left, right, uncertain, errors = [], [], [], []
+    for index in report["training"]["split"]["val"]:
+        episode = source.read_episode(index)
+        pred = predictor.predict(predictor.frames_to_video(episode.frames))
+        per_step = np.asarray(_uncertainty(pred)["action_per_step"])
+        is_left = episode.state[:, 0] < SIZE / 2
+        left.extend(per_step[is_left])
+        right.extend(per_step[~is_left])
+        uncertain.extend(per_step)
+        errors.extend(np.abs(predictor.action_norm.normalize(pred["action"]) -
+                             predictor.action_norm.normalize(episode.action)).mean(axis=1))
+    assert np.mean(left) > 1.5 * np.mean(right), (np.mean(left), np.mean(right))  # measured: 0.77 vs 0.38
+    assert spearmanr(uncertain, errors).statistic > 0.3, spearmanr(uncertain, errors).statistic
+
+
+def test_error_head_never_changes_the_labels_and_older_checkpoints_use_mc_dropout(blob_dataset, tmp_path):
+    from safetensors.numpy import load_file
+
+    from labelers.specs import IdmLabelSpec
+    from labelers.train import train_idm
+
+    quick = {**TINY, "epochs": 2, "episodes": ["0:12"], "motion": "none"}
+    with_head = train_idm(str(blob_dataset), str(tmp_path / "a"), IdmConfig(**quick), log=lambda *_: None)
+    without = train_idm(str(blob_dataset), str(tmp_path / "b"), IdmConfig(**quick, error_head=False), log=lambda *_: None)
+    assert with_head["action"] == without["action"]  # the head reads detached features: the same labels
+    wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert {k for k in wa if k not in wb} and all(k.startswith("error_head.") for k in wa if k not in wb)
+    assert all(np.array_equal(wa[k], wb[k]) for k in wb)
+    config_path = tmp_path / "b" / "config.json"  # as a checkpoint written before the error head existed
+    config = json.loads(config_path.read_text())
+    del config["train"]["error_head"]
+    config_path.write_text(json.dumps(config))
+    stage = IdmLabelSpec(checkpoint=str(tmp_path / "b"), device="cpu", mc_samples=3).build()
+    stage.setup()
+    (labelled,) = stage([LeRobotSource(blob_dataset).read_episode(20).replace(action=None, state=None)])
+    assert labelled.provenance["labels"]["uncertainty"]["method"] == "mc-dropout"
 
 
 def test_idm_stage_in_a_pipeline_writes_a_labelled_dataset(trained, blob_dataset, tmp_path):

@@ -161,8 +161,9 @@ def test_local_run_keeps_the_best_rollout_per_edit_as_a_lerobot_dataset(local_ru
         assert prov["generator"]["seed"] == derive_seed(0, source_uid, source_uid, sample) == generated["seed"]
         assert prov["rank_group"] == f"{source_uid}/{source_uid}"
         uncertainty = prov["labels"]["uncertainty"]
-        assert prov["labels"]["actions"] == "idm" and uncertainty["method"] == "mc-dropout"
+        assert prov["labels"]["actions"] == "idm" and uncertainty["method"] == "error-head"
         assert uncertainty["action"] > 0 and len(uncertainty["action_per_dim"]) == ckpt["action"]["shape"][0]
+        assert len(uncertainty["action_per_step"]) == n and min(uncertainty["action_per_step"]) > 0
         scores = prov["scores"]
         assert 0 <= scores["total"] <= 1 and scores["total"] == scores["consistency"]
         assert {"consistency/frozen", "consistency/action"} <= set(scores)
