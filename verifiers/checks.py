@@ -13,7 +13,9 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     patch       the same without the gate, only its solid part (a 4x4 px square fits): a thing pasted
                 in, painted out or jumping beside the arm, where the gate calls it contact; what the
-                robot changes in one step is thin (a door's edge, a strip of a shoved block).
+                robot changes in one step is thin (a door's edge, a strip of a shoved block). Also
+                (still_patch) a solid one-step change between two still stretches of each pixel's own
+                history, the neighbours' motion left aside: a thing pasted in under the moving gripper.
     settle      pixels that change within a few frames while they and their surroundings are still
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
@@ -215,6 +217,44 @@ def solid_part(mask: np.ndarray, size: int) -> np.ndarray:
     square = np.ones((size, size), np.uint8)
     fits = cv2.erode(mask.astype(np.uint8), square, anchor=(0, 0), borderValue=0)  # top-left corners that fit
     return cv2.dilate(fits, square, anchor=(size - 1, size - 1)).astype(bool)
+
+
+def still_patch(frames: np.ndarray, threshold: float = 30, quiet: int = 4, still_fraction: float = 0.5,
+                solid: int = 4, min_after: int = 2) -> tuple[float, int]:
+    """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes in one
+    step between two still stretches: each pixel stays within threshold * still_fraction of itself
+    (its range over the stretch) for `quiet` frames before and after the step (fewer after, down to
+    `min_after`, at the end of the video). The `patch` statistic of `events` asks that nothing changes
+    within a few pixels in the neighbouring steps, so a thing pasted in or painted out beside the
+    moving arm, or under the gripper, is lost to the arm's own motion; here only the pixel's own
+    history counts. The stillness is a range, not a per-step bar: AV1 flickers edges by 8-13 grey
+    levels every other frame, which a per-step bar (settle's) reads as motion. What the robot changes in
+    one step between two still stretches (an edge it stops at) is thin (bench_verifier: never 4 px thick
+    on a clean video at 128 px)."""
+    t_len = len(frames)
+    if t_len < quiet + 2 + min_after:
+        return 0.0, 0
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    bar = threshold * still_fraction
+
+    def still(a: int, b: int) -> np.ndarray:  # frames a..b (inclusive) stay within `bar` of each other
+        window = blurred[a:b + 1]
+        return (window.max(axis=0) - window.min(axis=0)).max(axis=-1) < bar
+
+    worst, at = 0.0, 0
+    for a in range(quiet, t_len - 1 - min_after):
+        b = a + 1
+        changed = np.abs(blurred[b] - blurred[a]).max(axis=-1) > threshold
+        if changed.sum() < solid * solid:
+            continue
+        changed &= still(a - quiet, a)
+        if changed.sum() < solid * solid:
+            continue
+        changed &= still(b, min(b + quiet, t_len - 1))
+        area = float(solid_part(changed, solid).mean()) if changed.sum() >= solid * solid else 0.0
+        if area > worst:
+            worst, at = area, b
+    return worst, at
 
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,

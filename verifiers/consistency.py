@@ -65,6 +65,9 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
         per_stride = [strided(s) for s in strides]
+        if "patch" in wanted:  # also a solid change between two still stretches of each pixel's own history
+            stat, at = C.still_patch(moving, threshold, solid=spec.patch_solid)
+            per_stride.append([(0.0, 0), (0.0, 0), (stat, int(keep[min(at, len(keep) - 1)]))])
         for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
                 stat, at = max(p[i] for p in per_stride)
