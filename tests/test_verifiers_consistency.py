@@ -593,3 +593,77 @@ def test_colour_place_catches_a_recolour_into_a_colour_the_scene_has_elsewhere()
     scores, details = video_checks(recoloured, ConsistencySpec())
     assert scores["new_colour"] >= 0.5 and scores["colour_place"] < 0.5, scores
     assert 24 <= details["colour_place"]["frame"] <= 28, details["colour_place"]
+
+
+def gripper_bob_scene(paste_at: int | None, length: int = 40) -> np.ndarray:
+    """A red arm bobbing up and down (2 px a step, columns 20-27) on a grey table and, with paste_at,
+    a dark patch pasted from frame 20 on at columns paste_at..paste_at+9, rows 28-35, over the arm's
+    path (on top of it, as a video model's duplicate is), staying."""
+    rng = np.random.default_rng(3)
+    frames = np.full((length, 64, 64, 3), 120, np.uint8)
+    frames += rng.integers(0, 3, frames.shape, dtype=np.uint8)
+    for t in range(length):
+        top = 10 + 2 * abs(t % 12 - 6)
+        frames[t, 0:top + 20, 20:28] = (200, 40, 40)
+        if paste_at is not None and t >= 20:
+            frames[t, 28:36, paste_at:paste_at + 10] = (60, 60, 70)
+    return frames
+
+
+def test_patch_catches_a_patch_pasted_over_the_moving_gripper():
+    """A patch pasted where the gripper moves the steps before and after: `events` leaves out every
+    pixel within a few px of the neighbouring steps' change, so its solid part is empty; `still_patch`
+    asks only that each pixel's own history is still before and after the step (a range under half the
+    change threshold), and catches it. The bobbing arm alone, and an object the gripper carries, pass."""
+    from verifiers import checks as C
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    spec = ConsistencySpec()
+    for clean in (gripper_bob_scene(None), gripper_scene(carry=True), arm_scene(appear_at=None)):
+        scores, _ = video_checks(clean, spec)
+        assert all(v >= 0.5 for v in scores.values()), scores
+    pasted = gripper_bob_scene(paste_at=24)
+    diffs = C.step_differences(pasted)
+    threshold = C.change_threshold(diffs)
+    assert C.events(pasted, diffs, threshold, min_mover=spec.contact)[2][0] == 0.0  # lost to the arm's motion
+    stat, at = C.still_patch(pasted, threshold)
+    assert stat >= 4 * 4 / pasted[0, ..., 0].size and at == 20, (stat, at)
+    scores, details = video_checks(pasted, spec)
+    assert scores["patch"] < 0.5 and details["patch"]["frame"] == 20, (scores, details)
+
+
+def flicker_marker_scene(grow_at: int | None, length: int = 48) -> np.ndarray:
+    """A red arm swinging far to the right and a small green goal marker (3x3 px) whose surroundings
+    flicker by +-5 grey levels every other frame, as AV1 flickers edges; with grow_at, the marker
+    grows to 9x9 px over three frames from grow_at on, the arm never near it."""
+    rng = np.random.default_rng(5)
+    frames = np.full((length, 64, 64, 3), 120, np.int16)
+    frames += rng.integers(0, 3, frames.shape)
+    for t in range(length):
+        left = 40 + abs(t % 10 - 5)
+        frames[t, 2:20, left:left + 14] = (200, 40, 40)
+        frames[t, 36:52, 8:24] += 5 if t % 2 else -5
+        r = 1 if grow_at is None or t < grow_at else 1 + min(t - grow_at + 1, 3)
+        frames[t, 44 - r:45 + r, 16 - r:17 + r] = (30, 200, 30)
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def test_still_change_catches_a_marker_growing_amid_codec_flicker():
+    """The flicker (10 grey levels a step) is over settle's per-step stillness bar (a quarter of the
+    change threshold), so settle cannot see the marker grow; still_change asks for a range under half
+    the threshold over four frames before and after, which flicker stays within, and catches it. The
+    flickering scene alone, an object the gripper carries (contact) and the swinging arm pass."""
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    spec = ConsistencySpec()
+    assert "still_change" in spec.checks
+    for clean in (flicker_marker_scene(None), gripper_scene(carry=True), arm_scene(appear_at=None), moving_scene(40)):
+        scores, _ = video_checks(clean, spec)
+        assert all(v >= 0.5 for v in scores.values()), scores
+    scores, details = video_checks(flicker_marker_scene(grow_at=24), spec)
+    assert scores["settle"] >= 0.5, scores
+    assert scores["still_change"] < 0.5 and 24 <= details["still_change"]["frame"] <= 27, (scores, details)
+    scores, details = video_checks(gripper_scene(carry=False), spec)  # the object vanishes at frame 20, alone
+    assert scores["still_change"] < 0.5 and details["still_change"]["frame"] == 20, details

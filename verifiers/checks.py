@@ -13,9 +13,14 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     patch       the same without the gate, only its solid part (a 4x4 px square fits): a thing pasted
                 in, painted out or jumping beside the arm, where the gate calls it contact; what the
-                robot changes in one step is thin (a door's edge, a strip of a shoved block).
+                robot changes in one step is thin (a door's edge, a strip of a shoved block). Also
+                (still_patch) a solid one-step change between two still stretches of each pixel's own
+                history, the neighbours' motion left aside: a thing pasted in under the moving gripper.
     settle      pixels that change within a few frames while they and their surroundings are still
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
+    still_change the same between two still stretches of each pixel and its neighbours, "still" a range
+                that the encoder's flicker of edges stays within, only the solid part (a 3x3 px square
+                fits): a goal marker growing with the arm away, which settle's per-step bar misses.
     new_colour  fraction of the frame in colours the first frames did not have (an object that morphs
                 into another colour, or something of a new colour appearing)
     colour_place fraction of the frame in a colour that was not near that place at first (and is not the
@@ -215,6 +220,90 @@ def solid_part(mask: np.ndarray, size: int) -> np.ndarray:
     square = np.ones((size, size), np.uint8)
     fits = cv2.erode(mask.astype(np.uint8), square, anchor=(0, 0), borderValue=0)  # top-left corners that fit
     return cv2.dilate(fits, square, anchor=(size - 1, size - 1)).astype(bool)
+
+
+def still_patch(frames: np.ndarray, threshold: float = 30, quiet: int = 4, still_fraction: float = 0.5,
+                solid: int = 4, min_after: int = 2) -> tuple[float, int]:
+    """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes in one
+    step between two still stretches: each pixel stays within threshold * still_fraction of itself
+    (its range over the stretch) for `quiet` frames before and after the step (fewer after, down to
+    `min_after`, at the end of the video). The `patch` statistic of `events` asks that nothing changes
+    within a few pixels in the neighbouring steps, so a thing pasted in or painted out beside the
+    moving arm, or under the gripper, is lost to the arm's own motion; here only the pixel's own
+    history counts. The stillness is a range, not a per-step bar: AV1 flickers edges by 8-13 grey
+    levels every other frame, which a per-step bar (settle's) reads as motion. What the robot changes in
+    one step between two still stretches (an edge it stops at) is thin (bench_verifier: never 4 px thick
+    on a clean video at 128 px)."""
+    t_len = len(frames)
+    if t_len < quiet + 2 + min_after:
+        return 0.0, 0
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    bar = threshold * still_fraction
+
+    def still(a: int, b: int) -> np.ndarray:  # frames a..b (inclusive) stay within `bar` of each other
+        window = blurred[a:b + 1]
+        return (window.max(axis=0) - window.min(axis=0)).max(axis=-1) < bar
+
+    worst, at = 0.0, 0
+    for a in range(quiet, t_len - 1 - min_after):
+        b = a + 1
+        changed = np.abs(blurred[b] - blurred[a]).max(axis=-1) > threshold
+        if changed.sum() < solid * solid:
+            continue
+        changed &= still(a - quiet, a)
+        if changed.sum() < solid * solid:
+            continue
+        changed &= still(b, min(b + quiet, t_len - 1))
+        area = float(solid_part(changed, solid).mean()) if changed.sum() >= solid * solid else 0.0
+        if area > worst:
+            worst, at = area, b
+    return worst, at
+
+
+def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, quiet: int = 4, span: int = 8,
+                 still_fraction: float = 0.5, reach: int = 3, solid: int = 3,
+                 min_mover: float | None = None) -> tuple[float, int]:
+    """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes by more
+    than `threshold` within at most `span` frames between two still stretches of `quiet` frames, with
+    no mover reaching it meanwhile (touched_by_mover): a thing that grows, shrinks, recolours or
+    vanishes on its own, gradually. `settle` asks the same with a per-step stillness bar (a quarter of
+    the threshold), which the AV1 encoder's flicker of edges (8-13 grey levels every other frame)
+    breaks, so a goal marker growing from 3 to 8 px with the arm away passed it; here "still" is a
+    range (every frame of the stretch within threshold * still_fraction of the others, for the pixel and
+    its neighbours within `reach`), so flicker stays still and a slow drift does not. The looser bar
+    lets thin slivers through on clean videos (the arm's shadow edge, the rim of a shoved T block:
+    bench_verifier's clean videos up to 0.003 of the frame), so only the solid part counts."""
+    t_len = len(frames)
+    if t_len < 2 * quiet + 2:
+        return 0.0, 0
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    high, low = blurred[:t_len - quiet].copy(), blurred[:t_len - quiet].copy()
+    for k in range(1, quiet + 1):  # range of each pixel over frames t..t+quiet
+        np.maximum(high, blurred[k:t_len - quiet + k], out=high)
+        np.minimum(low, blurred[k:t_len - quiet + k], out=low)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    busy = ((high - low).max(axis=-1) >= threshold * still_fraction).astype(np.uint8)
+    still = ~np.stack([cv2.dilate(b, kernel) for b in busy]).astype(bool)  # still[t]: frames t..t+quiet, neighbours too
+    plate_fg = foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6) if min_mover else None
+    worst, at = 0.0, 0
+    for start in range(quiet, t_len - 1 - quiet):
+        before = still[start - quiet]
+        if not before.any():
+            continue
+        for end in range(start + 1, min(start + span, t_len - 1 - quiet) + 1):
+            alone = before & still[end] & (np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold)
+            if alone.sum() < solid * solid:
+                continue
+            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+            if float(solid_part(alone, solid).mean()) <= worst:
+                continue  # the gate only takes pixels away
+            if min_mover is not None:
+                motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
+                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[start] & plate_fg[end])
+            area = float(solid_part(alone, solid).mean())
+            if area > worst:
+                worst, at = area, end  # the first frame with all of the change
+    return worst, at
 
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,

@@ -43,7 +43,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event", "cut", "patch", "settle"}:
+    if wanted & {"jump", "event", "cut", "patch", "settle", "still_change"}:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
@@ -51,7 +51,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         stat, at = C.jump(moving_diffs)
         at = int(keep[min(at, len(keep) - 1)])
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
-    if wanted & {"event", "cut", "patch", "settle"}:
+    if wanted & {"event", "cut", "patch", "settle", "still_change"}:
         threshold = C.change_threshold(moving_diffs)
     if wanted & {"event", "cut", "patch"}:
         # at stride s, a change spread over s frames becomes a one-step change
@@ -65,6 +65,9 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
         per_stride = [strided(s) for s in strides]
+        if "patch" in wanted:  # also a solid change between two still stretches of each pixel's own history
+            stat, at = C.still_patch(moving, threshold, solid=spec.patch_solid)
+            per_stride.append([(0.0, 0), (0.0, 0), (stat, int(keep[min(at, len(keep) - 1)]))])
         for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
                 stat, at = max(p[i] for p in per_stride)
@@ -74,6 +77,11 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                             still_fraction=spec.settle_still)
         at = int(keep[min(at, len(keep) - 1)])
         scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
+    if "still_change" in wanted:
+        stat, at = C.still_change(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact)
+        at = int(keep[min(at, len(keep) - 1)])
+        scores["still_change"] = C.score(stat, lim.still_change)
+        details["still_change"] = {"stat": stat, "frame": at}
     if wanted & {"new_colour", "colour_mass"}:
         new, mass, at = C.colour_drift(small)
         if "new_colour" in wanted:
