@@ -53,6 +53,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
     if wanted & {"event", "cut", "patch", "settle", "still_change"}:
         threshold = C.change_threshold(moving_diffs)
+        plate_fg = C.mover_plates(moving) if spec.contact else None  # for every contact gate below
     if wanted & {"event", "cut", "patch"}:
         # at stride s, a change spread over s frames becomes a one-step change
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
@@ -60,7 +61,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             clip = moving[::s]
             pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
                              min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach,
-                             solid=spec.patch_solid)
+                             solid=spec.patch_solid, plate_fg=plate_fg if s == 1 else None)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
@@ -74,11 +75,12 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                 scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
     if "settle" in wanted:
         stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
-                            still_fraction=spec.settle_still)
+                            still_fraction=spec.settle_still, plate_fg=plate_fg)
         at = int(keep[min(at, len(keep) - 1)])
         scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
     if "still_change" in wanted:
-        stat, at = C.still_change(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact)
+        stat, at = C.still_change(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
+                                  plate_fg=plate_fg)
         at = int(keep[min(at, len(keep) - 1)])
         scores["still_change"] = C.score(stat, lim.still_change)
         details["still_change"] = {"stat": stat, "frame": at}
