@@ -70,7 +70,7 @@ def build_network(config: IdmConfig, num_cameras: int, action_dim: int, state_di
     return InverseDynamicsNet(num_cameras, len(config.offsets), action_dim * config.action_chunk, state_dim,
                               config.image_size,
                               config.width, config.hidden, config.dropout, 5 if config.motion == "flow" else 3,
-                                config.error_head)
+                              config.error_head)
 
 
 def save_checkpoint(out: str | Path, net: InverseDynamicsNet, checkpoint_config: dict) -> None:
