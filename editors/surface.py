@@ -19,7 +19,7 @@ from augment.episode import Episode
 from augment.stage import Stage, derive_seed
 from editors.background import BackgroundStage, named, write_review
 from editors.compose import dilate
-from editors.workspace import continues_from, workspace_masks
+from editors.workspace import continues_from, fill_from_around, workspace_masks
 from editors.specs import SurfaceSpec
 
 
@@ -49,9 +49,9 @@ class SurfaceStage(Stage):
                 for key in cameras:
                     video, ws = episode.frames[key], found[key]
                     texture, chosen[key] = self.texture(video.shape[1], video.shape[2], derive_seed(seed, key))
-                    # the objects' anti-aliased rims lie in the surface's regions: not painted over
-                    surface = ws.surface & ~dilate(ws.objects, 2)
-                    frames[key] = retexture(video, surface, ws.moving, ws.plate, texture, self.spec.shading_blur)
+                    # the objects' anti-aliased rims lie in the surface's regions: unmixed by retexture
+                    frames[key] = retexture(video, ws.surface & ~dilate(ws.objects, 1), ws.moving, ws.plate, texture,
+                                            self.spec.shading_blur)
                     areas[key] = round(float(ws.surface.mean()), 4)
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-surface{variant}"
                 new = episode.replace(frames=frames, uid=uid)
@@ -70,6 +70,8 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
     new = texture * shading * shadow, where shading is the plate's luminance over the surface,
     smoothed across small steps only (bilateral: the old grain goes, the faces' shading stays) and
     divided by its mean, and shadow is the frame's luminance over the plate's (1 within codec noise).
+    The painted pixels next to a kept one (an object's or the arm's anti-aliased rim over the old
+    surface) are unmixed: their share of the kept colour stays, the old surface's share becomes the new.
     """
     lum = cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY).astype(np.float32)
     # edge-preserving smoothing: the wood grain's small steps go, the rim's and legs' shading stays
@@ -79,6 +81,10 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
     shading = smooth / max(float(smooth[surface].mean()), 1.0) if surface.any() else np.ones_like(smooth)
     base = texture.astype(np.float32) * shading[..., None]
     plate_lab = cv2.cvtColor(plate, cv2.COLOR_RGB2LAB).astype(np.float32)
+    # the old surface's own colour next to every pixel (its blended outline left out): what a rim
+    # pixel is unmixed against
+    core = cv2.erode(surface.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    clean = fill_from_around(plate, ~core) if core.any() else plate
     out = frames.copy()
     for t, frame in enumerate(frames):
         lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -86,10 +92,46 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
         shadow = (np.abs(lab[..., 1:] - plate_lab[..., 1:]).max(axis=-1) < 6) & (lab[..., 0] < plate_lab[..., 0])
         shadow &= ~dilate(moving[t] & ~shadow, 1)  # not the blended rim of the arm or a carried object
         # the table where an object stood in the plate (even most of the time) and has left: moving
-        # pixels that continue the still surface next to them without an edge
-        revealed = continues_from(frame, surface & ~moving[t], moving[t] & ~shadow, tolerance=15.0)
+        # pixels that continue the still surface next to them without an edge. The growth starts 2 px
+        # away from what moves: a blended rim pixel next to a grey block would lead it into the block.
+        mover = moving[t] & ~shadow
+        near = dilate(mover, 2) & ~mover
+        revealed = continues_from(frame, surface & ~moving[t] & ~near, mover | (near & surface), tolerance=15.0) & mover
         paint = (surface & (~moving[t] | shadow)) | revealed
         ratio = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.maximum(lum, 1)
         ratio = np.where(np.abs(ratio - 1) < 0.04, 1.0, ratio.clip(0.2, 1.2))  # codec noise: no shimmer
         out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
+        seam = unmixed_seam(frame, ~paint, clean, base)
+        if seam is not None:
+            ring, values = seam
+            out[t][ring] = values
     return out
+
+
+def unmixed_seam(frame: np.ndarray, kept: np.ndarray, clean: np.ndarray, new: np.ndarray):
+    """The outline between kept and painted pixels, 1 px each side, unmixed: a pixel there is a blend
+    of the most unlike kept colour f in its 3x3 neighbourhood (an object's or the arm's own colour) and
+    the old surface's colour `clean`; its share a of f stays and the rest becomes the `new` surface.
+    (background.unmixing takes the nearest kept pixel, which on a 3 px wide bar is itself a blend.)
+    Returns (ring (H, W) bool, values (n, 3) uint8), or None when nothing is painted or kept."""
+    if kept.all() or not kept.any():
+        return None
+    h, w = kept.shape
+    ring = kept ^ dilate(kept, 1) | (kept & dilate(~kept, 1))
+    c = frame.astype(np.float32)
+    b = clean.astype(np.float32)
+    best_f, best_d = np.zeros_like(c), np.full((h, w), -1.0, np.float32)
+    fp, kp = np.pad(c, ((1, 1), (1, 1), (0, 0)), mode="edge"), np.pad(kept, 1)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            f = fp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+            d = np.where(kp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w], ((f - b) ** 2).sum(-1), -1.0)
+            better = d > best_d
+            best_f[better], best_d[better] = f[better], d[better]
+    f, b, c, span = best_f[ring], b[ring], c[ring], best_d[ring]
+    a = (((c - b) * (f - b)).sum(-1) / np.maximum(span, 1)).clip(0, 1)
+    inner = kept[ring]
+    # a kept pixel stays as it is unless it is clearly a blend (under 70% of f) or it and its kept
+    # neighbours all look like the old surface (where a resting object's outline was, once it left)
+    a = np.where(span <= 100, 0.0, np.where(inner & (a >= 0.7), 1.0, a))[:, None]
+    return ring, (a * f + (1 - a) * new[ring]).round().clip(0, 255).astype(np.uint8)
