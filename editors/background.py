@@ -195,8 +195,14 @@ def procedural_variants(frames: np.ndarray, seeds: list[int]) -> list[np.ndarray
     what is behind the arm), so robot, every object (a goal marker or a block at rest too) and the
     table stay pixel for pixel. The cheap edited variants the IDM and the video-model fine-tune train
     on, so they learn the robot and its motion, not one room. (The motion masks used before dropped
-    pusht's goal T and a block at rest from every copy, and replaced its table.)"""
+    pusht's goal T and a block at rest from every copy, and replaced its table.)
+    A camera that sees no backdrop (pusht's top-down canvas) gets its work surface re-textured instead,
+    else its copies would be the source."""
     found = workspace_masks(frames)
+    if found.keep.all() and found.surface.any():
+        from editors.surface import surface_variants  # editors.surface imports this module
+
+        return surface_variants(frames, found, seeds)
     height, width = frames.shape[1:3]
     return paste_backdrops(frames, found.keep, [procedural_texture(height, width, seed) for seed in seeds],
                            feather=1, plate=found.behind)  # BackgroundSpec's feather

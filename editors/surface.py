@@ -17,9 +17,9 @@ import numpy as np
 
 from augment.episode import Episode
 from augment.stage import Stage, derive_seed
-from editors.background import BackgroundStage, named, write_review
+from editors.background import BackgroundStage, named, procedural_texture, write_review
 from editors.compose import dilate
-from editors.workspace import continues_from, fill_from_around, workspace_masks
+from editors.workspace import Workspace, continues_from, fill_from_around, workspace_masks
 from editors.specs import SurfaceSpec
 
 
@@ -31,12 +31,9 @@ class SurfaceStage(Stage):
         self.source.setup()
 
     def texture(self, height: int, width: int, seed: int) -> tuple[np.ndarray, str]:
-        image, name = self.source.background(height, width, seed)
         if not self.source.images:
-            # a table is not a poster: pull the procedural colours towards their mean
-            mean = image.reshape(-1, 3).mean(axis=0)
-            image = (mean + (image - mean) * self.spec.contrast * 2).clip(0, 255).astype(np.uint8)
-        return image, name
+            return table_texture(height, width, seed, self.spec.contrast), f"procedural:{seed}"
+        return self.source.background(height, width, seed)
 
     def __call__(self, episodes: list[Episode]) -> list[Episode]:
         out = []
@@ -61,6 +58,23 @@ class SurfaceStage(Stage):
                                                   for k in cameras})
                 out.append(new)
         return out
+
+
+def table_texture(height: int, width: int, seed: int, contrast: float = 0.35) -> np.ndarray:
+    """A seeded procedural texture for a table: a table is not a poster, so the procedural colours
+    are pulled towards their mean (`contrast`: SurfaceSpec's)."""
+    image = procedural_texture(height, width, seed)
+    mean = image.reshape(-1, 3).mean(axis=0)
+    return (mean + (image - mean) * contrast * 2).clip(0, 255).astype(np.uint8)
+
+
+def surface_variants(frames: np.ndarray, found: Workspace, seeds: list[int], blur: int = 4) -> list[np.ndarray]:
+    """One copy of a camera's video per seed, its work surface re-textured (the `surface` edit's
+    recipe with a procedural texture): the edited copies of a camera that sees no backdrop."""
+    height, width = frames.shape[1:3]
+    surface = found.surface & ~dilate(found.objects, 1)
+    return [retexture(frames, surface, found.moving, found.plate, table_texture(height, width, seed), blur)
+            for seed in seeds]
 
 
 def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate: np.ndarray,

@@ -43,8 +43,9 @@ def episode_clips(frames: np.ndarray, fps: float, model_fps: float, clip_frames:
 
 def background_edits(frames: np.ndarray, count: int, seed: int, uid: str) -> list[np.ndarray]:
     """`count` copies of one camera's video with a new procedural background each (the background
-    editor's weight-free recipe), so the LoRA learns the robot and its motion, not one room. None of a
-    view the edit leaves as recorded (no backdrop: pusht's), rather than the same clips encoded again."""
+    editor's weight-free recipe; a view with no backdrop, pusht's, gets a new table surface), so the LoRA
+    learns the robot and its motion, not one room. None of a view the edit leaves as recorded (nothing
+    found to change), rather than the same clips encoded again."""
     if count == 0:
         return []
     from editors.background import procedural_variants

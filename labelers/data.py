@@ -65,8 +65,8 @@ def edited_copies(frames: dict[str, np.ndarray], cameras: list[str], size: int, 
                   plain: np.ndarray | None = None) -> list[np.ndarray]:
     """`count` copies with a new procedural background per camera in `edit_cameras` (default all;
     editors/background.py's recipe), edited at full resolution, then resized like the originals.
-    A copy the edit left as recorded (a view with no backdrop: pusht's) is `plain`, the episode's own
-    stack, when given, rather than resized and its optical flow computed again (~0.3 s a copy on pusht)."""
+    A copy the edit left as recorded (no camera edited, or nothing found to change) is `plain`, the
+    episode's own stack, when given, rather than resized and its optical flow computed again."""
     from editors.background import procedural_variants
 
     if count == 0:

@@ -163,33 +163,42 @@ def test_pusht_truth_and_keep_mask(bench, pusht):
     assert scores["iou_min"] >= 0.99 and scores["kept_object"] >= 0.99, scores
 
 
-def test_edited_copies_keep_the_goal_the_block_and_the_table(pusht):
-    """The copies the IDM and the fine-tune train on (procedural_variants) keep pusht's world in every
-    frame: the goal T, which never moves, the block, also while it rests, the agent and the canvas.
-    (The motion masks they used before replaced the canvas and erased the goal T.)"""
+def test_edited_copies_keep_pushts_objects_and_vary_its_canvas(bench, pusht):
+    """The copies the IDM and the fine-tune train on (procedural_variants) keep pusht's objects in every
+    frame - the goal T, which never moves, the block, also while it rests, and the agent - and, as pusht
+    has no backdrop, give its canvas a new texture per seed (the `surface` recipe). (The motion masks
+    used before replaced the canvas and erased the goal T; then the copies equalled the source.)"""
     from editors.background import procedural_variants
 
     video, labels = pusht
-    for copy in procedural_variants(video, [1, 2]):
-        kept = (copy == video).all(axis=-1)
-        for c in (1, 2, 3):  # table, robot, objects
-            per_frame = [float(k[lab == c].mean()) for k, lab in zip(kept, labels) if (lab == c).any()]
-            assert len(per_frame) == len(video) and min(per_frame) >= 0.99, (c, min(per_frame))
+    copies = procedural_variants(video, [1, 2])
+    assert not np.array_equal(copies[0], copies[1])
+    for copy in copies:
+        changed = (copy != video).any(axis=-1)
+        inner = {c: np.stack([cv2.erode((lab == c).astype(np.uint8), np.ones((3, 3), np.uint8)) for lab in labels]) > 0
+                 for c in (1, 2, 3)}  # table, robot (the agent: ~7 px inside), objects
+        assert all(changed[t][inner[1][t]].mean() >= 0.85 for t in range(len(video)))
+        assert max(int(changed[t][inner[2][t]].sum()) for t in range(len(video))) <= 1
+        assert max(changed[t][inner[3][t]].mean() for t in range(len(video))) <= 0.05
+        scores = bench.changed_by_edit(video, copy, labels)
+        assert scores["changed_table_inner"] >= 0.9 and scores["changed_robot_inner"] <= 0.03, scores
 
 
 def test_a_copy_the_edit_left_as_recorded_is_not_computed_again(pusht, recorded):
-    """pusht has no backdrop, so its copies are the source: the IDM's loader hands the episode's own
-    stack (RGB + optical flow) again instead of computing it twice more, and the fine-tune adds no
-    clips it would encode a second time; an edited MetaWorld copy is stacked and added anew."""
+    """A copy in which no camera was edited is the source: the IDM's loader hands the episode's own
+    stack (RGB + optical flow) again instead of computing it once more; an edited copy (pusht's canvas,
+    MetaWorld's backdrop) is stacked anew, and the fine-tune adds its clips."""
     from generators.finetune_clips import background_edits
     from labelers.data import edited_copies, stack_cameras
 
     for frames, key in (({"top": pusht[0]}, "top"), (recorded[0][0].frames, KEY)):
         plain = stack_cameras(frames, [key], 32, motion="flow")
         copies = edited_copies(frames, [key], 32, 2, 0, "ep", motion="flow", plain=plain)
-        assert all((c is plain) == (key == "top") for c in copies)
-        assert all(c.shape == plain.shape for c in copies)
-        assert len(background_edits(frames[key], 2, 0, "ep")) == (0 if key == "top" else 2)
+        assert all(c is not plain and c.shape == plain.shape for c in copies)
+        assert not np.array_equal(copies[0], plain)
+        unedited = edited_copies(frames, [key], 32, 2, 0, "ep", edit_cameras=[], motion="flow", plain=plain)
+        assert all(c is plain for c in unedited)
+        assert len(background_edits(frames[key], 2, 0, "ep")) == 2
 
 
 @pytest.mark.parametrize("key", CAMERAS)
