@@ -132,17 +132,19 @@ def unmixed_seam(frame: np.ndarray, kept: np.ndarray, clean: np.ndarray, new: np
         return None
     h, w = kept.shape
     ring = kept ^ dilate(kept, 1) | (kept & dilate(~kept, 1))
-    c = frame.astype(np.float32)
-    b = clean.astype(np.float32)
-    best_f, best_d = np.zeros_like(c), np.full((h, w), -1.0, np.float32)
-    fp, kp = np.pad(c, ((1, 1), (1, 1), (0, 0)), mode="edge"), np.pad(kept, 1)
-    for dy in (-1, 0, 1):
+    ys, xs = np.nonzero(ring)
+    b = clean[ys, xs].astype(np.float32)
+    c = frame[ys, xs].astype(np.float32)
+    f, span = np.zeros_like(c), np.full(len(ys), -1.0, np.float32)
+    for dy in (-1, 0, 1):  # only the ring's pixels: the seam is a few % of the frame
         for dx in (-1, 0, 1):
-            f = fp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-            d = np.where(kp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w], ((f - b) ** 2).sum(-1), -1.0)
-            better = d > best_d
-            best_f[better], best_d[better] = f[better], d[better]
-    f, b, c, span = best_f[ring], b[ring], c[ring], best_d[ring]
+            y, x = ys + dy, xs + dx
+            inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            y, x = y.clip(0, h - 1), x.clip(0, w - 1)
+            g = frame[y, x].astype(np.float32)
+            d = np.where(inside & kept[y, x], ((g - b) ** 2).sum(-1), -1.0)
+            better = d > span
+            f[better], span[better] = g[better], d[better]
     a = (((c - b) * (f - b)).sum(-1) / np.maximum(span, 1)).clip(0, 1)
     inner = kept[ring]
     # a kept pixel stays as it is unless it is clearly a blend (under 70% of f) or it and its kept
