@@ -400,13 +400,14 @@ def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np
 
 def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarray:
     """The work surface proper (for edits of the table), per region: grown from each workspace region
-    an object lies in, or that things slide on (a carrier: pusht's canvas, whose objects are pale),
-    across edges under `table_contrast`; the largest such growth is the table (another is the rest of
-    a bigger object, e.g. a drawer's faces round its handle)."""
+    an object lies in, across edges under `table_contrast`; the largest such growth is the table
+    (another is the rest of a bigger object, e.g. a drawer's faces round its handle). Where no coloured
+    object marks it (pusht's pale block and goal), from a region things slide on (a carrier: its canvas);
+    not always, as a carrier grown across the table's rim takes in the rim and the legs."""
     blank = np.where((side == 1) & ~g.coloured, 0, 3).astype(np.int8)
     surface, best = np.zeros(len(g.area), bool), 0.0
-    seeds = {j for i in np.nonzero(g.small)[0] for j in g.neighbours[i]} | set(np.nonzero(g.carriers)[0].tolist())
-    for seed in {j for j in seeds if blank[j] == 0}:
+    seeds = {j for i in np.nonzero(g.small)[0] for j in g.neighbours[i] if blank[j] == 0}
+    for seed in seeds or {j for j in np.nonzero(g.carriers)[0] if blank[j] == 0}:
         grown = blank.copy()
         grown[seed] = 1
         grow(grown, 1, g.mean, g.neighbours, table_contrast)
