@@ -105,6 +105,8 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
         # a moving pixel on the surface that is the surface darker, same hue, is the arm's shadow
         shadow = (np.abs(lab[..., 1:] - plate_lab[..., 1:]).max(axis=-1) < 6) & (lab[..., 0] < plate_lab[..., 0])
         shadow &= ~dilate(moving[t] & ~shadow, 1)  # not the blended rim of the arm or a carried object
+        # nor a sliver under 3 px wide: the edge of a grey thing over a pale table moving by a pixel
+        shadow = cv2.morphologyEx(shadow.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         # the table where an object stood in the plate (even most of the time) and has left: moving
         # pixels that continue the still surface next to them without an edge. The growth starts 2 px
         # away from what moves: a blended rim pixel next to a grey block would lead it into the block.
