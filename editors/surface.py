@@ -19,7 +19,7 @@ from augment.episode import Episode
 from augment.stage import Stage, derive_seed
 from editors.background import BackgroundStage, named, procedural_texture, write_review
 from editors.compose import dilate
-from editors.workspace import Workspace, continues_from, fill_from_around, workspace_masks
+from editors.workspace import Workspace, _fill_holes, continues_from, fill_from_around, workspace_masks
 from editors.specs import SurfaceSpec
 
 
@@ -96,9 +96,13 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
     base = texture.astype(np.float32) * shading[..., None]
     plate_lab = cv2.cvtColor(plate, cv2.COLOR_RGB2LAB).astype(np.float32)
     # the old surface's own colour next to every pixel (its blended outline left out): what a rim
-    # pixel is unmixed against
+    # pixel is unmixed against, and what the table looks like where a resting thing hid it
     core = cv2.erode(surface.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     clean = fill_from_around(plate, ~core) if core.any() else plate
+    clean_lab = cv2.cvtColor(clean, cv2.COLOR_RGB2LAB).astype(np.float32)
+    within = _fill_holes(surface)  # the table with the places of the things that rest on it
+    # the luminance the frame's is measured against: the plate on the surface, the table's around elsewhere
+    ref_lum = np.where(surface, lum, cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY).astype(np.float32))
     out = frames.copy()
     for t, frame in enumerate(frames):
         lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -113,8 +117,10 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
         mover = moving[t] & ~shadow
         near = dilate(mover, 2) & ~mover
         revealed = continues_from(frame, surface & ~moving[t] & ~near, mover | (near & surface), tolerance=15.0) & mover
+        # where a resting thing was, cut off from the still table by its own outline: the table's colour there
+        revealed |= mover & within & (np.linalg.norm(lab - clean_lab, axis=-1) < 12)
         paint = (surface & (~moving[t] | shadow)) | revealed
-        ratio = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.maximum(lum, 1)
+        ratio = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.maximum(ref_lum, 1)
         ratio = np.where(np.abs(ratio - 1) < 0.04, 1.0, ratio.clip(0.2, 1.2))  # codec noise: no shimmer
         out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
         seam = unmixed_seam(frame, ~paint, clean, base)
