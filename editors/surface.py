@@ -41,7 +41,9 @@ class SurfaceStage(Stage):
             cameras = self.spec.cameras or list(episode.frames)
             found = {k: workspace_masks(episode.frames[k], self.spec.diff_threshold) for k in cameras}
             for variant in range(self.spec.variants):
-                seed = derive_seed(self.spec.seed, episode.uid, variant)
+                # salted: chained after `background` (same seed, same uid at one variant) the table
+                # would get the backdrop's own colours and vanish into it
+                seed = derive_seed(self.spec.seed, "surface", episode.uid, variant)
                 frames, chosen, areas = dict(episode.frames), {}, {}
                 for key in cameras:
                     video, ws = episode.frames[key], found[key]

@@ -135,6 +135,27 @@ def test_surface_edit_repaints_pushts_canvas_around_its_pale_objects(bench, push
     assert (edited[near] > 235).all(axis=-1).mean() <= 0.02
 
 
+
+def test_background_then_surface_gives_the_table_its_own_texture(recorded, bench):
+    """Chained as a pipeline chains them, one variant each: the table gets a texture of its own, not the
+    new backdrop's (both stages drew the same procedural seed before, so the table took the backdrop's
+    colours and vanished into it), and it is still re-textured where the truth says table."""
+    from editors.specs import BackgroundSpec, SurfaceSpec
+
+    episode, truth = recorded[0]
+    stages = [BackgroundSpec(cameras=[KEY]).build(), SurfaceSpec(cameras=[KEY]).build()]
+    for stage in stages:
+        stage.setup()
+    [backdropped] = stages[0]([episode])
+    [both] = stages[1]([backdropped])
+    backdrop, texture = (r[k][KEY] for r, k in zip(both.provenance["stages"][-2:], ("background", "texture")))
+    assert backdrop != texture, (backdrop, texture)
+    labels = truth[KEY]
+    changed = bench.changed_by_edit(backdropped.frames[KEY], both.frames[KEY], labels)
+    assert changed["changed_table_inner"] >= 0.9 and changed["changed_robot_inner"] <= 0.005, changed
+    table, wall = both.frames[KEY][labels == 1].mean(axis=0), both.frames[KEY][labels == 0].mean(axis=0)
+    assert np.abs(table - wall).max() > 10, (table, wall)
+
 @pytest.fixture(scope="module")
 def pusht(tmp_path_factory):
     """One pusht episode with truth (the env's own shapes at the frame's size), 96 px like the IDM's."""
