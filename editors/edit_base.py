@@ -83,7 +83,7 @@ class EditStage(Stage):
 
     def _variant(self, episode: Episode, cameras: list[str], indices: list[int],
                  segs: dict[str, Segmentation], variant: int) -> Episode:
-        seed = derive_seed(self.spec.seed, episode.uid, variant)
+        seed = derive_seed(self.spec.seed, self.spec.type, episode.uid, variant)  # salted: chained edits draw apart
         uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-{self.spec.label}{variant}"
         frames, per_camera, objects, results = dict(episode.frames), {}, [], {}
         for key in cameras:

@@ -88,7 +88,7 @@ class LightingStage(Stage):
         for episode in episodes:
             cameras = self.spec.cameras or list(episode.frames)
             for variant in range(self.spec.variants):
-                seed = derive_seed(self.spec.seed, episode.uid, variant)
+                seed = derive_seed(self.spec.seed, "lighting", episode.uid, variant)  # salted: chained edits draw apart
                 light = self.draw(seed)
                 gains = white_balance(light["temperature_k"], light["tint"]) * 2.0 ** light["exposure_stops"]
                 frames, sides = dict(episode.frames), {}
