@@ -6,7 +6,9 @@ texture - an image from a folder or a seeded procedural one, the same for the wh
 keeps its geometry and shading: the texture is modulated by the table's own smooth luminance
 (light falloff, the shaded side faces) and, per frame, by how much darker the frame is than the
 plate there (the arm's shadow moves over the new texture as it did over the old). Robot, objects and
-backdrop are kept pixel for pixel; state, actions and task are untouched.
+backdrop are kept pixel for pixel but for their outline over the old table, which is unmixed (their
+share kept, the old table's replaced); state, actions and task are untouched. A table no coloured
+object marks (pusht's canvas) is found as the region things slide on.
 """
 
 from __future__ import annotations
