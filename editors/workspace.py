@@ -260,6 +260,15 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
+    # The backdrop at the top edge is what holds its corners (a wall, the floor past the table); a
+    # region there unlike both is something standing in front of it: a dark cabinet on the table that
+    # reaches the top edge between two patches of floor (door-open, top view)
+    k = max(2, regions.shape[1] // 8)  # the most of the top row's first and last eighths (not a rim's end pixel)
+    corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
+    references = [c for c in corners if side[c] == 0 and g.area[c] >= min_area]
+    for r in np.nonzero(top & (side == 0))[0] if references else ():
+        if r not in corners and min(np.linalg.norm(mean[r] - mean[c]) for c in references) >= surface_contrast:
+            side[r] = 1  # (left unseeded, the floor at the sides took it: it reaches a side by its rim)
     side[top & (side == 0)] = 2
     grow(side, 2, mean, neighbours, edge_contrast)
     # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
