@@ -270,7 +270,13 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         if r not in corners and min(np.linalg.norm(mean[r] - mean[c]) for c in references) >= surface_contrast:
             side[r] = 1  # (left unseeded, the floor at the sides took it: it reaches a side by its rim)
     side[top & (side == 0)] = 2
-    grow(side, 2, mean, neighbours, edge_contrast)
+    # a region the arm passes over in most frames is a blur in the plate, its colour no material's:
+    # it takes the backdrop but does not pass it on (a 5 px blend of arm and wall bridged the wall
+    # to a table's grey rim, then to its wood: door-open, corner4 at 64 px)
+    def still(j: int, k: int) -> bool:
+        return g.busy[j] <= 0.5
+
+    grow(side, 2, mean, neighbours, edge_contrast, still)
     # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
     # on, but not to a region of the colour of the wall it touches: the wall seen again between the
     # arm's links and the table, cut off from the rest of the wall by that blur
@@ -285,6 +291,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
     # (a grey or white floor: a tinted region there is the wood of a table no object marked)
     outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area) & (g.tint < 10))[0]
+    # the floor meets the backdrop or is near its colour (a top view's white floor at the bottom corners,
+    # 30-40 Lab lighter than the shaded floor at its top edge); a dark region that does neither is the
+    # robot's pedestal (door-open, corner4 at 64 px: as floor, it took the dark cabinet on the table)
+    walls = np.nonzero(top & (side == 2))[0]
+    outside = np.array([r for r in outside if any(side[j] == 2 for j in neighbours[r])
+                        or any(np.linalg.norm(mean[r] - mean[q]) < 2 * surface_contrast for q in walls)], int)
     if len(outside):
         # the largest, but the floor meets the wall: a region that touches the backdrop is preferred to
         # one at most twice its size that does not (at 64 px, corner4's dark pedestal is a little
@@ -293,12 +305,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         floor = outside[np.argmax(g.area[outside])]
         if meets.any() and 2 * g.area[outside[meets]].max() >= g.area[floor]:
             floor = outside[meets][np.argmax(g.area[outside[meets]])]
-        references = [floor, *np.nonzero(top & (side == 2))[0]]
+        references = [floor, *walls]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
         for r in np.nonzero(sides & (side == 0) & (g.area >= min_area) & (g.tint < 10))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
-    grow(side, 2, mean, neighbours, edge_contrast)
+    grow(side, 2, mean, neighbours, edge_contrast, still)
     # a speck whose colour is a blend of two workspace regions it touches is the edge between them
     # (a pale drawer's side over the wood at 64 px), not the floor it may be as close to
     for r in np.nonzero((side == 0) & (g.area < min_area))[0]:
