@@ -258,6 +258,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     side[g.coloured | g.pale | g.carriers] = 1
     for i in np.nonzero(g.small)[0]:
         side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
+    # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
+    # workspace has the table there; a floor is grey or white): the wood where no object marks it
+    # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
+    bottom = np.zeros(n, bool)
+    bottom[np.unique(regions[-1])] = True
+    side[bottom & (side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size)] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
     # The backdrop at the top edge is what holds its corners (a wall, the floor past the table); a
