@@ -83,17 +83,16 @@ def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[i
                 heapq.heappush(heap, (float(np.linalg.norm(mean[j] - mean[k])), int(k)))
 
 
-def settle(side: np.ndarray, mean: np.ndarray, neighbours: list[list[int]], vouch: np.ndarray | None = None) -> None:
+def settle(side: np.ndarray, mean: np.ndarray, neighbours: list[list[int]]) -> None:
     """Give every unlabelled region the side of the closest-coloured labelled region among its
-    workspace neighbours and the backdrop regions within two steps; nearest first, in place.
-    `vouch` (bool per region), if given: only those regions' colours count."""
+    workspace neighbours and the backdrop regions within two steps; nearest first, in place."""
     while (side == 0).any():
         best = (np.inf, -1, 0)
         for r in np.nonzero(side == 0)[0]:
             for w in neighbours[r]:
                 for cand in [w, *neighbours[w]]:
                     label = side[cand]
-                    if label == 0 or (label == 1 and cand != w) or (vouch is not None and not vouch[cand]):
+                    if label == 0 or (label == 1 and cand != w):
                         continue
                     d = float(np.linalg.norm(mean[r] - mean[cand]))
                     if d < best[0]:

@@ -323,7 +323,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         ws = [mean[j] for j in neighbours[r] if side[j] == 1]
         if any(_blend_of(mean[r], a, b) for i, a in enumerate(ws) for b in ws[i + 1:]):
             side[r] = 1
-    settle(side, mean, neighbours, (g.area >= 4) | (g.busy <= 0.5))
+    settle(side, mean, neighbours)
     return side
 
 
