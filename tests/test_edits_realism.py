@@ -274,3 +274,22 @@ def test_dark_cabinet_and_unmarked_table_are_kept(door, bench, camera):
         else:  # corner4 keeps some wall seen through the arm at 64 px (README): 0.912-0.944, 0.67-2.1 px
             assert scores["iou_min"] >= 0.9 and scores["boundary_mean"] <= 2.5, scores
             assert scores["kept_background"] <= 0.15, scores
+
+
+def test_grey_faucet_on_the_table_is_kept(bench, tmp_path):
+    """faucet-open's grey knob, seen from above at 64 px: an island of floor-grey in the wood, where
+    no growth reaches it; before, it settled to the floor two steps away (seed 1150, not tuned on:
+    objects kept 38%, none in the worst frame)."""
+    pytest.importorskip("metaworld")
+    from augment.source import LeRobotSource
+    from editors.workspace import workspace_masks
+
+    script = load_script("scripts/make_sim_dataset.py")
+    out = tmp_path / "faucet"
+    script.build_dataset(out, sim="metaworld", task="faucet-open-v3", episodes=1, size=64, cameras="topview",
+                         seed=1150, max_steps=60, masks=True, log=lambda *_: None)
+    key = "observation.images.topview"
+    video, labels = LeRobotSource(out).read_episode(0).frames[key], script.load_masks(out, 0)[key]
+    scores = bench.score(workspace_masks(video).keep, labels)
+    assert scores["kept_object"] >= 0.95 and scores["object_min_frame"] >= 0.9, scores  # now 1.00, 1.00
+    assert scores["iou_min"] >= 0.95 and scores["boundary_mean"] <= 1.25, scores  # now 0.968, 0.93 px
