@@ -8,7 +8,8 @@ right edges where nothing moves (walls, floor, sky seen past the workspace), acr
 The workspace grows from strongly coloured things (objects, a coloured robot) and the surface the
 small ones lie in, across the stronger edges a table has inside it (grain, a metal rim). What
 neither reaches (a pedestal, the floor seen between table legs) goes to the side it looks like.
-The bottom edge is no seed: a camera that looks down at a workspace has the table or the robot there.
+The bottom edge seeds no backdrop: a camera that looks down at a workspace has the table or the
+robot there (a large tinted region there is the table, even where no coloured object marks it).
 Per frame, the keep-mask is the still workspace plus what moves, less the backdrop seen again where
 the arm usually stands. Assumptions, measured on MetaWorld (README): a fixed camera, a backdrop at
 the top of the image, objects more colourful than the table or, if pale, more tinted than a grey backdrop.
@@ -246,13 +247,18 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_area: int) -> np.ndarray:
     """Per region: 1 workspace, 2 backdrop. Growths on the region graph, each across the weakest
     edge first (a watershed):
-    1. the backdrop from the regions at the image's top edge (walls, sky), across weak edges only;
-    2. the workspace from strongly coloured things (objects, a coloured robot) and the surface small
-       ones rest on (the regions touching them inside the motion hull), across the edges a work
-       surface has inside it (wood grain, a metal rim: `surface_contrast`);
-    3. the backdrop again from the floor at the left and right edges where nothing moves;
-    4. what none reached (the floor seen between table legs, a pedestal) goes to the side it looks
-       more like: a workspace region it touches, or a backdrop region it or they touch."""
+    1. the backdrop from the regions at the image's top edge (walls, sky) like those holding its
+       corners (one unlike them stands in front: workspace), across weak edges only, not through
+       the plate's blur of the arm;
+    2. the workspace from strongly coloured things (objects, a coloured robot), the surface small
+       ones rest on (the regions touching them inside the motion hull) and a large tinted region at
+       the bottom edge (a table), across the edges a work surface has inside it (wood grain, a metal
+       rim: `surface_contrast`);
+    3. the backdrop again from the floor at the left and right edges where nothing moves (a region
+       that meets the backdrop or is near its colour);
+    4. what none reached goes to the workspace if one workspace surface encloses it (a grey knob on
+       the wood), else to the side it looks more like (the floor seen between table legs, a
+       pedestal): a workspace region it touches, or a backdrop region it or they touch."""
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured | g.pale | g.carriers] = 1
