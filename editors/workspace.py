@@ -262,8 +262,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured | g.pale | g.carriers] = 1
-    for i in np.nonzero(g.small)[0]:
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
+    # The backdrop at the top edge is what holds its corners (a wall, the floor past the table): the
+    # most common region of the top row's first and last eighths (not a rim's end pixel)
+    k = max(2, regions.shape[1] // 8)
+    corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
+    for i in np.nonzero(g.small)[0]:  # (a goal marker seen on the wall does not rest on it)
+        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners]] = 1
     # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
     # workspace has the table there; a floor is grey or white): the wood where no object marks it
     # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
@@ -272,11 +276,9 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     side[bottom & (side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size)] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
-    # The backdrop at the top edge is what holds its corners (a wall, the floor past the table); a
-    # region there unlike both is something standing in front of it: a dark cabinet on the table that
-    # reaches the top edge between two patches of floor (door-open, top view)
-    k = max(2, regions.shape[1] // 8)  # the most of the top row's first and last eighths (not a rim's end pixel)
-    corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
+    # a region at the top edge unlike those holding its corners is something standing in front of the
+    # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
+    # (door-open, top view)
     references = [c for c in corners if side[c] == 0 and g.area[c] >= min_area]
     for r in np.nonzero(top & (side == 0))[0] if references else ():
         if r not in corners and min(np.linalg.norm(mean[r] - mean[c]) for c in references) >= surface_contrast:
