@@ -341,7 +341,9 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         if all(side[j] == 1 for j in around) and max(
                 np.linalg.norm(mean[a] - mean[b]) for a in around for b in around) < surface_contrast:
             side[r] = 1
-    settle(side, mean, neighbours)
+    # the plate's blur of the arm (busy backdrop) does not decide for a large region (a dark cabinet
+    # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px)
+    settle(side, mean, neighbours, lambda r, c: side[c] != 2 or g.busy[c] <= 0.5 or g.area[r] < 0.01 * regions.size)
     return side
 
 
