@@ -4,6 +4,7 @@ grown on (editors/workspace.py): adjacency, growth across weak edges first, and 
 from __future__ import annotations
 
 import heapq
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -83,16 +84,18 @@ def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[i
                 heapq.heappush(heap, (float(np.linalg.norm(mean[j] - mean[k])), int(k)))
 
 
-def settle(side: np.ndarray, mean: np.ndarray, neighbours: list[list[int]]) -> None:
+def settle(side: np.ndarray, mean: np.ndarray, neighbours: list[list[int]],
+           vouches: Callable[[int, int], bool] | None = None) -> None:
     """Give every unlabelled region the side of the closest-coloured labelled region among its
-    workspace neighbours and the backdrop regions within two steps; nearest first, in place."""
+    workspace neighbours and the backdrop regions within two steps; nearest first, in place.
+    `vouches(r, c)`, if given, says whether labelled region c's colour may decide region r's side."""
     while (side == 0).any():
         best = (np.inf, -1, 0)
         for r in np.nonzero(side == 0)[0]:
             for w in neighbours[r]:
                 for cand in [w, *neighbours[w]]:
                     label = side[cand]
-                    if label == 0 or (label == 1 and cand != w):
+                    if label == 0 or (label == 1 and cand != w) or (vouches is not None and not vouches(r, cand)):
                         continue
                     d = float(np.linalg.norm(mean[r] - mean[cand]))
                     if d < best[0]:

@@ -8,7 +8,8 @@ right edges where nothing moves (walls, floor, sky seen past the workspace), acr
 The workspace grows from strongly coloured things (objects, a coloured robot) and the surface the
 small ones lie in, across the stronger edges a table has inside it (grain, a metal rim). What
 neither reaches (a pedestal, the floor seen between table legs) goes to the side it looks like.
-The bottom edge is no seed: a camera that looks down at a workspace has the table or the robot there.
+The bottom edge seeds no backdrop: a camera that looks down at a workspace has the table or the
+robot there (a large tinted region there is the table, even where no coloured object marks it).
 Per frame, the keep-mask is the still workspace plus what moves, less the backdrop seen again where
 the arm usually stands. Assumptions, measured on MetaWorld (README): a fixed camera, a backdrop at
 the top of the image, objects more colourful than the table or, if pale, more tinted than a grey backdrop.
@@ -246,22 +247,50 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_area: int) -> np.ndarray:
     """Per region: 1 workspace, 2 backdrop. Growths on the region graph, each across the weakest
     edge first (a watershed):
-    1. the backdrop from the regions at the image's top edge (walls, sky), across weak edges only;
-    2. the workspace from strongly coloured things (objects, a coloured robot) and the surface small
-       ones rest on (the regions touching them inside the motion hull), across the edges a work
-       surface has inside it (wood grain, a metal rim: `surface_contrast`);
-    3. the backdrop again from the floor at the left and right edges where nothing moves;
-    4. what none reached (the floor seen between table legs, a pedestal) goes to the side it looks
-       more like: a workspace region it touches, or a backdrop region it or they touch."""
+    1. the backdrop from the regions at the image's top edge (walls, sky) like those holding its
+       corners (one unlike them stands in front: workspace), across weak edges only, not through
+       the plate's blur of the arm;
+    2. the workspace from strongly coloured things (objects, a coloured robot), the surface small
+       ones rest on (the regions touching them inside the motion hull) and a large tinted region at
+       the bottom edge (a table), across the edges a work surface has inside it (wood grain, a metal
+       rim: `surface_contrast`);
+    3. the backdrop again from the floor at the left and right edges where nothing moves (a region
+       that meets the backdrop or is near its colour);
+    4. what none reached goes to the workspace if one workspace surface encloses it (a grey knob on
+       the wood), else to the side it looks more like (the floor seen between table legs, a
+       pedestal): a workspace region it touches, or a backdrop region it or they touch."""
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured | g.pale | g.carriers] = 1
-    for i in np.nonzero(g.small)[0]:
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5]] = 1
+    # The backdrop at the top edge is what holds its corners (a wall, the floor past the table): the
+    # most common region of the top row's first and last eighths (not a rim's end pixel)
+    k = max(2, regions.shape[1] // 8)
+    corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
+    for i in np.nonzero(g.small)[0]:  # (a goal marker seen on the wall does not rest on it)
+        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners]] = 1
+    # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
+    # workspace has the table there; a floor is grey or white): the wood where no object marks it
+    # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
+    bottom = np.zeros(n, bool)
+    bottom[np.unique(regions[-1])] = True
+    side[bottom & (side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size)] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
+    # a region at the top edge unlike those holding its corners is something standing in front of the
+    # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
+    # (door-open, top view)
+    references = [c for c in corners if side[c] == 0 and g.area[c] >= min_area]
+    for r in np.nonzero(top & (side == 0))[0] if references else ():
+        if r not in corners and min(np.linalg.norm(mean[r] - mean[c]) for c in references) >= surface_contrast:
+            side[r] = 1  # (left unseeded, the floor at the sides took it: it reaches a side by its rim)
     side[top & (side == 0)] = 2
-    grow(side, 2, mean, neighbours, edge_contrast)
+    # a region the arm passes over in most frames is a blur in the plate, its colour no material's:
+    # it takes the backdrop but does not pass it on (a 5 px blend of arm and wall bridged the wall
+    # to a table's grey rim, then to its wood: door-open, corner4 at 64 px)
+    def still(j: int, k: int) -> bool:
+        return g.busy[j] <= 0.5
+
+    grow(side, 2, mean, neighbours, edge_contrast, still)
     # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
     # on, but not to a region of the colour of the wall it touches: the wall seen again between the
     # arm's links and the table, cut off from the rest of the wall by that blur
@@ -276,6 +305,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
     # (a grey or white floor: a tinted region there is the wood of a table no object marked)
     outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area) & (g.tint < 10))[0]
+    # the floor meets the backdrop or is near its colour (a top view's white floor at the bottom corners,
+    # 30-40 Lab lighter than the shaded floor at its top edge); a dark region that does neither is the
+    # robot's pedestal (door-open, corner4 at 64 px: as floor, it took the dark cabinet on the table)
+    walls = np.nonzero(top & (side == 2))[0]
+    outside = np.array([r for r in outside if any(side[j] == 2 for j in neighbours[r])
+                        or any(np.linalg.norm(mean[r] - mean[q]) < 2 * surface_contrast for q in walls)], int)
     if len(outside):
         # the largest, but the floor meets the wall: a region that touches the backdrop is preferred to
         # one at most twice its size that does not (at 64 px, corner4's dark pedestal is a little
@@ -284,19 +319,31 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         floor = outside[np.argmax(g.area[outside])]
         if meets.any() and 2 * g.area[outside[meets]].max() >= g.area[floor]:
             floor = outside[meets][np.argmax(g.area[outside[meets]])]
-        references = [floor, *np.nonzero(top & (side == 2))[0]]
+        references = [floor, *walls]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
         for r in np.nonzero(sides & (side == 0) & (g.area >= min_area) & (g.tint < 10))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
-    grow(side, 2, mean, neighbours, edge_contrast)
+    grow(side, 2, mean, neighbours, edge_contrast, still)
     # a speck whose colour is a blend of two workspace regions it touches is the edge between them
     # (a pale drawer's side over the wood at 64 px), not the floor it may be as close to
     for r in np.nonzero((side == 0) & (g.area < min_area))[0]:
         ws = [mean[j] for j in neighbours[r] if side[j] == 1]
         if any(_blend_of(mean[r], a, b) for i, a in enumerate(ws) for b in ws[i + 1:]):
             side[r] = 1
-    settle(side, mean, neighbours)
+    # a still island in one workspace surface is on it (faucet-open's grey knob on the wood in a top
+    # view, 19 px at 64 px, as grey as the floor two steps away), not the backdrop, which is seen past
+    # the workspace's edge or through a gap between two things (a pedestal and a table)
+    border = np.zeros(n, bool)
+    border[np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))] = True
+    for r in np.nonzero((side == 0) & (g.busy <= 0.3) & ~border)[0]:
+        around = neighbours[r]
+        if all(side[j] == 1 for j in around) and max(
+                np.linalg.norm(mean[a] - mean[b]) for a in around for b in around) < surface_contrast:
+            side[r] = 1
+    # the plate's blur of the arm (busy backdrop) does not decide for a large region (a dark cabinet
+    # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px)
+    settle(side, mean, neighbours, lambda r, c: side[c] != 2 or g.busy[c] <= 0.5 or g.area[r] < 0.01 * regions.size)
     return side
 
 
