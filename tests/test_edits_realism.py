@@ -24,18 +24,23 @@ KEY = "observation.images.corner2"  # the demo's camera; corner4 looks at the ta
 CAMERAS = [KEY, "observation.images.corner4"]
 
 
+def record_truth(out: Path, **settings) -> list[tuple]:
+    """(episode, truth per camera) for each episode recorded with the simulator's own segmentation
+    (make_sim_dataset.py --masks), decoded as the pipeline reads them."""
+    from augment.source import LeRobotSource
+
+    script = load_script("scripts/make_sim_dataset.py")
+    script.build_dataset(out, masks=True, log=lambda *_: None, **settings)
+    source = LeRobotSource(out)
+    return [(source.read_episode(i), script.load_masks(out, i)) for i in range(settings["episodes"])]
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """Two pick-place episodes at the demo's size from two cameras, decoded as the pipeline reads them."""
     pytest.importorskip("metaworld")
-    from augment.source import LeRobotSource
-
-    script = load_script("scripts/make_sim_dataset.py")
-    out = tmp_path_factory.mktemp("gt") / "ds"
-    script.build_dataset(out, sim="metaworld", task="pick-place-v3", episodes=2, size=128,
-                         cameras="corner2,corner4", seed=100, max_steps=70, masks=True, log=lambda *_: None)
-    source = LeRobotSource(out)
-    return [(source.read_episode(i), script.load_masks(out, i)) for i in range(2)]
+    return record_truth(tmp_path_factory.mktemp("gt") / "ds", sim="metaworld", task="pick-place-v3", episodes=2,
+                        size=128, cameras="corner2,corner4", seed=100, max_steps=70)
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +161,15 @@ def test_background_then_surface_gives_the_table_its_own_texture(recorded, bench
     table, wall = both.frames[KEY][labels == 1].mean(axis=0), both.frames[KEY][labels == 0].mean(axis=0)
     assert np.abs(table - wall).max() > 10, (table, wall)
 
+
 @pytest.fixture(scope="module")
 def pusht(tmp_path_factory):
     """One pusht episode with truth (the env's own shapes at the frame's size), 96 px like the IDM's."""
     pytest.importorskip("gym_pusht")
-    from augment.source import LeRobotSource
-
-    script = load_script("scripts/make_sim_dataset.py")
-    out = tmp_path_factory.mktemp("pusht") / "ds"
-    script.build_dataset(out, sim="pusht", episodes=1, size=96, seed=301, max_steps=40, masks=True,
-                         log=lambda *_: None)
+    [(episode, truth)] = record_truth(tmp_path_factory.mktemp("pusht") / "ds", sim="pusht", episodes=1, size=96,
+                                      seed=301, max_steps=40)
     key = "observation.images.top"
-    return LeRobotSource(out).read_episode(0).frames[key], script.load_masks(out, 0)[key]
+    return episode.frames[key], truth[key]
 
 
 def test_pusht_truth_and_keep_mask(bench, pusht):
@@ -249,13 +251,10 @@ def drawer(request, tmp_path_factory):
     """One drawer-close episode with truth: MetaWorld's drawer is pale green (HSV saturation 0.35, the
     wood table's), at the policy benchmark's 64 px and at 128 px; seed 120, not tuned on (600-601 were)."""
     pytest.importorskip("metaworld")
-    from augment.source import LeRobotSource
-
-    script = load_script("scripts/make_sim_dataset.py")
-    out = tmp_path_factory.mktemp("drawer") / "ds"
-    script.build_dataset(out, sim="metaworld", task="drawer-close-v3", episodes=1, size=request.param,
-                         cameras="corner2,topview", seed=120, max_steps=60, masks=True, log=lambda *_: None)
-    return request.param, LeRobotSource(out).read_episode(0), script.load_masks(out, 0)
+    [(episode, truth)] = record_truth(tmp_path_factory.mktemp("drawer") / "ds", sim="metaworld",
+                                      task="drawer-close-v3", episodes=1, size=request.param,
+                                      cameras="corner2,topview", seed=120, max_steps=60)
+    return request.param, episode, truth
 
 
 @pytest.mark.parametrize("camera", ["corner2", "topview"])
@@ -279,15 +278,12 @@ def test_aloha_truth_and_keep_mask(bench, tmp_path):
     """gym-aloha's two ViperX arms over a grey table on black, with MuJoCo's segmentation mapped by the
     body tree (arms = robot, `table`, peg and socket = objects, the world body = background)."""
     pytest.importorskip("gym_aloha")
-    from augment.source import LeRobotSource
     from editors.workspace import workspace_masks
 
-    script = load_script("scripts/make_sim_dataset.py")
-    out = tmp_path / "aloha"
-    script.build_dataset(out, sim="aloha", task="insertion", episodes=1, size=64, seed=5, max_steps=30,
-                         masks=True, log=lambda *_: None)
+    [(episode, truth)] = record_truth(tmp_path / "aloha", sim="aloha", task="insertion", episodes=1, size=64,
+                                      seed=5, max_steps=30)
     key = "observation.images.top"
-    video, labels = LeRobotSource(out).read_episode(0).frames[key], script.load_masks(out, 0)[key]
+    video, labels = episode.frames[key], truth[key]
     assert labels.shape == video.shape[:3]
     for c in (0, 1, 2, 3):
         assert (labels == c).any(axis=(1, 2)).all(), c
@@ -307,14 +303,8 @@ def door(tmp_path_factory):
     table, reaching the image's top edge in topview and its right edge in corner4, and no coloured
     object marks the wood. Seeds 1120-1123, not tuned on (820-839 were)."""
     pytest.importorskip("metaworld")
-    from augment.source import LeRobotSource
-
-    script = load_script("scripts/make_sim_dataset.py")
-    out = tmp_path_factory.mktemp("door") / "ds"
-    script.build_dataset(out, sim="metaworld", task="door-open-v3", episodes=4, size=64,
-                         cameras="corner4,topview", seed=1120, max_steps=60, masks=True, log=lambda *_: None)
-    source = LeRobotSource(out)
-    return [(source.read_episode(i), script.load_masks(out, i)) for i in range(4)]
+    return record_truth(tmp_path_factory.mktemp("door") / "ds", sim="metaworld", task="door-open-v3", episodes=4,
+                        size=64, cameras="corner4,topview", seed=1120, max_steps=60)
 
 
 @pytest.mark.parametrize("camera", ["corner4", "topview"])
@@ -341,15 +331,12 @@ def test_grey_faucet_on_the_table_is_kept(bench, tmp_path):
     no growth reaches it; before, it settled to the floor two steps away (seed 1150, not tuned on:
     objects kept 38%, none in the worst frame)."""
     pytest.importorskip("metaworld")
-    from augment.source import LeRobotSource
     from editors.workspace import workspace_masks
 
-    script = load_script("scripts/make_sim_dataset.py")
-    out = tmp_path / "faucet"
-    script.build_dataset(out, sim="metaworld", task="faucet-open-v3", episodes=1, size=64, cameras="topview",
-                         seed=1150, max_steps=60, masks=True, log=lambda *_: None)
+    [(episode, truth)] = record_truth(tmp_path / "faucet", sim="metaworld", task="faucet-open-v3", episodes=1,
+                                      size=64, cameras="topview", seed=1150, max_steps=60)
     key = "observation.images.topview"
-    video, labels = LeRobotSource(out).read_episode(0).frames[key], script.load_masks(out, 0)[key]
+    video, labels = episode.frames[key], truth[key]
     scores = bench.score(workspace_masks(video).keep, labels)
     assert scores["kept_object"] >= 0.95 and scores["object_min_frame"] >= 0.9, scores  # now 1.00, 1.00
     assert scores["iou_min"] >= 0.95 and scores["boundary_mean"] <= 1.25, scores  # now 0.968, 0.93 px
