@@ -667,3 +667,64 @@ def test_still_change_catches_a_marker_growing_amid_codec_flicker():
     assert scores["still_change"] < 0.5 and 24 <= details["still_change"]["frame"] <= 27, (scores, details)
     scores, details = video_checks(gripper_scene(carry=False), spec)  # the object vanishes at frame 20, alone
     assert scores["still_change"] < 0.5 and details["still_change"]["frame"] == 20, details
+
+
+def shove_scene(change: str | None = "shove", length: int = 40, at: int = 20) -> np.ndarray:
+    """PushT at 10 fps, 128 px: a grey T block (crossbar 18x5 px, stem 5x14 px) on a white table and a
+    blue pusher disc circling by the crossbar's left end, always moving, touching it at frame `at`.
+    change="shove": the disc's hit shoves the T, 1 px right and turned 15 degrees about the disc (off
+    the T's centre of mass), so the stem's far end swings by a solid strip, away from the disc, and then
+    rests; as AV1 encoded bench_verifier's PushT episodes, the frame before `at` holds a quarter of the
+    new pose over the old (a ghost), so each pixel of the strip moves a little in that step and the
+    rest in the next. "vanish": a grey 6x6 px block below the T is painted out at `at`; "appear": such
+    a block appears at `at`; both far from the disc. None: the T rests throughout."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    frames = np.full((length, 128, 128, 3), 240, np.uint8) + rng.integers(0, 3, (length, 128, 128, 3), dtype=np.uint8)
+    sprite = np.zeros((128, 128), np.float32)
+    sprite[40:45, 36:54] = 1
+    sprite[45:59, 43:48] = 1
+    turn = cv2.getRotationMatrix2D((34.0, 43.0), -15, 1.0)
+    turn[0, 2] += 1
+    shoved = cv2.warpAffine(sprite, turn, (128, 128)) > 0.5
+    grey = np.array([150, 155, 170])
+    for t in range(length):
+        frames[t][shoved if change == "shove" and t >= at else sprite > 0.5] = grey
+        if change == "shove" and t == at - 1:  # a quarter of the way to the new pose, everywhere
+            ahead = frames[t].copy()
+            ahead[sprite > 0.5] = frames[0, 0, 0]
+            ahead[shoved] = grey
+            frames[t] = np.round(0.75 * frames[t] + 0.25 * ahead).astype(np.uint8)
+        if (change == "vanish" and t < at) or (change == "appear" and t >= at):
+            frames[t, 74:80, 60:66] = grey
+        angle = 2 * np.pi * (t - at) / 12
+        cv2.circle(frames[t], (int(round(29 + 4 * np.cos(angle))), int(round(43 + 4 * np.sin(angle)))), 3, (60, 90, 220), -1)
+    return frames
+
+
+def test_patch_lets_a_block_the_pusher_shoves_through_and_catches_one_changing_alone():
+    """A T block shoved and turned by the pusher in one step (PushT at 10 fps) changes a solid strip at
+    its far end, away from the disc: the ungated solid change (`patch` before patch_moved) flagged it,
+    as it flagged 3 clean PushT episodes of bench_verifier's fourth fresh set. That strip is found again,
+    turned and a few pixels on, in the frame after (checks.moved), so it passes; a block that appears or
+    is painted out beside the T, with nothing there before or after to match, still fails."""
+    from verifiers import checks as C
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    shoved = shove_scene("shove")
+    diffs = C.step_differences(shoved)
+    threshold = C.change_threshold(diffs)
+    assert C.events(shoved, diffs, threshold, min_mover=0.005)[2][0] > 0.0005  # the old patch statistic
+    assert C.events(shoved, diffs, threshold, min_mover=0.005, moved_search=4)[2][0] == 0.0
+    spec = ConsistencySpec()
+    assert spec.patch_moved == 4
+    for clean in (shoved, shove_scene(None)):
+        scores, _ = video_checks(clean, spec)
+        assert all(v >= 0.5 for v in scores.values()), scores
+    scores, _ = video_checks(shoved, ConsistencySpec(patch_moved=0))
+    assert scores["patch"] < 0.5, scores
+    for change in ("vanish", "appear"):
+        scores, details = video_checks(shove_scene(change), spec)
+        assert scores["patch"] < 0.5 and details["patch"]["frame"] == 20, (change, scores, details)

@@ -13,7 +13,9 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     patch       the same without the gate, only its solid part (a 4x4 px square fits): a thing pasted
                 in, painted out or jumping beside the arm, where the gate calls it contact; what the
-                robot changes in one step is thin (a door's edge, a strip of a shoved block). Also
+                robot changes in one step is thin (a door's edge, a strip of a shoved block), and a solid
+                piece of it that is found again a few pixels on, maybe turned (moved: the robot's wrist, a
+                T block's far end swinging round as the pusher shoves it at 10 fps) does not count. Also
                 (still_patch) a solid one-step change between two still stretches of each pixel's own
                 history, the neighbours' motion left aside: a thing pasted in under the moving gripper.
     settle      pixels that change within a few frames while they and their surroundings are still
@@ -174,8 +176,8 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
-           contact_reach: int = 2, solid: int = 4,
-           plate_fg: np.ndarray | None = None) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
+           contact_reach: int = 2, solid: int = 4, plate_fg: np.ndarray | None = None,
+           moved_search: int = 0) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
@@ -186,7 +188,9 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     `solid` x `solid` square). What the robot legitimately changes in one step at a time is thin: the
     edge of a door it swings, a strip of a block it shoves (bench_verifier: never 4 px thick at
     128 px on a calibration clean video); a thing pasted in, painted out or jumping changes as a solid
-    patch, also beside the arm, where the gate would call it contact."""
+    patch, also beside the arm, where the gate would call it contact. With `moved_search`, a solid piece
+    that the frame before, turned and shifted by at most that many pixels, matches both ways (moved)
+    is what the robot moved, not a new thing, and leaves the `patch` pair."""
     if len(diffs) < lasting + 3:
         return (0.0, 0), (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
@@ -212,6 +216,9 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         if area > worst_all:
             worst_all, at_all = area, t + 1
         solid_area = float(solid_part(alone, solid).mean()) if area else 0.0
+        if solid_area > worst_solid and moved_search:  # what moved is the robot or what it moves, not a new thing
+            pieces = solid_part(alone, solid)
+            solid_area = float((pieces & ~moved_pieces(pieces, blurred[t], blurred[t + 1], threshold, moved_search)).mean())
         if solid_area > worst_solid:
             worst_solid, at_solid = solid_area, t + 1
         if min_mover is not None and alone.any():
@@ -221,6 +228,54 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         if area > worst:
             worst, at = area, t + 1
     return (worst, at), (worst_all, at_all), (worst_solid, at_solid)
+
+
+def moved(piece: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, search: int,
+          angles: tuple[int, ...] = (0, 5, -5, 10, -10, 15, -15), ring: int = 2, tolerance: float = 0.2) -> bool:
+    """Whether a one-step change `piece` (bool mask) between blurred (H, W, 3) frames is something that
+    moved: turned by one of `angles` (degrees, about the piece's centre) and shifted by at most `search`
+    px, the frame before matches the frame after on the piece widened by `ring` px, all but `tolerance`
+    of its pixels within `threshold`, both ways (what is there after was there before, a little off;
+    what was there before is still there after, a little off). The robot's wrist sliding over a door,
+    a shoved T block's far end swinging round: found again a few pixels on. A thing pasted in is
+    nowhere near in the frame before, a thing painted out nowhere near in the frame after."""
+    h, w = piece.shape
+    area = cv2.dilate(piece.astype(np.uint8), np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(area)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    mask = area[y0:y1, x0:x1]
+    centre = (float(xs.mean()), float(ys.mean()))
+    pad = ((search, search), (search, search), (0, 0))
+
+    def misfit(source: np.ndarray, target: np.ndarray, angle: float) -> np.ndarray:
+        """(2*search+1)^2: fraction of the widened piece where `target` differs from `source` turned by
+        `angle` and offset by (i - search, j - search)."""
+        turned = cv2.warpAffine(source.astype(np.float32), cv2.getRotationMatrix2D(centre, angle, 1.0), (w, h),
+                                borderMode=cv2.BORDER_REPLICATE)
+        around = np.pad(turned, pad, mode="edge")[y0:y1 + 2 * search, x0:x1 + 2 * search]
+        windows = np.lib.stride_tricks.sliding_window_view(around, mask.shape, axis=(0, 1))  # (i, j, 3, h, w)
+        off = (np.abs(windows - target[y0:y1, x0:x1].transpose(2, 0, 1)).max(axis=2) > threshold) & mask
+        return off.sum(axis=(2, 3)) / mask.sum()
+
+    for angle in angles:
+        forwards = misfit(before, after, angle)  # offset o: after(x) against before(x + o), o = -shift
+        if not (forwards <= tolerance).any():
+            continue
+        backwards = misfit(after, before, -angle)[::-1, ::-1]  # before(x) against after(x + shift), aligned
+        if ((forwards <= tolerance) & (backwards <= tolerance)).any():
+            return True
+    return False
+
+
+def moved_pieces(region: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, search: int) -> np.ndarray:
+    """The pieces (8-connected) of `region`, a one-step change between blurred frames, that `moved`."""
+    n, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    out = np.zeros(region.shape, bool)
+    for i in range(1, n):
+        piece = labels == i
+        if moved(piece, before, after, threshold, search):
+            out |= piece
+    return out
 
 
 def solid_part(mask: np.ndarray, size: int) -> np.ndarray:

@@ -96,6 +96,10 @@ class ConsistencySpec(StageSpec):
     contact_reach: int = Field(2, ge=0, description="event: pixels between a change and a mover that still count as touching")
     patch_solid: int = Field(4, ge=1, description="patch: side of the square (pixels at work_size) that a "
                              "one-step change must fit to count")
+    patch_moved: int = Field(4, ge=0, description="patch: a solid one-step change that the frame before, turned by "
+                             "up to 15 degrees and shifted by up to this many pixels (at work_size, per frame of the "
+                             "event stride), matches both ways is something that moved (the robot's wrist, a block it "
+                             "shoves), not a thing pasted in or painted out; 0 counts every one")
     settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
     settle_still: float = Field(0.25, gt=0, le=1, description="settle: a step under this fraction of the change "
                                 "threshold counts as still")
