@@ -21,7 +21,7 @@ from augment.episode import Episode
 from augment.stage import Stage, derive_seed
 from editors.background import BackgroundStage, named, procedural_texture, write_review
 from editors.compose import dilate
-from editors.workspace import Workspace, _fill_holes, continues_from, fill_from_around, workspace_masks
+from editors.workspace import Workspace, continues_from, fill_from_around, fill_holes, workspace_masks
 from editors.specs import SurfaceSpec
 
 
@@ -41,23 +41,23 @@ class SurfaceStage(Stage):
         out = []
         for episode in episodes:
             cameras = self.spec.cameras or list(episode.frames)
-            found = {k: workspace_masks(episode.frames[k], self.spec.diff_threshold) for k in cameras}
-            for variant in range(self.spec.variants):
-                # salted: chained after `background` (same seed, same uid at one variant) the table
-                # would get the backdrop's own colours and vanish into it
-                seed = derive_seed(self.spec.seed, "surface", episode.uid, variant)
-                frames, chosen, areas = dict(episode.frames), {}, {}
-                for key in cameras:
-                    video, ws = episode.frames[key], found[key]
-                    texture, chosen[key] = self.texture(video.shape[1], video.shape[2], derive_seed(seed, key))
-                    # the objects' anti-aliased rims lie in the surface's regions: unmixed by retexture
-                    frames[key] = retexture(video, ws.surface & ~dilate(ws.objects, 1), ws.moving, ws.plate, texture,
-                                            self.spec.shading_blur)
-                    areas[key] = round(float(ws.surface.mean()), 4)
+            # salted: chained after `background` (same seed, same uid at one variant) the table would get
+            # the backdrop's own colours and vanish into it
+            seeds = [derive_seed(self.spec.seed, "surface", episode.uid, v) for v in range(self.spec.variants)]
+            found, edited, chosen = {}, {}, {}
+            for key in cameras:
+                video = episode.frames[key]
+                found[key] = workspace_masks(video, self.spec.diff_threshold)
+                textures = [self.texture(video.shape[1], video.shape[2], derive_seed(seed, key)) for seed in seeds]
+                chosen[key] = [name for _, name in textures]
+                edited[key] = retexture(video, found[key], [t for t, _ in textures], self.spec.shading_blur)
+            areas = {k: round(float(found[k].surface.mean()), 4) for k in cameras}
+            for variant, seed in enumerate(seeds):
                 uid = episode.uid if self.spec.variants == 1 else f"{episode.uid}-surface{variant}"
-                new = episode.replace(frames=frames, uid=uid)
-                self.record(new, variant=variant, seed=seed, texture=chosen, surface_fraction=areas)
-                self.record_edit(new, "a new table surface" + named(chosen.values()))
+                new = episode.replace(frames={**episode.frames, **{k: edited[k][variant] for k in cameras}}, uid=uid)
+                names = {k: chosen[k][variant] for k in cameras}
+                self.record(new, variant=variant, seed=seed, texture=names, surface_fraction=areas)
+                self.record_edit(new, "a new table surface" + named(names.values()))
                 write_review(self, episode, new, {k: np.broadcast_to(found[k].surface, episode.frames[k].shape[:3])
                                                   for k in cameras})
                 out.append(new)
@@ -76,38 +76,40 @@ def surface_variants(frames: np.ndarray, found: Workspace, seeds: list[int], blu
     """One copy of a camera's video per seed, its work surface re-textured (the `surface` edit's
     recipe with a procedural texture): the edited copies of a camera that sees no backdrop."""
     height, width = frames.shape[1:3]
-    surface = found.surface & ~dilate(found.objects, 1)
-    return [retexture(frames, surface, found.moving, found.plate, table_texture(height, width, seed), blur)
-            for seed in seeds]
+    return retexture(frames, found, [table_texture(height, width, seed) for seed in seeds], blur)
 
 
-def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate: np.ndarray,
-              texture: np.ndarray, blur: int) -> np.ndarray:
-    """New pixels on the surface where nothing moves in front of it; every other pixel is kept.
+def retexture(frames: np.ndarray, found: Workspace, textures: list[np.ndarray], blur: int) -> list[np.ndarray]:
+    """One copy of `frames` per texture: new pixels on the work surface where nothing moves in front of
+    it; every other pixel is kept. What to paint, the shadow and the seam are worked out once per frame
+    for every texture.
 
     new = texture * shading * shadow, where shading is the plate's luminance over the surface,
     smoothed across small steps only (bilateral: the old grain goes, the faces' shading stays) and
-    divided by its mean, and shadow is the frame's luminance over the plate's (1 within codec noise).
-    The painted pixels next to a kept one (an object's or the arm's anti-aliased rim over the old
-    surface) are unmixed: their share of the kept colour stays, the old surface's share becomes the new.
+    divided by its mean, and shadow is the frame's luminance over the table's (the plate's on the
+    surface; 1 within codec noise). The painted pixels next to a kept one (an object's or the arm's
+    anti-aliased rim over the old surface) are unmixed: their share of the kept colour stays, the old
+    surface's share becomes the new. The objects' anti-aliased rims lie in the surface's regions: the
+    surface is taken less the objects grown by 1 px, and those rims are unmixed.
     """
+    surface, moving, plate = found.surface & ~dilate(found.objects, 1), found.moving, found.plate
     lum = cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY).astype(np.float32)
     # edge-preserving smoothing: the wood grain's small steps go, the rim's and legs' shading stays
     smooth = np.where(surface, lum, float(lum[surface].mean()) if surface.any() else 128.0).astype(np.float32)
     for _ in range(2):
         smooth = cv2.bilateralFilter(smooth, 2 * blur + 1, 24, blur)
     shading = smooth / max(float(smooth[surface].mean()), 1.0) if surface.any() else np.ones_like(smooth)
-    base = texture.astype(np.float32) * shading[..., None]
+    bases = [texture.astype(np.float32) * shading[..., None] for texture in textures]
     plate_lab = cv2.cvtColor(plate, cv2.COLOR_RGB2LAB).astype(np.float32)
     # the old surface's own colour next to every pixel (its blended outline left out): what a rim
     # pixel is unmixed against, and what the table looks like where a resting thing hid it
     core = cv2.erode(surface.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     clean = fill_from_around(plate, ~core) if core.any() else plate
     clean_lab = cv2.cvtColor(clean, cv2.COLOR_RGB2LAB).astype(np.float32)
-    within = _fill_holes(surface)  # the table with the places of the things that rest on it
+    within = fill_holes(surface)  # the table with the places of the things that rest on it
     # the luminance the frame's is measured against: the plate on the surface, the table's around elsewhere
     ref_lum = np.where(surface, lum, cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY).astype(np.float32))
-    out = frames.copy()
+    outs = [frames.copy() for _ in textures]
     for t, frame in enumerate(frames):
         lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
         # a moving pixel on the surface that is the surface darker, same hue, is the arm's shadow
@@ -126,20 +128,21 @@ def retexture(frames: np.ndarray, surface: np.ndarray, moving: np.ndarray, plate
         paint = (surface & (~moving[t] | shadow)) | revealed
         ratio = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.maximum(ref_lum, 1)
         ratio = np.where(np.abs(ratio - 1) < 0.04, 1.0, ratio.clip(0.2, 1.2))  # codec noise: no shimmer
-        out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
-        seam = unmixed_seam(frame, ~paint, clean, base)
-        if seam is not None:
-            ring, values = seam
-            out[t][ring] = values
-    return out
+        seam = unmixed_seam(frame, ~paint, clean)
+        for out, base in zip(outs, bases):
+            out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
+            if seam is not None:
+                ring, a, f = seam
+                out[t][ring] = (a * f + (1 - a) * base[ring]).round().clip(0, 255).astype(np.uint8)
+    return outs
 
 
-def unmixed_seam(frame: np.ndarray, kept: np.ndarray, clean: np.ndarray, new: np.ndarray):
+def unmixed_seam(frame: np.ndarray, kept: np.ndarray, clean: np.ndarray):
     """The outline between kept and painted pixels, 1 px each side, unmixed: a pixel there is a blend
     of the most unlike kept colour f in its 3x3 neighbourhood (an object's or the arm's own colour) and
-    the old surface's colour `clean`; its share a of f stays and the rest becomes the `new` surface.
+    the old surface's colour `clean`; its share a of f stays and the rest becomes the new surface.
     (background.unmixing takes the nearest kept pixel, which on a 3 px wide bar is itself a blend.)
-    Returns (ring (H, W) bool, values (n, 3) uint8), or None when nothing is painted or kept."""
+    Returns (ring (H, W) bool, a (n, 1), f (n, 3)), or None when nothing is painted or kept."""
     if kept.all() or not kept.any():
         return None
     h, w = kept.shape
@@ -162,4 +165,4 @@ def unmixed_seam(frame: np.ndarray, kept: np.ndarray, clean: np.ndarray, new: np
     # a kept pixel stays as it is unless it is clearly a blend (under 70% of f) or it and its kept
     # neighbours all look like the old surface (where a resting object's outline was, once it left)
     a = np.where(span <= 100, 0.0, np.where(inner & (a >= 0.7), 1.0, a))[:, None]
-    return ring, (a * f + (1 - a) * new[ring]).round().clip(0, 255).astype(np.uint8)
+    return ring, a, f

@@ -231,13 +231,13 @@ def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.
         under = np.bincount(regions[ring], minlength=n)
         for r in np.nonzero(under >= 0.2 * ring.sum())[0]:
             if r not in filled:
-                filled[r] = _fill_holes(regions == r)
+                filled[r] = fill_holes(regions == r)
             if filled[r][patch].mean() >= inside:
                 out[r] = True
     return out
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
+def fill_holes(mask: np.ndarray) -> np.ndarray:
     """`mask` with every hole filled: what the outside cannot reach from the image's border."""
     outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
     cv2.floodFill(outside, None, (0, 0), 2)
