@@ -57,6 +57,9 @@ class SurfaceStage(Stage):
                 new = episode.replace(frames={**episode.frames, **{k: edited[k][variant] for k in cameras}}, uid=uid)
                 names = {k: chosen[k][variant] for k in cameras}
                 self.record(new, variant=variant, seed=seed, texture=names, surface_fraction=areas)
+                if not any(areas.values()):  # not an edit: the copy would be the source, labelled as new
+                    out.append(self.drop(new, f"no work surface found in {', '.join(cameras)}"))
+                    continue
                 self.record_edit(new, "a new table surface" + named(names.values()))
                 write_review(self, episode, new, {k: np.broadcast_to(found[k].surface, episode.frames[k].shape[:3])
                                                   for k in cameras})

@@ -48,6 +48,19 @@ def read_output(root: Path):
     return LeRobotDataset("local/augmented", root=root)
 
 
+def test_surface_spec_drops_what_it_could_not_edit(source_dataset, folders):
+    """On a lerobot-written scene where the weight-free segmenter finds no work surface (a flat band
+    under a gradient, 32-48 px), each variant is dropped with the cameras named, not written as a
+    "new table surface" that is the source re-encoded (as it was before)."""
+    spec = load_spec(PIPELINES / "edit_surface.yaml", [
+        f"source.root={source_dataset['root']}", "source.episodes=[0, 1]", f"sink.root={folders / 'out'}",
+        "stages.0.cameras=[observation.images.front]"])
+    report = run_local(spec, progress=False)
+    assert report["episodes_out"] == 0 and len(report["dropped"]) == 4  # 2 episodes x 2 variants
+    assert {d["reason"] for d in report["dropped"]} == {"no work surface found in observation.images.front"}
+    assert {d["uid"] for d in report["dropped"]} == {f"ep00000{e}-surface{v}" for e in (0, 1) for v in (0, 1)}
+
+
 def test_paste_objects_spec_runs_end_to_end(source_dataset, folders):
     out, review = folders / "out", folders / "review"
     spec = load_spec(PIPELINES / "edit_paste_objects.yaml", [

@@ -127,7 +127,9 @@ def test_surface_edit_repaints_pushts_canvas_around_its_pale_objects(bench, push
     episode = Episode(frames={key: video}, task="push the T", fps=10, uid="pusht-0")
     stage = SurfaceSpec(cameras=[key]).build()
     stage.setup()
-    edited = stage([episode])[0].frames[key]
+    [out] = stage([episode])
+    assert "dropped" not in out.provenance and out.provenance["stages"][-1]["surface_fraction"][key] > 0.9
+    edited = out.frames[key]
     changed = bench.changed_by_edit(video, edited, labels)
     assert changed["changed_table_inner"] >= 0.9, changed
     assert changed["changed_robot_inner"] <= 0.03 and changed["changed_object_inner"] <= 0.02, changed
