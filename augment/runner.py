@@ -310,6 +310,24 @@ def stop_ray() -> None:
         _holding.pop().hold.set()
 
 
+def kill_ray() -> bool:
+    """stop_ray for a process about to end (augment.cli.entry): SIGKILL, at once and with no wait, to
+    every process of the embedded Ray this driver started (its descendants, the reaper apart). The
+    caller then leaves with os._exit. False, doing nothing, when no embedded Ray runs here."""
+    if not _ray_processes:
+        return False
+    from augment.reaper import descendants, processes
+
+    spared = {os.getpid(), _reaper.pid if _reaper is not None else -1}
+    for pid in descendants({os.getpid()}, processes()) - spared:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _ray_processes.clear()
+    return True
+
+
 def _is_autoscaler_monitor(program: list[bytes]) -> bool:
     # ray/autoscaler/_private/monitor.py, or ray/autoscaler/v2/monitor.py with autoscaler v2
     return any(arg.endswith(b"monitor.py") and b"/autoscaler/" in arg for arg in program[1:3])

@@ -192,9 +192,9 @@ def _cmdline(pid: int) -> bytes:
 
 
 def test_a_finished_job_leaves_no_process_behind(source_dataset, tmp_path):
-    """`augment run` stops its embedded Ray on the way out (runner.stop_ray: every process ray.init
-    started gets its SIGTERM at once, the autoscaler monitor SIGKILL, then ray.shutdown): nothing it
-    started outlives it."""
+    """`augment run` stops its embedded Ray on the way out (cli.entry: once the dataset is committed
+    and the report printed, runner.kill_ray SIGKILLs every process it started): nothing it started
+    outlives it, and the dataset it reported is whole."""
     import time
 
     from augment.reaper import descendants, processes
@@ -213,3 +213,8 @@ def test_a_finished_job_leaves_no_process_behind(source_dataset, tmp_path):
     started = set(seen)
     assert any(b"raylet" in cmd for cmd in seen.values()), seen  # the job did start Ray
     _assert_gone(started, 30)
+    from augment.source import LeRobotSource
+
+    out = LeRobotSource(tmp_path / "out")
+    assert f"dataset: {tmp_path / 'out'}" in output, output
+    assert out.verify(out.select(None)) == [] and len(out.episodes) == len(source_dataset["episodes"])
