@@ -66,8 +66,6 @@ def main(argv: list[str] | None = None, exit_fast: bool = False) -> int:
     """exit_fast: the process ends when this returns (entry), so an embedded Ray is left to entry to stop."""
     args = _parser().parse_args(argv)
     args.exit_fast = exit_fast
-    from augment.pipeline import USER_ERRORS
-
     try:
         if args.command == "train-idm":
             from labelers.cli import run as cmd_train_idm
@@ -86,15 +84,20 @@ def main(argv: list[str] | None = None, exit_fast: bool = False) -> int:
 
             return cmd_train_verifier(args)
         return {"run": cmd_run, "validate": cmd_validate, "inspect": cmd_inspect}[args.command](args)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; finished parts are kept, rerun the same command to resume", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `augment inspect ROOT | head`: the reader left, which is not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return 141
+    except Exception as e:
+        # Imported here, not before the command: it brings PyAV, pyarrow and pandas, and `run` starts Ray 0.5 s sooner.
+        from augment.pipeline import USER_ERRORS
+
+        if isinstance(e, USER_ERRORS):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, BrokenPipeError):  # `augment inspect ROOT | head`: the reader left, which is not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 141
+        raise
 
 
 def cmd_validate(args) -> int:
