@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 
-def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def plate_regions(plate: np.ndarray, colours: int = 10, like: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
     """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
     then connected components; strips a pixel or two wide (the blend of two colours along an edge)
-    join the neighbour they look most like. Returns (int32 labels (H, W), float32 Lab image)."""
+    join the neighbour they look most like, one they look like (`like`, Lab) before any other. Returns (int32 labels (H, W), float32 Lab image)."""
     lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
     cv2.setRNGSeed(0)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
@@ -33,10 +33,8 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
     vivid = np.bincount(regions.ravel(), weights=((hsv[..., 1] > 115) & (hsv[..., 2] > 40)).ravel(), minlength=count)
     strip = ((core < 0.2 * area) | (area < 8)) & (vivid < 0.5 * area)  # a small vivid blob is an object: kept
     labels = np.where(strip[regions], -1, regions)
-    for _ in range(32):  # each pass hands the outermost strip pixels to a neighbour
+    while (labels < 0).any():  # each pass hands the outermost strip pixels to a neighbour
         todo = labels < 0
-        if not todo.any():
-            break
         valid = ~todo
         m = int(labels.max()) + 1
         cnt = np.bincount(labels[valid], minlength=m)
@@ -50,7 +48,13 @@ def plate_regions(plate: np.ndarray, colours: int = 10) -> tuple[np.ndarray, np.
             dist = np.where(todo & (nb >= 0), np.linalg.norm(lab - mean[np.maximum(nb, 0)], axis=-1), np.inf)
             choice = np.where(dist < best, nb, choice)
             best = np.minimum(best, dist)
-        labels = np.where(todo & np.isfinite(best), choice, labels)
+        # a strip pixel waits for a neighbour it looks like (within `like`) while one may still reach
+        # it: a grey rim's 1 px outer edge touches the white floor first, and at 64 px it was floor
+        reached = todo & np.isfinite(best)
+        if not reached.any():
+            break
+        take = reached & (best < like)
+        labels = np.where(take if take.any() else reached, choice, labels)
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
 

@@ -267,13 +267,17 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     k = max(2, regions.shape[1] // 8)
     corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
     for i in np.nonzero(g.small)[0]:  # (a goal marker seen on the wall does not rest on it)
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners]] = 1
+        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5]] = 1
     # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
     # workspace has the table there; a floor is grey or white): the wood where no object marks it
     # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
     bottom = np.zeros(n, bool)
     bottom[np.unique(regions[-1])] = True
     side[bottom & (side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size)] = 1
+    # and so is one where the arm works (mostly inside the hull of all motion) that it does not just blur
+    # (door-open, corner2: the wood, with no coloured object on it, was reached from the arm only
+    # through the small blends between them, and at 64 px not always)
+    side[(side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size) & (g.in_hull >= 0.5) & (g.busy <= 0.3)] = 1
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
     # a region at the top edge unlike those holding its corners is something standing in front of the
