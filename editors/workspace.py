@@ -115,7 +115,9 @@ class Scene:
         backdrop = side == 2
         # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
         static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
-        static &= ~_backdrop_slivers(g, side, 20.0)
+        # (30 Lab: at 64 px the floor seen through a 1 px gap between a pedestal and a table is a blend
+        # 20-30 from the floor, far from both sides)
+        static &= ~_backdrop_slivers(g, side, 30.0)
         static = _snap_to_plate(static, g.lab)
         # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
         # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
