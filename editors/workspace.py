@@ -142,14 +142,16 @@ class Scene:
         # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
         # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
         # from backdrop pixels that look as in the plate (not a fringe of something the mask missed) and
-        # from the backdrop seen again where the arm usually stands.
+        # from the backdrop seen again where the arm usually stands. The growth also passes through
+        # backdrop pixels that are neither still nor moving (at 64 px the codec's ring round the arm
+        # cut the wall the arm uncovers off from the wall it grows from).
         diff = plate_difference(frames, plate)
         still = diff < threshold / 2
         # where the plate shows the arm, every pixel that differs counts as moving, however small the
         # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
         moving = moving | ((diff > threshold) & (g.coloured & ~g.small)[g.regions][None])
         seen_again = self.seen_again(frames, moving, self.edge_contrast)
-        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, self.edge_contrast)
+        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m | (~static & ~s), self.edge_contrast)
                            for f, m, s, a in zip(frames, moving, still, seen_again)])
         keep = (moving | static[None]) & ~behind
         keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
