@@ -270,8 +270,16 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # most common region of the top row's first and last eighths (not a rim's end pixel)
     k = max(2, regions.shape[1] // 8)
     corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
+    # the surface an object rests on is what lies under its lower outline (a window standing at the
+    # table's far edge also touches the floor behind it, above it in the image)
+    under = np.zeros((n, n), np.int32)
+    upper, lower = regions[:-1].ravel(), regions[1:].ravel()
+    np.add.at(under, (upper[upper != lower], lower[upper != lower]), 1)
     for i in np.nonzero(g.small)[0]:  # (a goal marker seen on the wall does not rest on it)
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5]] = 1
+        below = [j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5
+                 and not g.coloured[j]]
+        if below and under[i, below].max() > 0:
+            side[below[int(np.argmax(under[i, below]))]] = 1
     # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
     # workspace has the table there; a floor is grey or white): the wood where no object marks it
     # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
