@@ -275,7 +275,9 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     under = np.zeros((n, n), np.int32)
     upper, lower = regions[:-1].ravel(), regions[1:].ravel()
     np.add.at(under, (upper[upper != lower], lower[upper != lower]), 1)
-    for i in np.nonzero(g.small)[0]:  # (a goal marker seen on the wall does not rest on it)
+    # (a blob the arm passes over in most frames is the plate's blur of the gripper, not a thing at
+    # rest: it took the white floor behind a table as its surface; window-open, corner4)
+    for i in np.nonzero(g.small & (g.busy <= 0.5))[0]:  # (a goal marker seen on the wall does not rest on it)
         below = [j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5
                  and not g.coloured[j]]
         if below and under[i, below].max() > 0:
@@ -289,9 +291,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # and so is one where the arm works (mostly inside the hull of all motion) that it does not just blur
     # (door-open, corner2: the wood, with no coloured object on it, was reached from the arm only
     # through the small blends between them, and at 64 px not always)
-    side[(side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size) & (g.in_hull >= 0.5) & (g.busy <= 0.3)] = 1
+    # or next to a coloured thing (the robot, an object) where the arm's motion hull does not reach
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
+    touches_coloured = np.array([any(g.coloured[j] for j in neighbours[r]) for r in range(n)])
+    side[(side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.3)
+         & ((g.in_hull >= 0.5) | (touches_coloured & ~top))] = 1
     # a region at the top edge unlike those holding its corners is something standing in front of the
     # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
     # (door-open, top view)
