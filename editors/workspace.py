@@ -315,9 +315,15 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
     # on, but not to a region of the colour of the wall it touches: the wall seen again between the
     # arm's links and the table, cut off from the rest of the wall by that blur
+    # Nor does the workspace enter a region of the wall's colour that the arm passes over often: the
+    # wall seen past the arm, enclosed by its blur and the table (grey wall and wood are 23 Lab apart)
+    walls = np.nonzero(top & (side == 2))[0]
+    wall_like = np.array([len(walls) > 0 and min(np.linalg.norm(mean[r] - mean[w]) for w in walls) < edge_contrast
+                          for r in range(n)]) & (g.busy > 0.3) & (g.tint < 10)
+
     def passes(j: int, k: int) -> bool:
-        return g.busy[j] <= 0.5 or all(np.linalg.norm(mean[k] - mean[b]) >= edge_contrast
-                                       for b in neighbours[j] if side[b] == 2)
+        return not wall_like[k] and (g.busy[j] <= 0.5 or all(np.linalg.norm(mean[k] - mean[b]) >= edge_contrast
+                                                             for b in neighbours[j] if side[b] == 2))
 
     grow(side, 1, mean, neighbours, surface_contrast, passes)
     # The floor seen at the sides is one material: the largest such region and those like it (or like
