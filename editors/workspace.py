@@ -115,9 +115,10 @@ class Scene:
         backdrop = side == 2
         # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
         static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
-        # (30 Lab: at 64 px the floor seen through a 1 px gap between a pedestal and a table is a blend
-        # 20-30 from the floor, far from both sides)
-        static &= ~_backdrop_slivers(g, side, 30.0)
+        # (the lower the resolution, the less of a pixel a gap fills: at 64 px the floor seen through
+        # the gap between a pedestal and a table is a blend 20-30 Lab from the floor; at 128 px a 1 px
+        # white highlight on the wood is 24 from it)
+        static &= ~_backdrop_slivers(g, side, float(np.clip(20.0 * np.sqrt(128 / plate.shape[0]), 20.0, 30.0)))
         static = _snap_to_plate(static, g.lab)
         # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
         # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
