@@ -76,7 +76,7 @@ def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[i
     colour distances) under `tolerance`, the weakest edge first; in place. `passes(j, k)`, if given,
     says whether a region j that took the label passes it on to its neighbour k."""
     heap = [(float(np.linalg.norm(mean[i] - mean[j])), int(j)) for i in np.nonzero(side == label)[0]
-            for j in neighbours[i] if side[j] == 0 and (passes is None or passes(i, j))]
+            for j in neighbours[i] if side[j] == 0]
     heapq.heapify(heap)
     while heap:
         cost, j = heapq.heappop(heap)

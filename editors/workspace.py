@@ -316,15 +316,9 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
     # on, but not to a region of the colour of the wall it touches: the wall seen again between the
     # arm's links and the table, cut off from the rest of the wall by that blur
-    # Nor does the workspace enter a region of the wall's colour that the arm passes over often: the
-    # wall seen past the arm, enclosed by its blur and the table (grey wall and wood are 23 Lab apart)
-    walls = np.nonzero(top & (side == 2))[0]
-    wall_like = np.array([len(walls) > 0 and min(np.linalg.norm(mean[r] - mean[w]) for w in walls) < edge_contrast
-                          for r in range(n)]) & (g.busy > 0.3) & (g.tint < 10)
-
     def passes(j: int, k: int) -> bool:
-        return not wall_like[k] and (g.busy[j] <= 0.5 or all(np.linalg.norm(mean[k] - mean[b]) >= edge_contrast
-                                                             for b in neighbours[j] if side[b] == 2))
+        return g.busy[j] <= 0.5 or all(np.linalg.norm(mean[k] - mean[b]) >= edge_contrast
+                                       for b in neighbours[j] if side[b] == 2)
 
     grow(side, 1, mean, neighbours, surface_contrast, passes)
     # The floor seen at the sides is one material: the largest such region and those like it (or like
@@ -496,15 +490,14 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
 class _SeenAgain:
     """Where the plate shows the robot (the arm's usual pose), moving pixels of the colour of a
     backdrop region next to the robot (the wall behind the arm, seen again) - unless they also look
-    like a workspace region next to it, near that region (a grey rim as grey as the wall). Built once
-    per episode (of), then called on any run of its frames."""
+    like a workspace region next to it (a grey rim as grey as the wall). Built once per episode
+    (of), then called on any run of its frames."""
 
     group: np.ndarray | None  # int (H, W): each pixel's arm group (components of the arm's regions); None: no arm
     behind_colours: np.ndarray  # (groups, B, 3) Lab means of the backdrop regions next to each arm group (inf pads)
     surface_colours: np.ndarray  # (groups, B, 3) the same for the uncoloured workspace regions
     robot_px: np.ndarray  # bool (H, W): the arm, not the objects
     blur: np.ndarray  # bool (H, W): the arm's uncoloured regions (the plate's blur of it over the wall)
-    near_surface: np.ndarray  # bool (H, W): within reach of those workspace regions, where their colour vetoes
 
     @classmethod
     def of(cls, g: _RegionGraph, side: np.ndarray, busy_share: float = 0.3) -> _SeenAgain:
@@ -516,7 +509,7 @@ class _SeenAgain:
         arm = (g.coloured & ~g.small) | ((side == 1) & ~g.coloured & ~g.pale & ~g.carriers & (g.busy > busy_share))
         if not arm.any() or not backdrop.any():
             none = np.zeros((0, 1, 3), np.float32)
-            return cls(None, none, none, *np.zeros((3, *g.regions.shape), bool))
+            return cls(None, none, none, np.zeros(g.regions.shape, bool), np.zeros(g.regions.shape, bool))
         group = components(arm, g.neighbours)
 
         def colours_around(wanted: np.ndarray) -> np.ndarray:
@@ -527,13 +520,8 @@ class _SeenAgain:
                 out[k, :len(cs)] = g.mean[cs]
             return out
 
-        surface = (side == 1) & ~g.coloured
-        # a surface's colour speaks only near it: the wall the arm uncovers at the top of the image is
-        # not the grey rim it also passes over at the bottom (faucet-open, corner4 at 64 px)
-        touching = surface & np.isin(np.arange(n), [b for r in np.nonzero(arm)[0] for b in g.neighbours[r]])
-        reach = max(2, round(0.05 * g.regions.shape[0]))
-        return cls(group[g.regions], colours_around(backdrop), colours_around(surface), arm[g.regions],
-                   (arm & ~g.coloured)[g.regions], _dilate(touching[g.regions], reach))
+        return cls(group[g.regions], colours_around(backdrop), colours_around((side == 1) & ~g.coloured),
+                   arm[g.regions], (arm & ~g.coloured)[g.regions])
 
     def __call__(self, frames: np.ndarray, moving: np.ndarray, tolerance: float) -> np.ndarray:
         """bool (t, H, W) for frames (t, H, W, 3) and their moving masks."""
@@ -550,7 +538,7 @@ class _SeenAgain:
                 group = self.group[sel]
                 like_backdrop = (np.linalg.norm(lab - self.behind_colours[group], axis=-1) < tolerance).any(axis=1)
                 like_surface = (np.linalg.norm(lab - self.surface_colours[group], axis=-1) < tolerance).any(axis=1)
-                seen[t][sel] = like_backdrop & ~(like_surface & self.near_surface[sel])
+                seen[t][sel] = like_backdrop & ~like_surface
         return seen
 
 
