@@ -292,12 +292,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # and so is one where the arm works (mostly inside the hull of all motion) that it does not just blur
     # (door-open, corner2: the wood, with no coloured object on it, was reached from the arm only
     # through the small blends between them, and at 64 px not always)
-    # or next to a coloured thing (the robot, an object) where the arm's motion hull does not reach
+    # or next to a coloured or pale thing (the robot, an object) where the arm's motion hull does not reach
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
-    touches_coloured = np.array([any(g.coloured[j] for j in neighbours[r]) for r in range(n)])
+    touches_marked = np.array([any(g.coloured[j] or g.pale[j] for j in neighbours[r]) for r in range(n)])
     side[(side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.3)
-         & ((g.in_hull >= 0.5) | (touches_coloured & ~top))] = 1
+         & ((g.in_hull >= 0.5) | (touches_marked & ~top))] = 1
     # a region at the top edge unlike those holding its corners is something standing in front of the
     # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
     # (door-open, top view)
