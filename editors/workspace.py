@@ -360,8 +360,10 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     border[np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))] = True
     for r in np.nonzero((side == 0) & (g.busy <= 0.3) & ~border)[0]:
         around = neighbours[r]
+        # (the surface is what around it is no small coloured thing: the knob's red handle touches it too)
+        surface = [j for j in around if not g.small[j]] or around
         if all(side[j] == 1 for j in around) and max(
-                np.linalg.norm(mean[a] - mean[b]) for a in around for b in around) < surface_contrast:
+                np.linalg.norm(mean[a] - mean[b]) for a in surface for b in surface) < surface_contrast:
             side[r] = 1
     # the plate's blur of the arm (busy backdrop) does not decide for a large region (a dark cabinet
     # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px)
