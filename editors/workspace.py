@@ -152,7 +152,7 @@ class Scene:
         # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
         moving = moving | ((diff > threshold) & (g.coloured & ~g.small)[g.regions][None])
         seen_again = self.seen_again(frames, moving, self.edge_contrast)
-        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m | (~static & ~s), self.edge_contrast)
+        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m | (~static & ~s & _dilate(m, 2)), self.edge_contrast)
                            for f, m, s, a in zip(frames, moving, still, seen_again)])
         keep = (moving | static[None]) & ~behind
         keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
