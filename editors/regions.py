@@ -13,7 +13,8 @@ import numpy as np
 def plate_regions(plate: np.ndarray, colours: int = 10, like: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
     """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
     then connected components; strips a pixel or two wide (the blend of two colours along an edge)
-    join the neighbour they look most like, one they look like (`like`, Lab) before any other. Returns (int32 labels (H, W), float32 Lab image)."""
+    join the neighbour they look most like, one they look like (`like`, Lab) before any other.
+    Returns (int32 labels (H, W), float32 Lab image)."""
     lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
     cv2.setRNGSeed(0)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)

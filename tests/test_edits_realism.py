@@ -330,6 +330,28 @@ def test_dark_cabinet_and_unmarked_table_are_kept(door, bench, camera):
             assert scores["kept_background"] <= 0.15, scores
 
 
+def test_drawer_table_and_the_floor_behind_it_at_64px(bench, tmp_path):
+    """drawer-close at 64 px, seeds 1710-1711 (recorded fresh, measured once before this test): in
+    corner2 the wood touches only the pale drawer and the arm's blur, and it went to the wall with the
+    table's legs (seed 1710: table kept 2%, IoU 0.42); in corner4 the gripper's blob in the plate took
+    the white floor behind the table as the surface it rests on (backdrop kept 13%, IoU 0.92)."""
+    pytest.importorskip("metaworld")
+    from editors.workspace import workspace_masks
+
+    recorded = record_truth(tmp_path / "drawer", sim="metaworld", task="drawer-close-v3", episodes=2, size=64,
+                            cameras="corner2,corner4", seed=1710, max_steps=100)
+    for episode, truth in recorded:
+        for camera in ("corner2", "corner4"):
+            key = f"observation.images.{camera}"
+            scores = bench.score(workspace_masks(episode.frames[key]).keep, truth[key])
+            assert scores["kept_table"] >= 0.95 and scores["kept_robot"] >= 0.96, (camera, scores)
+            assert scores["kept_object"] >= 0.95, (camera, scores)
+            if camera == "corner2":  # now 0.947-0.951: what is left is the outline's blends (README)
+                assert scores["iou_min"] >= 0.93 and scores["boundary_mean"] <= 0.5, scores
+            else:  # now 0.958-0.963, backdrop kept 4-6%
+                assert scores["iou_min"] >= 0.95 and scores["kept_background"] <= 0.08, scores
+
+
 def test_grey_faucet_on_the_table_is_kept(bench, tmp_path):
     """faucet-open's grey knob, seen from above at 64 px: an island of floor-grey in the wood, where
     no growth reaches it; before, it settled to the floor two steps away (seed 1150, not tuned on:
