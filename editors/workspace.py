@@ -115,7 +115,10 @@ class Scene:
         backdrop = side == 2
         # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
         static = ~backdrop[g.regions] | _dilate(g.small[g.regions], 1)
-        static &= ~_backdrop_slivers(g, side, 20.0)
+        # (the lower the resolution, the less of a pixel a gap fills: at 64 px the floor seen through
+        # the gap between a pedestal and a table is a blend 20-30 Lab from the floor; at 128 px a 1 px
+        # white highlight on the wood is 24 from it)
+        static &= ~_backdrop_slivers(g, side, float(np.clip(20.0 * np.sqrt(128 / plate.shape[0]), 20.0, 30.0)))
         static = _snap_to_plate(static, g.lab)
         # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
         # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
@@ -140,14 +143,16 @@ class Scene:
         # show what is behind it; shadows darken the floor. Such pixels differ from the plate but
         # continue the backdrop next to them without an edge: they are grown from it, frame by frame,
         # from backdrop pixels that look as in the plate (not a fringe of something the mask missed) and
-        # from the backdrop seen again where the arm usually stands.
+        # from the backdrop seen again where the arm usually stands. The growth also passes through
+        # backdrop pixels that are neither still nor moving (at 64 px the codec's ring round the arm
+        # cut the wall the arm uncovers off from the wall it grows from).
         diff = plate_difference(frames, plate)
         still = diff < threshold / 2
         # where the plate shows the arm, every pixel that differs counts as moving, however small the
         # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
         moving = moving | ((diff > threshold) & (g.coloured & ~g.small)[g.regions][None])
         seen_again = self.seen_again(frames, moving, self.edge_contrast)
-        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m, self.edge_contrast)
+        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m | (~static & ~s & _dilate(m, 2)), self.edge_contrast)
                            for f, m, s, a in zip(frames, moving, still, seen_again)])
         keep = (moving | static[None]) & ~behind
         keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
@@ -266,16 +271,33 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # most common region of the top row's first and last eighths (not a rim's end pixel)
     k = max(2, regions.shape[1] // 8)
     corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
-    for i in np.nonzero(g.small)[0]:  # (a goal marker seen on the wall does not rest on it)
-        side[[j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners]] = 1
+    # the surface an object rests on is what lies under its lower outline (a window standing at the
+    # table's far edge also touches the floor behind it, above it in the image)
+    under = np.zeros((n, n), np.int32)
+    upper, lower = regions[:-1].ravel(), regions[1:].ravel()
+    np.add.at(under, (upper[upper != lower], lower[upper != lower]), 1)
+    # (a blob the arm passes over in most frames is the plate's blur of the gripper, not a thing at
+    # rest: it took the white floor behind a table as its surface; window-open, corner4)
+    for i in np.nonzero(g.small & (g.busy <= 0.5))[0]:  # (a goal marker seen on the wall does not rest on it)
+        below = [j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5
+                 and not g.coloured[j]]
+        if below and under[i, below].max() > 0:
+            side[below[int(np.argmax(under[i, below]))]] = 1
     # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
     # workspace has the table there; a floor is grey or white): the wood where no object marks it
     # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
     bottom = np.zeros(n, bool)
     bottom[np.unique(regions[-1])] = True
     side[bottom & (side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size)] = 1
+    # and so is one where the arm works (mostly inside the hull of all motion) that it does not just blur
+    # (door-open, corner2: the wood, with no coloured object on it, was reached from the arm only
+    # through the small blends between them, and at 64 px not always)
+    # or next to a coloured or pale thing (the robot, an object) where the arm's motion hull does not reach
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
+    touches_marked = np.array([any(g.coloured[j] or g.pale[j] for j in neighbours[r]) for r in range(n)])
+    side[(side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.3)
+         & ((g.in_hull >= 0.5) | (touches_marked & ~top))] = 1
     # a region at the top edge unlike those holding its corners is something standing in front of the
     # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
     # (door-open, top view)
@@ -338,8 +360,10 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     border[np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))] = True
     for r in np.nonzero((side == 0) & (g.busy <= 0.3) & ~border)[0]:
         around = neighbours[r]
+        # (the surface is what around it is no small coloured thing: the knob's red handle touches it too)
+        surface = [j for j in around if not g.small[j]] or around
         if all(side[j] == 1 for j in around) and max(
-                np.linalg.norm(mean[a] - mean[b]) for a in around for b in around) < surface_contrast:
+                np.linalg.norm(mean[a] - mean[b]) for a in surface for b in surface) < surface_contrast:
             side[r] = 1
     # the plate's blur of the arm (busy backdrop) does not decide for a large region (a dark cabinet
     # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px)
