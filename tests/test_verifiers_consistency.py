@@ -633,19 +633,17 @@ def test_patch_catches_a_patch_pasted_over_the_moving_gripper():
     assert scores["patch"] < 0.5 and details["patch"]["frame"] == 20, (scores, details)
 
 
-def flicker_marker_scene(grow_at: int | None, length: int = 48, late_flicker: int = 5) -> np.ndarray:
+def flicker_marker_scene(grow_at: int | None, length: int = 48) -> np.ndarray:
     """A red arm swinging far to the right and a small green goal marker (3x3 px) whose surroundings
-    flicker by +-5 grey levels every other frame, as AV1 flickers edges, and by +-`late_flicker` from
-    frame 24 on (AV1 keeps adjusting a mark that just changed); with grow_at, the marker grows to 9x9 px
-    over three frames from grow_at on, the arm never near it."""
+    flicker by +-5 grey levels every other frame, as AV1 flickers edges; with grow_at, the marker
+    grows to 9x9 px over three frames from grow_at on, the arm never near it."""
     rng = np.random.default_rng(5)
     frames = np.full((length, 64, 64, 3), 120, np.int16)
     frames += rng.integers(0, 3, frames.shape)
     for t in range(length):
         left = 40 + abs(t % 10 - 5)
         frames[t, 2:20, left:left + 14] = (200, 40, 40)
-        flicker = late_flicker if t >= 24 else 5
-        frames[t, 36:52, 8:24] += flicker if t % 2 else -flicker
+        frames[t, 36:52, 8:24] += 5 if t % 2 else -5
         r = 1 if grow_at is None or t < grow_at else 1 + min(t - grow_at + 1, 3)
         frames[t, 44 - r:45 + r, 16 - r:17 + r] = (30, 200, 30)
     return np.clip(frames, 0, 255).astype(np.uint8)
@@ -669,29 +667,6 @@ def test_still_change_catches_a_marker_growing_amid_codec_flicker():
     assert scores["still_change"] < 0.5 and 24 <= details["still_change"]["frame"] <= 27, (scores, details)
     scores, details = video_checks(gripper_scene(carry=False), spec)  # the object vanishes at frame 20, alone
     assert scores["still_change"] < 0.5 and details["still_change"]["frame"] == 20, details
-
-
-def test_still_change_catches_a_marker_growing_amid_stronger_flicker_after_it():
-    """AV1 keeps adjusting a small mark for a few frames after it changed (13-20 grey levels a step in
-    bench_verifier's goal markers), over half the change threshold: with that bar after the change, a
-    marker growing with nothing near was not still after it and passed. The bar after the change is
-    0.65 of the threshold now (settled_fraction): flicker of +-8 there (a range of 16, over half of 30)
-    stays still and the growth is caught; the flickering scene alone, an object carried and the
-    swinging arm pass."""
-    from verifiers import checks as C
-    from verifiers.consistency import video_checks
-    from verifiers.specs import ConsistencySpec
-
-    spec = ConsistencySpec()
-    for clean in (flicker_marker_scene(None, late_flicker=8), gripper_scene(carry=True), arm_scene(appear_at=None)):
-        scores, _ = video_checks(clean, spec)
-        assert all(v >= 0.5 for v in scores.values()), scores
-    grown = flicker_marker_scene(grow_at=24, late_flicker=8)
-    scores, details = video_checks(grown, spec)
-    assert scores["still_change"] < 0.5 and 24 <= details["still_change"]["frame"] <= 27, (scores, details)
-    diffs = C.step_differences(grown)
-    threshold = C.change_threshold(diffs)
-    assert C.still_change(grown, diffs, threshold, settled_fraction=0.5, min_mover=0.005)[0] == 0.0  # the old bar
 
 
 def shove_scene(change: str | None = "shove", length: int = 40, at: int = 20) -> np.ndarray:

@@ -326,8 +326,7 @@ def still_patch(frames: np.ndarray, threshold: float = 30, quiet: int = 4, still
 
 def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, quiet: int = 4, span: int = 8,
                  still_fraction: float = 0.5, reach: int = 3, solid: int = 3,
-                 min_mover: float | None = None, plate_fg: np.ndarray | None = None,
-                 settled_fraction: float = 0.65) -> tuple[float, int]:
+                 min_mover: float | None = None, plate_fg: np.ndarray | None = None) -> tuple[float, int]:
     """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes by more
     than `threshold` within at most `span` frames between two still stretches of `quiet` frames, with
     no mover reaching it meanwhile (touched_by_mover): a thing that grows, shrinks, recolours or
@@ -337,12 +336,7 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
     range (every frame of the stretch within threshold * still_fraction of the others, for the pixel and
     its neighbours within `reach`), so flicker stays still and a slow drift does not. The looser bar
     lets thin slivers through on clean videos (the arm's shadow edge, the rim of a shoved T block:
-    bench_verifier's clean videos up to 0.003 of the frame), so only the solid part counts.
-    After the change the bar is looser (threshold * settled_fraction): AV1 keeps adjusting a mark that
-    just changed for a few frames (13-20 grey levels a step on bench_verifier's goal markers, over half
-    of the threshold), so a marker grown or recoloured with nothing near was not still after it.
-    Before the change the bar stays at half: what a looser bar there lets in is the robot moving
-    slowly (an arm's elbow under the threshold per step), which the gate's per-step motion misses."""
+    bench_verifier's clean videos up to 0.003 of the frame), so only the solid part counts."""
     t_len = len(frames)
     if t_len < 2 * quiet + 2:
         return 0.0, 0
@@ -352,13 +346,8 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
         np.maximum(high, blurred[k:t_len - quiet + k], out=high)
         np.minimum(low, blurred[k:t_len - quiet + k], out=low)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    spread = (high - low).max(axis=-1)
-
-    def still_at(fraction: float) -> np.ndarray:  # [t]: frames t..t+quiet stay within the bar, neighbours too
-        return ~np.stack([cv2.dilate(b, kernel) for b in (spread >= threshold * fraction).astype(np.uint8)]).astype(bool)
-
-    still = still_at(still_fraction)
-    settled = still if settled_fraction == still_fraction else still_at(settled_fraction)
+    busy = ((high - low).max(axis=-1) >= threshold * still_fraction).astype(np.uint8)
+    still = ~np.stack([cv2.dilate(b, kernel) for b in busy]).astype(bool)  # still[t]: frames t..t+quiet, neighbours too
     if min_mover and plate_fg is None:
         plate_fg = mover_plates(frames)
     worst, at = 0.0, 0
@@ -367,16 +356,14 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
         if not before.any():
             continue
         for end in range(start + 1, min(start + span, t_len - 1 - quiet) + 1):
-            alone = before & settled[end] & (np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold)
+            alone = before & still[end] & (np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold)
             if alone.sum() < solid * solid:
                 continue
             alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
             if float(solid_part(alone, solid).mean()) <= worst:
                 continue  # the gate only takes pixels away
             if min_mover is not None:
-                first, last = max(0, start - quiet), min(t_len - 1, end + quiet)
-                motion = (diffs[first:end + quiet] > threshold).any(axis=0)
-                motion |= np.abs(blurred[last] - blurred[first]).max(axis=-1) > threshold  # slow movers too
+                motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
                 alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[start] & plate_fg[end])
             area = float(solid_part(alone, solid).mean())
             if area > worst:
