@@ -170,6 +170,17 @@ def rescore(rows: list[dict], work: Path, seed: int, names: list[str], log=print
     return rows
 
 
+def unflagged_by_others(rows: list[dict], names: list[str], checks: list[str]) -> list[dict]:
+    """The rows whose verdict a rescore of the checks `names` can change: every clean video, and the
+    corrupted ones that no other check flags with the shipped limits (one flagged by another check stays
+    caught whatever the rescored checks say, so the rates are exact)."""
+    from verifiers.specs import Limits
+
+    shipped = Limits().model_dump()
+    others = [c for c in checks if c not in names]
+    return [r for r in rows if r["kind"] == "clean" or min(scores_of(r, shipped, others).values(), default=1.0) >= 0.5]
+
+
 def add_lasting(rows: list[dict], work: Path, seed: int) -> None:
     """Rows of an earlier run without info["lasting"] (corruptions.lasting on the re-encoded videos)
     get it from the decoded videos kept in work/videos/SEED."""
@@ -369,8 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rescore", default="", metavar="CHECK,...", help="with --rows: recompute these checks from the "
                    "videos kept in --work (and the camera-motion measure), the rest stay as they were")
     p.add_argument("--unflagged-only", action="store_true", help="with --rescore: recompute only the clean videos and "
-                   "the corrupted ones no check flags with the shipped limits (for checks that only add catches: a "
-                   "check that gets stricter or a new one; several times faster, AUC and best-of-N then mix old and new)")
+                   "the corrupted ones no other check (one not rescored) flags with the shipped limits: whether the "
+                   "others are flagged does not depend on the rescored checks, so the catch and false-positive rates "
+                   "are exact; several times faster, AUC and best-of-N then mix old and new statistics)")
     p.add_argument("--verbose", action="store_true", help="list false positives and misses")
     args = p.parse_args(argv)
     from verifiers.specs import DEFAULT_CHECKS, Limits
@@ -384,11 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads(args.rows.read_text())["rows"]
         add_lasting(rows, args.work, args.seed)
         if args.rescore:
-            todo = rows
-            if args.unflagged_only:
-                shipped = Limits().model_dump()
-                todo = [r for r in rows if r["kind"] == "clean" or min(scores_of(r, shipped, checks).values()) >= 0.5]
-            rescore(todo, args.work, args.seed, args.rescore.split(","), contact=contact, **settings)
+            names = args.rescore.split(",")
+            todo = unflagged_by_others(rows, names, checks) if args.unflagged_only else rows
+            rescore(todo, args.work, args.seed, names, contact=contact, **settings)
     else:
         rows = score_all(args.work, args.scenes.split(","), args.episodes, args.seed, contact=contact,
                          scene_seed=args.scene_seed, **settings)

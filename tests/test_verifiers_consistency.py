@@ -373,6 +373,19 @@ def test_train_verifier_cli_and_check_with_it(tiny_dataset, tmp_path, capsys):
     assert all("learned" in r["scores"] and "learned/p_clean" in r["scores"] for r in lines)
 
 
+def test_bench_verifier_rescores_what_the_rescored_checks_can_change():
+    """--unflagged-only takes every clean video and the corrupted ones no *other* check flags: a video
+    caught only by the rescored check is rescored too (it may be lost), one caught by another is not."""
+    bench = load_script("benchmarks/bench_verifier.py")
+    checks = ["event", "still_change"]
+    rows = [{"kind": "clean", "stats": {"event": 0.01, "still_change": 0.0}},
+            {"kind": "morph", "stats": {"event": 0.0, "still_change": 0.01}},  # caught by still_change only
+            {"kind": "morph", "stats": {"event": 0.01, "still_change": 0.01}},  # caught by event too
+            {"kind": "vanish", "stats": {"event": 0.0, "still_change": 0.0}}]  # missed
+    todo = bench.unflagged_by_others(rows, ["still_change"], checks)
+    assert todo == [rows[0], rows[1], rows[3]]
+
+
 def test_bench_verifier_on_pusht_keeps_clean_and_catches_freezes(tmp_path):
     """The benchmark end to end on 4 recorded PushT episodes (pusher shoving the block: contact); ~20 s."""
 
