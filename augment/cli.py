@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, exit_fast: bool = False) -> int:
         print("interrupted; finished parts are kept, rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as e:
-        # Imported here, not before the command: it brings PyAV, pyarrow and pandas, and `run` starts Ray 0.5 s sooner.
+        # Imported here, not before the command: it brings PyAV, pyarrow and pandas, and `run` starts Ray 0.3 s sooner.
         from augment.pipeline import USER_ERRORS
 
         if isinstance(e, USER_ERRORS):
