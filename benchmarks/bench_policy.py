@@ -117,7 +117,7 @@ def write_assets(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def augment_spec(real: Path, out: Path, assets: Path, variants: int) -> str:
+def augment_spec(real: Path, out: Path, assets: Path, variants: int, surface: bool = False) -> str:
     """The product's structure-preserving recipe: a new backdrop and two pasted distractors on the table
     in every frame; robot, table, task objects and the recorded actions stay as recorded.
     Not `surface`: at 64 px, chained after `background` it left the table as it was or let the
@@ -126,7 +126,9 @@ def augment_spec(real: Path, out: Path, assets: Path, variants: int) -> str:
     than 0.75 as objects (the button: 1.0) but not the wood (0.58), or no table would be free.
     The cut-outs are 8-12 px at 64 px, about the task object's size: at 5-8 px (0.08-0.13) they were
     specks no policy needs to ignore. Free table space beside the arm's sweep limits them to two;
-    a variant where two do not fit is dropped by `add_object` (measured: 35-60% of variants)."""
+    a variant where two do not fit is dropped by `add_object` (measured: 35-60% of variants).
+    surface=True (--surface) adds the `surface` stage after `background`: a new table texture too."""
+    table = f"  - type: surface\n    cameras: [{IMAGE_KEY}]\n" if surface else ""
     return f"""name: bench-policy
 seed: 0
 source:
@@ -136,7 +138,7 @@ stages:
     backgrounds: procedural
     variants: {variants}
     cameras: [{IMAGE_KEY}]
-  - type: add_object
+{table}  - type: add_object
     mode: paste
     assets: {assets}
     count: 2
@@ -154,12 +156,12 @@ sink:
 """
 
 
-def augment(work: Path, real: Path, variants: int, log) -> Path:
+def augment(work: Path, real: Path, variants: int, log, surface: bool = False) -> Path:
     out = work / "augmented"
     if (out / "meta" / "info.json").exists():
         return out
     spec = work / "augment.yaml"
-    spec.write_text(augment_spec(real, out, write_assets(work / "assets"), variants))
+    spec.write_text(augment_spec(real, out, write_assets(work / "assets"), variants, surface))
     t0 = time.perf_counter()
     run([sys.executable, "-m", "augment.cli", "run", str(spec), "--quiet"], work / "augment.log")
     made = count_episodes(out)
@@ -451,6 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--serial", dest="parallel", action="store_false",
                    help="train the two policies one after the other (default: side by side, one core each)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="evaluation scenes (default: %(default)s)")
+    p.add_argument("--surface", action="store_true", help="the recipe re-textures the table too (`surface` after `background`)")
     p.add_argument("--frames", action="store_true", help="save PNGs of the shifted scenes and the augmented frames")
     p.add_argument("--json", type=Path, help="write the rows here too")
     p.add_argument("--readme", type=Path, help=f"replace the table between {README_BEGIN} and {README_END} in this file")
@@ -477,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         work = args.work / task
         work.mkdir(parents=True, exist_ok=True)
         real = record(work / "real", task, cfg["demos"], args.size, log)
-        aug = augment(work, real, cfg["variants"], log)
+        aug = augment(work, real, cfg["variants"], log, args.surface)
         both = merge(real, aug, work / "real_augmented")
         if args.frames:
             save_augmented_frames(real, aug, args.work / "frames" / task)
