@@ -133,7 +133,7 @@ def retexture(frames: np.ndarray, found: Workspace, textures: list[np.ndarray], 
         ratio = np.where(np.abs(ratio - 1) < 0.04, 1.0, ratio.clip(0.2, 1.2))  # codec noise: no shimmer
         seam = unmixed_seam(frame, ~paint, clean)
         for out, base in zip(outs, bases):
-            out[t][paint] = (base * ratio[..., None])[paint].round().clip(0, 255).astype(np.uint8)
+            out[t][paint] = (base[paint] * ratio[paint][:, None]).round().clip(0, 255).astype(np.uint8)
             if seam is not None:
                 ring, a, f = seam
                 out[t][ring] = (a * f + (1 - a) * base[ring]).round().clip(0, 255).astype(np.uint8)

@@ -215,9 +215,9 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         area = float(alone.mean())
         if area > worst_all:
             worst_all, at_all = area, t + 1
-        solid_area = float(solid_part(alone, solid).mean()) if area else 0.0
+        pieces = solid_part(alone, solid) if area else None
+        solid_area = float(pieces.mean()) if area else 0.0
         if solid_area > worst_solid and moved_search:  # what moved is the robot or what it moves, not a new thing
-            pieces = solid_part(alone, solid)
             solid_area = float((pieces & ~moved_pieces(pieces, blurred[t], blurred[t + 1], threshold, moved_search)).mean())
         if solid_area > worst_solid:
             worst_solid, at_solid = solid_area, t + 1
