@@ -92,17 +92,18 @@ def grow(side: np.ndarray, label: int, mean: np.ndarray, neighbours: list[list[i
 
 
 def settle(side: np.ndarray, mean: np.ndarray, neighbours: list[list[int]],
-           vouches: Callable[[int, int], bool] | None = None) -> None:
+           vouches: Callable[[int, int, int], bool] | None = None) -> None:
     """Give every unlabelled region the side of the closest-coloured labelled region among its
     workspace neighbours and the backdrop regions within two steps; nearest first, in place.
-    `vouches(r, c)`, if given, says whether labelled region c's colour may decide region r's side."""
+    `vouches(r, w, c)`, if given, says whether labelled region c, reached from r through its
+    neighbour w (c == w: a neighbour), may decide region r's side by its colour."""
     while (side == 0).any():
         best = (np.inf, -1, 0)
         for r in np.nonzero(side == 0)[0]:
             for w in neighbours[r]:
                 for cand in [w, *neighbours[w]]:
                     label = side[cand]
-                    if label == 0 or (label == 1 and cand != w) or (vouches is not None and not vouches(r, cand)):
+                    if label == 0 or (label == 1 and cand != w) or (vouches is not None and not vouches(r, w, cand)):
                         continue
                     d = float(np.linalg.norm(mean[r] - mean[cand]))
                     if d < best[0]:

@@ -366,8 +366,19 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
                 np.linalg.norm(mean[a] - mean[b]) for a in surface for b in surface) < surface_contrast:
             side[r] = 1
     # the plate's blur of the arm (busy backdrop) does not decide for a large region (a dark cabinet
-    # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px)
-    settle(side, mean, neighbours, lambda r, c: side[c] != 2 or g.busy[c] <= 0.5 or g.area[r] < 0.01 * regions.size)
+    # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px),
+    # nor leads a large still region to the wall beyond, and neither does the arm, where a workspace
+    # region it touches is near its colour (a table's grey rim, as grey as the wall and 30 Lab from the
+    # wood, met the wall only across the red arm standing on it: faucet-open, corner4 at 64 px; the white
+    # floor band behind a table, 100 from the wood, still goes to the floor it continues)
+    def vouches(r: int, w: int, c: int) -> bool:
+        if side[c] != 2 or g.area[r] < 0.01 * regions.size:
+            return True
+        across = c != w and (g.busy[w] > 0.5 or g.coloured[w]) and g.busy[r] <= 0.3 and any(
+            side[j] == 1 and np.linalg.norm(mean[r] - mean[j]) < 2 * surface_contrast for j in neighbours[r])
+        return g.busy[c] <= 0.5 and not across
+
+    settle(side, mean, neighbours, vouches)
     return side
 
 
