@@ -477,7 +477,14 @@ def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np
             to_workspace = np.where(ok, np.minimum(to_workspace, d), to_workspace)
     out = np.zeros_like(g.slivers)
     out[ys, xs] = (to_backdrop < tolerance) & (to_backdrop < to_workspace)
-    return drop_specks(out.astype(np.uint8), 6)  # a gap is a line; single pixels are noise
+    # a gap is a line (single pixels are noise): at least 6 px, and no blot filling most of a box 3 px
+    # or more each way (a knob's dark handle lines at 128 px make a 3x4 blot of floor-grey blends;
+    # faucet-open, top view)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+    w, h, area = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
+    line = (area >= 6) & ~((np.minimum(w, h) >= 3) & (area >= 0.75 * w * h))
+    line[0] = False
+    return line[labels]
 
 
 def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarray:
