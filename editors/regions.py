@@ -10,10 +10,11 @@ import cv2
 import numpy as np
 
 
-def plate_regions(plate: np.ndarray, colours: int = 10, like: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+def plate_regions(plate: np.ndarray, colours: int = 10, like: float = 20.0, far: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """Cut the plate into connected regions of one colour: k-means in Lab (seeded, so reruns agree),
     then connected components; strips a pixel or two wide (the blend of two colours along an edge)
-    join the neighbour they look most like, one they look like (`like`, Lab) before any other.
+    join the neighbour they look most like, one they look like (`like`, Lab) before any other, and
+    one much lighter than them (`far`, Lab lightness) only when no nearer one can reach them.
     Returns (int32 labels (H, W), float32 Lab image)."""
     lab = cv2.cvtColor(cv2.bilateralFilter(plate, 5, 20, 5), cv2.COLOR_RGB2LAB).astype(np.float32)
     cv2.setRNGSeed(0)
@@ -56,7 +57,13 @@ def plate_regions(plate: np.ndarray, colours: int = 10, like: float = 20.0) -> t
         if not reached.any():
             break
         take = reached & (best < like)
-        take = take if take.any() else reached
+        # else any, but one much darker (`far`, in L) than where it would go waits, the nearest in colour
+        # first, while a nearer may reach it (a 64 px window frame's dark bars, 2 px wide between the
+        # white floor and the wood, went to the floor on the first pass, 145 Lab away; the wood is 45.
+        # Lighter ones do not wait: the floor seen through a gap is lighter than what frames it)
+        if not take.any():
+            dark = colour[:, 0] < mean[np.maximum(choice, 0), 0] - far  # much darker than where it would go
+            take = reached & (~dark | (best < best[reached & dark].min(initial=np.inf) + like))
         labels[ys[take], xs[take]] = choice[take]
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(plate.shape[:2]).astype(np.int32), lab
