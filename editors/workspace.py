@@ -371,8 +371,15 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # region it touches is near its colour (a table's grey rim, as grey as the wall and 30 Lab from the
     # wood, met the wall only across the red arm standing on it: faucet-open, corner4 at 64 px; the white
     # floor band behind a table, 100 from the wood, still goes to the floor it continues)
+    # A speck's colour (a blend of its sides) does not decide for a large region either (door-open,
+    # corner4 at 64 px: the white floor band behind the table, unlike all round it, followed a 2 px
+    # pink blend of arm and floor into the workspace)
     def vouches(r: int, w: int, c: int) -> bool:
-        if side[c] != 2 or g.area[r] < 0.01 * regions.size:
+        if g.area[r] < 0.01 * regions.size:
+            return True
+        if g.area[c] < min_area:
+            return False
+        if side[c] != 2:
             return True
         across = c != w and (g.busy[w] > 0.5 or g.coloured[w]) and g.busy[r] <= 0.3 and any(
             side[j] == 1 and np.linalg.norm(mean[r] - mean[j]) < 2 * surface_contrast for j in neighbours[r])
