@@ -366,3 +366,28 @@ def test_grey_faucet_on_the_table_is_kept(bench, tmp_path):
     scores = bench.score(workspace_masks(video).keep, labels)
     assert scores["kept_object"] >= 0.95 and scores["object_min_frame"] >= 0.9, scores  # now 1.00, 1.00
     assert scores["iou_min"] >= 0.95 and scores["boundary_mean"] <= 1.25, scores  # now 0.968, 0.93 px
+
+
+def test_grey_rim_window_frame_and_floor_band_at_64px(bench, tmp_path):
+    """Three cases of issue 12's sixth round at 64 px, each on the seed where it was found (the README's
+    fresh set measures it elsewhere): faucet-open 1600, corner4: the table's grey rim, as grey as the
+    wall, met the wall only across the red arm standing on it and settled there (table kept 91%, IoU
+    0.901); window-open 1830, corner2: the window frame's dark bars, 2 px wide between the white floor
+    and the wood, were handed to the floor (objects kept 77%, worst frame 64%); door-open 1021, corner4:
+    the white floor band behind the table followed a 2 px blend of arm and floor into the workspace
+    (backdrop kept 13.5%, IoU 0.909)."""
+    pytest.importorskip("metaworld")
+    from editors.workspace import workspace_masks
+
+    def scores(task: str, seed: int, camera: str, episodes: int = 1) -> list[dict]:
+        recorded = record_truth(tmp_path / task, sim="metaworld", task=task, episodes=episodes, size=64,
+                                cameras=camera, seed=seed, max_steps=100)
+        key = f"observation.images.{camera}"
+        return [bench.score(workspace_masks(ep.frames[key]).keep, truth[key]) for ep, truth in recorded]
+
+    [rim] = scores("faucet-open-v3", 1600, "corner4")
+    assert rim["kept_table"] >= 0.97 and rim["iou_min"] >= 0.93, rim  # now 0.996, 0.939
+    [window] = scores("window-open-v3", 1830, "corner2")
+    assert window["kept_object"] >= 0.9 and window["object_min_frame"] >= 0.85, window  # now 0.945, 0.91
+    _, band = scores("door-open-v3", 1020, "corner4", episodes=2)
+    assert band["kept_background"] <= 0.08 and band["iou_min"] >= 0.93, band  # now 0.061, 0.939
