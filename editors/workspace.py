@@ -484,15 +484,13 @@ def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np
             to_workspace = np.where(ok, np.minimum(to_workspace, d), to_workspace)
     out = np.zeros_like(g.slivers)
     out[ys, xs] = (to_backdrop < tolerance) & (to_backdrop < to_workspace)
-    # a gap is a line (single pixels are noise: at least 6 px) and, as a line, unlike what frames it: the
-    # median of its pixels' distances to the workspace within 2 px is `tolerance` or more (gaps 44-135
-    # Lab; a faucet knob's handle lines at 128 px are as light or dark as the floor, 4-12 from it, but
-    # 12 from the knob's own metal: they were taken for floor seen through a gap)
-    n, labels = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
-    line = np.zeros(n, bool)
-    of = labels[ys, xs]  # (the sliver pixels' components; 0: not a backdrop sliver)
-    for k in range(1, n):
-        line[k] = (of == k).sum() >= 6 and np.median(to_workspace[of == k]) >= tolerance
+    # a gap is a line (single pixels are noise): at least 6 px, and no blot filling most of a box 3 px
+    # or more each way (a knob's dark handle lines at 128 px make a 3x4 blot of floor-grey blends;
+    # faucet-open, top view)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+    w, h, area = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
+    line = (area >= 6) & ~((np.minimum(w, h) >= 3) & (area >= 0.75 * w * h))
+    line[0] = False
     return line[labels]
 
 
