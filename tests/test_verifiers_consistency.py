@@ -741,3 +741,45 @@ def test_patch_lets_a_block_the_pusher_shoves_through_and_catches_one_changing_a
     for change in ("vanish", "appear"):
         scores, details = video_checks(shove_scene(change), spec)
         assert scores["patch"] < 0.5 and details["patch"]["frame"] == 20, (change, scores, details)
+
+
+def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pusht_episode(tmp_path):
+    """A recorded PushT episode (gym-pusht, scene seed 5000: bench_verifier's first fresh set, episode 0),
+    re-encoded as the benchmark does: the disc shoves the T at one end and its far end turns while the T's
+    flat middle shows no change; resting, the T is in the plate, so the gate saw the far end's change alone
+    and `event` and `settle` failed the clean episode. With the even-coloured piece the change is on
+    (checks.object_regions) the gate joins it to the disc: it passes. A block of the T's grey appearing
+    where nothing ever comes is its own piece, touching no mover: still caught by the gated checks. (What
+    this costs: a change beside an even piece that the robot touches is joined too, e.g. the T painted out
+    with the disc 6 px away, a piece of the green goal under it reaching the disc; `patch` and `jump`
+    still catch that one.)"""
+    pytest.importorskip("gym_pusht")
+    import cv2
+
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    bench = load_script("benchmarks/bench_verifier.py")
+    root = bench.build_scene(tmp_path, "pusht", 1, scene_seed=5000)
+    _, frames, fps, settings = next(bench.scene_videos(root, 1))
+    clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
+    spec = ConsistencySpec()
+    assert spec.contact_objects > 0
+    scores, details = video_checks(clean, spec, fps)
+    assert all(v >= 0.5 for v in scores.values()), (scores, details)
+    scores, _ = video_checks(clean, ConsistencySpec(contact_objects=0), fps)
+    assert scores["event"] < 0.5 or scores["settle"] < 0.5, scores  # what the gate did without the pieces
+
+    # a block of the T's grey appearing from mid-episode where nothing ever comes (the farthest spot from
+    # anything but the white floor), as the T would look pasted in: its own piece, touching no mover
+    used = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames])
+    used = ((used[..., 1] > 60) | (used[..., 2] < 200)).any(axis=0)
+    room = cv2.distanceTransform((~used).astype(np.uint8), cv2.DIST_L2, 3)[8:-8, 8:-8]
+    y, x = np.unravel_index(int(np.argmax(room)), room.shape)
+    assert room[y, x] >= 8, room.max()
+    t0 = len(frames) // 2
+    bad = frames.copy()
+    bad[t0:, y + 5:y + 12, x + 5:x + 12] = (150, 155, 170)  # centred on (y + 8, x + 8), 7x7 px
+    bad = bench.roundtrip(bad, fps, settings, tmp_path / "appear.mp4")
+    scores, details = video_checks(bad, spec, fps)
+    assert min(scores[c] for c in ("event", "settle", "still_change")) < 0.5, (t0, scores, details)

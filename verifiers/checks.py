@@ -74,6 +74,47 @@ def mover_plates(frames: np.ndarray) -> np.ndarray:
     return foreground_masks(frames, saturation_threshold=None, dilate=0, min_area=6)
 
 
+def object_regions(frames: np.ndarray, edge: float, max_fraction: float, min_area: int = 6) -> np.ndarray:
+    """int32 (T, H, W): per frame, the pieces of even colour (4-connected pixels with no step over `edge`
+    grey levels to their neighbour, blurred as the checks see them) of `min_area` pixels up to
+    `max_fraction` of the frame, each with its own label (> 0); 0 elsewhere (edges, the floor, the wall,
+    the table: what is larger). A T block the pusher shoves is one such piece: its far end turns while
+    its flat middle shows no change and, resting, it is in the plate (mover_plates), so without it the
+    gate sees the far end's change alone (bench_verifier's clean PushT videos failing settle, event,
+    still_change: 6 of 480 over six sets; a user's PushT recording, 11 of 30). The bound keeps the
+    background out: a table's white rim, one even strip of 4.6 % of MetaWorld's frame, joined a patch
+    pasted on it to the arm at its other end."""
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    rough = np.zeros(blurred.shape[:3], bool)
+    rough[:, :, 1:] |= np.abs(np.diff(blurred, axis=2)).max(axis=-1) > edge
+    rough[:, 1:, :] |= np.abs(np.diff(blurred, axis=1)).max(axis=-1) > edge
+    out = np.zeros(rough.shape, np.int32)
+    limit = max_fraction * rough[0].size
+    for t, r in enumerate(rough):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((~r).astype(np.uint8), connectivity=4)
+        keep = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (stats[:, cv2.CC_STAT_AREA] <= limit)
+        keep[0] = False
+        out[t] = np.where(keep[labels], labels, 0)
+    return out
+
+
+def contact_bridge(region: np.ndarray, plate_fg: np.ndarray, objects: np.ndarray | None, a: int, b: int) -> np.ndarray:
+    """What joins a change between frames a and b to a mover (touched_by_mover's bridge): what differs from
+    the plate in both frames, and (with `objects`, object_regions) the even pieces the change meets in either."""
+    bridge = plate_fg[a] & plate_fg[b]
+    if objects is not None:
+        bridge = bridge | objects_at(region, objects[a]) | objects_at(region, objects[b])
+    return bridge
+
+
+def objects_at(region: np.ndarray, labels: np.ndarray, ring: int = 2) -> np.ndarray:
+    """The even pieces of one frame's object_regions `labels` that `region`, widened by `ring` px, meets."""
+    near = cv2.dilate(region.astype(np.uint8), np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)).astype(bool)
+    ids = np.unique(labels[near])
+    ids = ids[ids > 0]
+    return np.isin(labels, ids) if len(ids) else np.zeros(region.shape, bool)
+
+
 def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, reach: int = 2,
                      bridge: np.ndarray | None = None) -> np.ndarray:
     """The part of `region` (a change under test) that a large mover reaches: a component of `motion`
@@ -81,7 +122,7 @@ def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, r
     frame beyond the region itself. A puck the arm carries, a door it swings, a T block the pusher
     shoves all change in one piece with the robot; a thing that appears, vanishes or morphs on its own
     changes alone. `bridge` (what differs from the episode's background plate: objects that move at
-    some time) joins pieces too: a pushed T block's far edge turns while its flat middle shows no
+    some time; contact_bridge adds the even-coloured piece the change is on) joins pieces too: a pushed T block's far edge turns while its flat middle shows no
     change, yet it is one object with the pusher's end. Returns the touched pixels of `region`."""
     region = region.astype(bool)
     if not region.any():
@@ -177,7 +218,7 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
            contact_reach: int = 2, solid: int = 4, plate_fg: np.ndarray | None = None,
-           moved_search: int = 0) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
+           moved_search: int = 0, objects: np.ndarray | None = None) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
@@ -223,7 +264,8 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             worst_solid, at_solid = solid_area, t + 1
         if min_mover is not None and alone.any():
             motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
-            alone &= ~touched_by_mover(alone, motion, min_mover, contact_reach, bridge=plate_fg[t] & plate_fg[t + 1])
+            alone &= ~touched_by_mover(alone, motion, min_mover, contact_reach,
+                                       bridge=contact_bridge(alone, plate_fg, objects, t, t + 1))
             area = float(alone.mean())
         if area > worst:
             worst, at = area, t + 1
@@ -326,7 +368,8 @@ def still_patch(frames: np.ndarray, threshold: float = 30, quiet: int = 4, still
 
 def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, quiet: int = 4, span: int = 8,
                  still_fraction: float = 0.5, reach: int = 3, solid: int = 3,
-                 min_mover: float | None = None, plate_fg: np.ndarray | None = None) -> tuple[float, int]:
+                 min_mover: float | None = None, plate_fg: np.ndarray | None = None,
+                 objects: np.ndarray | None = None) -> tuple[float, int]:
     """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes by more
     than `threshold` within at most `span` frames between two still stretches of `quiet` frames, with
     no mover reaching it meanwhile (touched_by_mover): a thing that grows, shrinks, recolours or
@@ -364,7 +407,7 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
                 continue  # the gate only takes pixels away
             if min_mover is not None:
                 motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
-                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[start] & plate_fg[end])
+                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=contact_bridge(alone, plate_fg, objects, start, end))
             area = float(solid_part(alone, solid).mean())
             if area > worst:
                 worst, at = area, end  # the first frame with all of the change
@@ -373,7 +416,7 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,
            quiet: int = 4, still_fraction: float = 0.25, min_mover: float | None = None,
-           plate_fg: np.ndarray | None = None) -> tuple[float, int]:
+           plate_fg: np.ndarray | None = None, objects: np.ndarray | None = None) -> tuple[float, int]:
     """Largest area (fraction of the frame) that changes by more than `threshold` within at most
     `span` frames while it and everything within `reach` pixels is still for `quiet` steps before
     and after: a thing that vanished, grew or changed on its own, gradually (a morph) or at once.
@@ -403,7 +446,7 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
             if min_mover is not None and alone.any():
                 motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
-                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=plate_fg[start] & plate_fg[end])
+                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=contact_bridge(alone, plate_fg, objects, start, end))
             area = float(alone.mean())
             if area > worst:
                 worst, at = area, start + 1

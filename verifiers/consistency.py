@@ -54,6 +54,8 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
     if wanted & {"event", "cut", "patch", "settle", "still_change"}:
         threshold = C.change_threshold(moving_diffs)
         plate_fg = C.mover_plates(moving) if spec.contact else None  # for every contact gate below
+        objects = (C.object_regions(moving, threshold / 2, spec.contact_objects)
+                   if spec.contact and spec.contact_objects else None)
     if wanted & {"event", "cut", "patch"}:
         # at stride s, a change spread over s frames becomes a one-step change
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
@@ -62,7 +64,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
                              min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach,
                              solid=spec.patch_solid, plate_fg=plate_fg if s == 1 else None,
-                             moved_search=spec.patch_moved * s)
+                             moved_search=spec.patch_moved * s, objects=objects if s == 1 else None)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
@@ -76,12 +78,12 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                 scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
     if "settle" in wanted:
         stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
-                            still_fraction=spec.settle_still, plate_fg=plate_fg)
+                            still_fraction=spec.settle_still, plate_fg=plate_fg, objects=objects)
         at = int(keep[min(at, len(keep) - 1)])
         scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
     if "still_change" in wanted:
         stat, at = C.still_change(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
-                                  plate_fg=plate_fg)
+                                  plate_fg=plate_fg, objects=objects)
         at = int(keep[min(at, len(keep) - 1)])
         scores["still_change"] = C.score(stat, lim.still_change)
         details["still_change"] = {"stat": stat, "frame": at}

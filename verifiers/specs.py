@@ -94,6 +94,10 @@ class ConsistencySpec(StageSpec):
     contact_window: int = Field(2, ge=0, description="event: steps either side of a change in which the mover's "
                                 "motion counts as reaching it")
     contact_reach: int = Field(2, ge=0, description="event: pixels between a change and a mover that still count as touching")
+    contact_objects: float = Field(0.03, ge=0, lt=1, description="event, settle, still_change: an even-coloured piece "
+                                   "(checks.object_regions) of at most this fraction of the frame that a change is on joins "
+                                   "it to a mover touching that piece (a T block shoved at one end turns at the other); the "
+                                   "T is 1.6-2.2 % of PushT's frame, a table's rim 4.6 % of MetaWorld's; 0: off")
     patch_solid: int = Field(4, ge=1, description="patch: side of the square (pixels at work_size) that a "
                              "one-step change must fit to count")
     patch_moved: int = Field(4, ge=0, description="patch: a solid one-step change that the frame before, turned by "
