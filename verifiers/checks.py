@@ -122,8 +122,9 @@ def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, r
     frame beyond the region itself. A puck the arm carries, a door it swings, a T block the pusher
     shoves all change in one piece with the robot; a thing that appears, vanishes or morphs on its own
     changes alone. `bridge` (what differs from the episode's background plate: objects that move at
-    some time; contact_bridge adds the even-coloured piece the change is on) joins pieces too: a pushed T block's far edge turns while its flat middle shows no
-    change, yet it is one object with the pusher's end. Returns the touched pixels of `region`."""
+    some time; contact_bridge adds the even-coloured piece the change is on) joins pieces too: a
+    pushed T block's far edge turns while its flat middle shows no change, yet it is one object with
+    the pusher's end. Returns the touched pixels of `region`."""
     region = region.astype(bool)
     if not region.any():
         return region
@@ -218,7 +219,8 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
            contact_reach: int = 2, solid: int = 4, plate_fg: np.ndarray | None = None,
-           moved_search: int = 0, objects: np.ndarray | None = None) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
+           moved_search: int = 0, objects: np.ndarray | None = None,
+           ) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
