@@ -57,15 +57,16 @@ def test_augment_spec_is_a_valid_product_spec(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3))
     spec = load_spec(path)
-    assert [s.type for s in spec.stages] == ["background", "add_object", "source"]
-    assert spec.stages[0].variants == 3 and spec.stages[1].apply_to == "all"
-    # pasted distractors of about the task object's size at 64 px (>= 8 px), not 5 px specks
-    assert spec.stages[1].size[0] * 64 >= 8
-    # --surface: the table re-textured between the backdrop and the pasted objects, on the same camera
-    path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3, surface=True))
-    spec = load_spec(path)
+    # the default recipe: the table re-textured between the backdrop and the pasted objects
     assert [s.type for s in spec.stages] == ["background", "surface", "add_object", "source"]
+    assert spec.stages[0].variants == 3 and spec.stages[2].apply_to == "all"
+    # pasted distractors of about the task object's size at 64 px (>= 8 px), not 5 px specks
+    assert spec.stages[2].size[0] * 64 >= 8
     assert spec.stages[1].cameras == spec.stages[0].cameras == [bench.IMAGE_KEY]
+    # --no-surface: the recipe without the table edit
+    path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3, surface=False))
+    spec = load_spec(path)
+    assert [s.type for s in spec.stages] == ["background", "add_object", "source"]
 
 
 @pytest.fixture(scope="module")
