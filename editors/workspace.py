@@ -460,9 +460,10 @@ def _snap_to_plate(static: np.ndarray, lab: np.ndarray, reach: float = 2.0) -> n
 
 
 def _tinted_edges(static: np.ndarray, g: _RegionGraph, side: np.ndarray, passes: int = 2) -> np.ndarray:
-    """(H, W): backdrop pixels on the outline of a still tinted thing that share its hue, where the
-    backdrop region they were cut into is grey: the thing's lit edge (a shelf's top, 2 px lighter than
-    its front and as far in Lab from the grey wall, which the cut gave them to; shelf-place at 64 px)."""
+    """(H, W): backdrop pixels on the outline of a still tinted thing that share its hue (Lab a, b within
+    10), where the backdrop region they were cut into is grey: the thing's lit edge (a shelf's top, a band
+    1-2 px high, 30 Lab lighter than its front and as far from the grey wall, which plate_regions gave it
+    to; shelf-place at 64 px). Grown `passes` pixels from the thing, each pixel passing on its own hue."""
     ab = g.lab[..., 1:] - 128
     tinted = np.hypot(ab[..., 0], ab[..., 1]) >= 15
     thing = (side == 1) & (g.tint >= 15) & (g.busy <= 0.3)
