@@ -120,6 +120,7 @@ class Scene:
         # white highlight on the wood is 24 from it)
         static &= ~_backdrop_slivers(g, side, float(np.clip(20.0 * np.sqrt(128 / plate.shape[0]), 20.0, 30.0)))
         static = _snap_to_plate(static, g.lab)
+        static |= _tinted_edges(static, g, side)
         # Where the plate shows the arm (its usual pose: the coloured robot and the blur of it), what
         # lies behind is not in the plate: it is taken from the nearest pixels around that pose (wall,
         # floor or table), so editors.background unmixes the arm's edge there against the wall, not
@@ -353,6 +354,12 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
         ws = [mean[j] for j in neighbours[r] if side[j] == 1]
         if any(_blend_of(mean[r], a, b) for i, a in enumerate(ws) for b in ws[i + 1:]):
             side[r] = 1
+    # a tinted region of the hue of a tinted workspace region it touches is that thing's lit or shaded
+    # face (a shelf's lit top, 30 Lab lighter than its front, as far from the grey wall; shelf-place,
+    # corner2 at 64 px): what tells it from the backdrop is its chroma, not its lightness
+    for r in np.nonzero((side == 0) & (g.tint >= 15) & (g.busy <= 0.3))[0]:
+        if any(side[j] == 1 and g.tint[j] >= 15 and np.linalg.norm(mean[r, 1:] - mean[j, 1:]) < 10 for j in neighbours[r]):
+            side[r] = 1
     # a still island in one workspace surface is on it (faucet-open's grey knob on the wood in a top
     # view, 19 px at 64 px, as grey as the floor two steps away), not the backdrop, which is seen past
     # the workspace's edge or through a gap between two things (a pedestal and a table)
@@ -452,6 +459,33 @@ def _snap_to_plate(static: np.ndarray, lab: np.ndarray, reach: float = 2.0) -> n
     return out
 
 
+def _tinted_edges(static: np.ndarray, g: _RegionGraph, side: np.ndarray, passes: int = 2) -> np.ndarray:
+    """(H, W): backdrop pixels on the outline of a still tinted thing that share its hue (Lab a, b within
+    10), where the backdrop region they were cut into is grey: the thing's lit edge (a shelf's top, a band
+    1-2 px high, 30 Lab lighter than its front and as far from the grey wall, which plate_regions gave it
+    to; shelf-place at 64 px). Grown `passes` pixels from the thing, each pixel passing on its own hue."""
+    ab = g.lab[..., 1:] - 128
+    tinted = np.hypot(ab[..., 0], ab[..., 1]) >= 15
+    thing = (side == 1) & (g.tint >= 15) & (g.busy <= 0.3)
+    grey = (side == 2) & (g.tint < 10) & (g.busy <= 0.3)
+    open_ = ~static & tinted & grey[g.regions]
+    inside = static & thing[g.regions]
+    hue = np.where(inside[..., None], g.mean[g.regions][..., 1:], np.nan)  # the thing's mean a, b per pixel
+    out = np.zeros_like(static)
+    for _ in range(passes):
+        near = np.full(static.shape, np.inf, np.float32)
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            d = np.linalg.norm(g.lab[..., 1:] - _shifted(hue, dy, dx), axis=-1)
+            near = np.fmin(near, np.where(_shifted(inside, dy, dx), d, np.inf))
+        add = open_ & ~out & (near < 10)
+        if not add.any():
+            break
+        out |= add
+        inside = inside | add
+        hue = np.where(add[..., None], g.lab[..., 1:], hue)
+    return out
+
+
 def thin_lines(plate: np.ndarray, contrast: float = 40.0) -> np.ndarray:
     """(H, W): lines at most 2 px wide much brighter or darker than both their sides (a top-hat on
     the plate's lightness): the floor seen through a narrow gap, a dark seam."""
@@ -547,7 +581,10 @@ class _SeenAgain:
                 out[k, :len(cs)] = g.mean[cs]
             return out
 
-        return cls(group[g.regions], colours_around(backdrop), colours_around((side == 1) & ~g.coloured),
+        # (not a tinted backdrop region the arm passes over in most frames: a blend of the arm and the grey
+        # wall, pink, which took a shelf's edge for the wall seen again; shelf-place, corner4 at 64 px)
+        wall = backdrop & ~((g.busy > 0.5) & (g.tint >= 15))
+        return cls(group[g.regions], colours_around(wall), colours_around((side == 1) & ~g.coloured),
                    arm[g.regions], (arm & ~g.coloured)[g.regions])
 
     def __call__(self, frames: np.ndarray, moving: np.ndarray, tolerance: float) -> np.ndarray:

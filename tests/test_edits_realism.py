@@ -391,3 +391,23 @@ def test_grey_rim_window_frame_and_floor_band_at_64px(bench, tmp_path):
     assert window["kept_object"] >= 0.9 and window["object_min_frame"] >= 0.85, window  # now 0.945, 0.91
     _, band = scores("door-open-v3", 1020, "corner4", episodes=2)
     assert band["kept_background"] <= 0.08 and band["iou_min"] >= 0.93, band  # now 0.061, 0.939
+
+
+def test_shelf_kept_in_every_frame_at_64px(bench, tmp_path):
+    """shelf-place at 64 px, seeds 1940-1941 (fresh set 5, then tuned on: issue 12's seventh round). The
+    shelf is orange-brown, coloured, and touches the red arm in the plate, so it counted as the arm:
+    where a frame's shelf pixel came near a pink blend of arm and wall it was taken for the wall seen
+    again and grown over (corner4: worst frame 87% of the shelf kept); in corner2 its lit top, 30 Lab
+    lighter than its front and as far from the grey wall, settled to the wall (worst frame 85%)."""
+    pytest.importorskip("metaworld")
+    from editors.workspace import workspace_masks
+
+    recorded = record_truth(tmp_path / "shelf", sim="metaworld", task="shelf-place-v3", episodes=2, size=64,
+                            cameras="corner2,corner4", seed=1940, max_steps=100)
+    for camera in ("corner2", "corner4"):
+        key = f"observation.images.{camera}"
+        for episode, truth in recorded:
+            s = bench.score(workspace_masks(episode.frames[key]).keep, truth[key])
+            # now >= 0.943 / 0.930 / 0.933 / <= 0.080; on main 0.882 / 0.845 (corner2, 1940), 0.932 / 0.873 (corner4, 1941)
+            assert s["kept_object"] >= 0.94 and s["object_min_frame"] >= 0.92, (camera, s)
+            assert s["iou_min"] >= 0.93 and s["kept_background"] <= 0.09, (camera, s)
