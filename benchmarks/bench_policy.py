@@ -21,7 +21,8 @@ Per task:
 5. print    task x condition x policy: success rate with its Wilson 95% interval, and a last line
             `policy: real in-dist X shifted Y | augmented in-dist X2 shifted Y2`.
 
-Every step's output stays in --work; a rerun reuses what is there (delete a folder to redo it).
+Every step's output stays in --work; a rerun reuses a step's output made with the same settings (its
+`<folder>.settings.json`) and redoes it, and what depends on it, when they differ.
 `--frames` saves PNGs of each shifted scene and of source | augmented frames to --work/frames.
 """
 
@@ -73,14 +74,32 @@ PRESETS = {
 # ----------------------------------------------------------------------------------------- record
 
 
+def reusable(out: Path, done: Path, settings: dict) -> bool:
+    """Whether `out` holds a finished step (`done` exists) made with `settings`, as stamped beside it by
+    stamp(); if not, `out` is cleared for a fresh one. (A smoke run's 8 demos and 150-step policy in
+    the same --work must not stand in for the full run's.)"""
+    stamp_file = out.parent / f"{out.name}.settings.json"
+    if done.exists() and stamp_file.exists() and json.loads(stamp_file.read_text()) == settings:
+        return True
+    shutil.rmtree(out, ignore_errors=True)
+    stamp_file.unlink(missing_ok=True)
+    return False
+
+
+def stamp(out: Path, settings: dict) -> None:
+    (out.parent / f"{out.name}.settings.json").write_text(json.dumps(settings, sort_keys=True))
+
+
 def record(out: Path, task: str, demos: int, size: int, log) -> Path:
-    if (out / "meta" / "info.json").exists():
+    settings = dict(task=task, demos=demos, size=size)
+    if reusable(out, out / "meta" / "info.json", settings):
         return out
     t0 = time.perf_counter()
     res = build_dataset(out, task=task, episodes=demos, size=size, cameras=CAMERA, seed=0, seeded_configs=True,
                         antialias=False, max_steps=200, overwrite=True, repo_id=f"local/{task}-real", log=lambda *a: None)
     ok = sum(e.success for e in res.episodes)
     log(f"[{task}] recorded {demos} expert episodes ({ok} successful) in {time.perf_counter() - t0:.0f}s")
+    stamp(out, settings)
     return out
 
 
@@ -160,7 +179,8 @@ sink:
 
 def augment(work: Path, real: Path, variants: int, log, surface: bool = True) -> Path:
     out = work / "augmented"
-    if (out / "meta" / "info.json").exists():
+    settings = dict(real=settings_of(real), variants=variants, surface=surface)
+    if reusable(out, out / "meta" / "info.json", settings):
         return out
     spec = work / "augment.yaml"
     spec.write_text(augment_spec(real, out, write_assets(work / "assets"), variants, surface))
@@ -170,18 +190,24 @@ def augment(work: Path, real: Path, variants: int, log, surface: bool = True) ->
     log(f"[{real.parent.name}] augment run: {made} episodes in {time.perf_counter() - t0:.0f}s (report: {work / 'augment.log'})")
     if not made:
         raise SystemExit(f"error: augment run made no episodes; see {work / 'augment.log'}")
+    stamp(out, settings)
     return out
 
 
 def merge(real: Path, augmented: Path, out: Path) -> Path:
     """real + augmented as one dataset, with lerobot's own aggregate_datasets (stats recomputed)."""
-    if (out / "meta" / "info.json").exists():
+    settings = dict(real=settings_of(real), augmented=settings_of(augmented))
+    if reusable(out, out / "meta" / "info.json", settings):
         return out
     from lerobot.datasets.aggregate import aggregate_datasets
 
-    shutil.rmtree(out, ignore_errors=True)
     aggregate_datasets(["local/real", "local/augmented"], "local/real_augmented", roots=[real, augmented], aggr_root=out)
+    stamp(out, settings)
     return out
+
+
+def settings_of(out: Path) -> dict:
+    return json.loads((out.parent / f"{out.name}.settings.json").read_text())
 
 
 def count_episodes(root: Path) -> int:
@@ -194,9 +220,9 @@ def count_episodes(root: Path) -> int:
 def train(dataset: Path, out: Path, steps: int, batch_size: int, seed: int, log) -> Path:
     """lerobot-train, ACT at a CPU size. Same arguments for both policies except the dataset."""
     model = out / "checkpoints" / "last" / "pretrained_model"
-    if (model / "model.safetensors").exists():
+    settings = dict(dataset=settings_of(dataset), steps=steps, batch_size=batch_size, seed=seed)
+    if reusable(out, model / "model.safetensors", settings):
         return model
-    shutil.rmtree(out, ignore_errors=True)
     args = [
         str(Path(sys.executable).parent / "lerobot-train"),
         f"--dataset.repo_id=local/{dataset.name}", f"--dataset.root={dataset}",
@@ -216,6 +242,7 @@ def train(dataset: Path, out: Path, steps: int, batch_size: int, seed: int, log)
     run(args, out.parent / f"{out.name}.log", extra_env={"OMP_NUM_THREADS": "1"})
     log(f"[{dataset.parent.name}] trained on {dataset.name} ({count_episodes(dataset)} episodes): "
         f"{steps} steps in {time.perf_counter() - t0:.0f}s")
+    stamp(out, settings)
     return model
 
 
@@ -445,7 +472,8 @@ def write_readme(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     head, body = __doc__.split("\n\n", 1)
     p = argparse.ArgumentParser(description=head, epilog=body, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", type=Path, required=True, help="folder for every step's output (reused on rerun)")
+    p.add_argument("--work", type=Path, required=True,
+                   help="folder for every step's output (reused on rerun with the same settings)")
     p.add_argument("--tasks", help=f"MetaWorld tasks, comma-separated (default: {','.join(TASKS)}; --quick: the first)")
     p.add_argument("--quick", action="store_true", help="smoke check: few demos, steps and episodes (<= 10 min)")
     p.add_argument("--size", type=int, default=64, help="camera image side in px (default: %(default)s)")

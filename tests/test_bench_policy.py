@@ -69,6 +69,29 @@ def test_augment_spec_is_a_valid_product_spec(tmp_path):
     assert [s.type for s in spec.stages] == ["background", "add_object", "source"]
 
 
+def test_a_step_is_reused_only_with_the_settings_it_was_made_with(tmp_path):
+    # a smoke run's 8 demos (or its 150-step policy) in the same --work must not stand in for the full run's
+    out = tmp_path / "real"
+
+    def make():
+        (out / "meta").mkdir(parents=True)
+        (out / "meta" / "info.json").write_text("{}")
+        return out / "meta" / "info.json"
+
+    done = make()
+    assert not bench.reusable(out, done, {"demos": 40}) and not out.exists()  # no stamp: made before stamps
+    done = make()
+    bench.stamp(out, {"demos": 8})
+    assert not bench.reusable(out, done, {"demos": 40}) and not out.exists()
+    assert not (tmp_path / "real.settings.json").exists()
+    done = make()
+    bench.stamp(out, {"demos": 40})
+    assert bench.reusable(out, done, {"demos": 40}) and done.exists()
+    assert bench.settings_of(out) == {"demos": 40}
+    done.unlink()  # a step stopped before it finished is redone even with its stamp
+    assert not bench.reusable(out, done, {"demos": 40}) and not out.exists()
+
+
 @pytest.fixture(scope="module")
 def scenes():
     """(~5 s on idle cores; one MetaWorld env.)
@@ -111,3 +134,9 @@ def test_quick_run_end_to_end(tmp_path):
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("policy: real in-dist ") and " | augmented in-dist " in last
     assert (tmp_path / "button-press-topdown-v3" / "augmented" / "meta" / "info.json").exists()
+    # a rerun with other training steps reuses the recorded and augmented data, and trains both again
+    args[args.index("--steps") + 1] = "25"
+    again = subprocess.run(args, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "recorded" not in again.stdout and "augment run:" not in again.stdout
+    assert again.stdout.count("25 steps in") == 2
