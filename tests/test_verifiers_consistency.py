@@ -743,7 +743,40 @@ def test_patch_lets_a_block_the_pusher_shoves_through_and_catches_one_changing_a
         assert scores["patch"] < 0.5 and details["patch"]["frame"] == 20, (change, scores, details)
 
 
-def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pusht_episode(tmp_path):
+@pytest.fixture(scope="module")
+def pusht_5000(tmp_path_factory):
+    """A recorded PushT episode (gym-pusht, scene seed 5000: bench_verifier's first fresh set, episode 0):
+    the benchmark module, its raw frames, fps and video settings, a folder, and the clean copy re-encoded."""
+    pytest.importorskip("gym_pusht")
+    bench = load_script("benchmarks/bench_verifier.py")
+    work = tmp_path_factory.mktemp("pusht_5000")
+    root = bench.build_scene(work, "pusht", 1, scene_seed=5000)
+    _, frames, fps, settings = next(bench.scene_videos(root, 1))
+    clean = bench.roundtrip(frames, fps, settings, work / "clean.mp4")
+    return bench, frames, fps, settings, work, clean
+
+
+def test_leap_catches_a_cut_where_only_the_pusher_disc_jumps_on_a_recorded_pusht_episode(pusht_5000):
+    """The PushT episode above with 25 frames cut at frame 90 (as corruptions.cut does), re-encoded: the
+    disc leaves one place and lands ~35 px off in one step, while the T hardly moves; the step's mean change
+    is small, so `jump` and `cut` (change magnitude, area) pass it. `leap` sees the disc land where nothing
+    changed a step before and catches it at the cut; the clean episode passes every default check."""
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    bench, frames, fps, settings, work, clean = pusht_5000
+    spec = ConsistencySpec()
+    assert "leap" in spec.checks
+    scores, details = video_checks(clean, spec, fps)
+    assert all(v >= 0.5 for v in scores.values()), (scores, details)
+    t0, k = 90, 25
+    cut = bench.roundtrip(np.concatenate([frames[:t0], frames[t0 + k:]]), fps, settings, work / "cut.mp4")
+    scores, details = video_checks(cut, spec, fps)
+    assert scores["leap"] < 0.5 and abs(details["leap"]["frame"] - t0) <= 1, (scores, details)
+    assert scores["jump"] >= 0.5 and scores["cut"] >= 0.5, scores  # what the magnitude tests miss
+
+
+def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pusht_episode(pusht_5000):
     """A recorded PushT episode (gym-pusht, scene seed 5000: bench_verifier's first fresh set, episode 0),
     re-encoded as the benchmark does: the disc shoves the T at one end and its far end turns while the T's
     flat middle shows no change; resting, the T is in the plate, so the gate saw the far end's change alone
@@ -753,16 +786,12 @@ def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pu
     this costs: a change beside an even piece that the robot touches is joined too, e.g. the T painted out
     with the disc 6 px away, a piece of the green goal under it reaching the disc; `patch` and `jump`
     still catch that one.)"""
-    pytest.importorskip("gym_pusht")
     import cv2
 
     from verifiers.consistency import video_checks
     from verifiers.specs import ConsistencySpec
 
-    bench = load_script("benchmarks/bench_verifier.py")
-    root = bench.build_scene(tmp_path, "pusht", 1, scene_seed=5000)
-    _, frames, fps, settings = next(bench.scene_videos(root, 1))
-    clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
+    bench, frames, fps, settings, tmp_path, clean = pusht_5000
     spec = ConsistencySpec()
     assert spec.contact_objects > 0
     scores, details = video_checks(clean, spec, fps)

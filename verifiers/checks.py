@@ -11,6 +11,9 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 in consecutive steps (a moving edge), so it is not counted; nor is a change that a
                 large mover reaches (contact: the robot moving an object, touched_by_mover).
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
+    leap        a small mover (PushT's pusher disc) that jumps across the view in one step, too small for
+                jump or cut: a one-step change on plain ground with no change near it in the step before
+                (an entry: nothing came there) or the step after (an exit: nothing went on from there).
     patch       the same without the gate, only its solid part (a 4x4 px square fits): a thing pasted
                 in, painted out or jumping beside the arm, where the gate calls it contact; what the
                 robot changes in one step is thin (a door's edge, a strip of a shoved block), and a solid
@@ -272,6 +275,43 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         if area > worst:
             worst, at = area, t + 1
     return (worst, at), (worst_all, at_all), (worst_solid, at_solid)
+
+
+def leap(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, min_area: int = 12, plain: float = 0.75,
+         ring: int = 2) -> tuple[float, int]:
+    """Largest gap (fraction of the longer side) between a thing that enters or leaves in one step and any
+    other change around it: a cut where the only mover is small. A moving disc's old and new places touch
+    (one change, its next step starts where it landed); in a cut it leaves one place and lands far off,
+    and the mean change of that step is hardly above a normal one (PushT, 24-47 frames skipped: 2.9 grey
+    levels against 1.2), under `jump` and `cut`. An entry: a piece of the step's change (8-connected, at
+    least `min_area` px, not at the frame's border, where things leave the view) on plain ground in the
+    frame before (`plain` of its `ring` within half the threshold of its median colour there), whose
+    distance to the rest of the step's change and to the step before's is the gap; an exit is the same
+    with the frames and the step after swapped."""
+    h, w = frames.shape[1:3]
+    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    changed = diffs > threshold
+    kernel = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    worst, at = 0.0, 0
+    for t in range(1, len(diffs) - 1):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(changed[t].astype(np.uint8), connectivity=8)
+        for i in range(1, n):
+            x, y, bw, bh, area = stats[i]
+            if area < min_area or x == 0 or y == 0 or x + bw == w or y + bh == h:
+                continue
+            piece = labels == i
+            around = cv2.dilate(piece.astype(np.uint8), kernel).astype(bool) & ~piece
+            for ground, other in ((t, t - 1), (t + 1, t + 1)):  # entry: ground at t; exit: ground at t+1
+                colour = np.median(blurred[ground][piece], axis=0)
+                if (np.abs(blurred[ground][around] - colour).max(axis=-1) <= threshold / 2).mean() < plain:
+                    continue
+                near = (changed[t] & ~piece) | changed[other]
+                if not near.any():
+                    continue
+                gap = float(cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 3)[piece].min()) / max(h, w)
+                if gap > worst:
+                    worst, at = gap, t + 1
+    return worst, at
 
 
 def moved(piece: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, search: int,

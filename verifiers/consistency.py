@@ -43,7 +43,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event", "cut", "patch", "settle", "still_change"}:
+    if wanted & {"jump", "event", "cut", "leap", "patch", "settle", "still_change"}:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
@@ -51,7 +51,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         stat, at = C.jump(moving_diffs)
         at = int(keep[min(at, len(keep) - 1)])
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
-    if wanted & {"event", "cut", "patch", "settle", "still_change"}:
+    if wanted & {"event", "cut", "leap", "patch", "settle", "still_change"}:
         threshold = C.change_threshold(moving_diffs)
         plate_fg = C.mover_plates(moving) if spec.contact else None  # for every contact gate below
         objects = (C.object_regions(moving, threshold / 2, spec.contact_objects)
@@ -76,6 +76,10 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             if name in wanted:
                 stat, at = max(p[i] for p in per_stride)
                 scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
+    if "leap" in wanted:
+        stat, at = C.leap(moving, moving_diffs, threshold)
+        at = int(keep[min(at, len(keep) - 1)])
+        scores["leap"], details["leap"] = C.score(stat, lim.leap), {"stat": stat, "frame": at}
     if "settle" in wanted:
         stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
                             still_fraction=spec.settle_still, plate_fg=plate_fg, objects=objects)
