@@ -202,6 +202,19 @@ def test_large_member(name, pipeline, runner, corpus, tmp_path, ray_cluster):
     check_member(name, pipeline, runner, corpus, tmp_path)
 
 
+@pytest.mark.parametrize("name", FAST)
+def test_check_judges_every_episode_of_a_lerobot_dataset(name, corpus, capsys):
+    """`augment check` on lerobot-written data, as recorded (pusht has a one-frame episode): a verdict
+    per episode and exit 0 (clean recordings), never a traceback."""
+    from augment.cli import main
+
+    data = corpus(name)
+    code = main(["check", str(data["root"]), "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert sorted(r["episode_index"] for r in lines) == list(range(len(data["episodes"])))
+    assert code == 0, [r for r in lines if not r["passed"]]
+
+
 def test_demo_edits_the_fixed_camera_and_says_why(corpus, tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 

@@ -812,3 +812,25 @@ def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pu
     bad = bench.roundtrip(bad, fps, settings, tmp_path / "appear.mp4")
     scores, details = video_checks(bad, spec, fps)
     assert min(scores[c] for c in ("event", "settle", "still_change")) < 0.5, (t0, scores, details)
+
+
+def test_a_video_of_one_repeated_frame_fails_frozen_and_a_one_frame_episode_is_not_judged_on_steps():
+    # a video model that returns its input frame over and over: failed by `frozen` and `static`, not a
+    # crash of the checks that follow motion (they have no two distinct frames to compare)
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    spec = ConsistencySpec(type="consistency")
+    frame = np.random.default_rng(0).integers(0, 255, (1, 48, 48, 3), dtype=np.uint8)
+    scores, details = video_checks(np.repeat(frame, 12, axis=0), spec)
+    assert scores["frozen"] == 0.0 and scores["static"] == 0.0
+    assert not {"jump", "event", "cut", "leap", "patch", "settle", "still_change"} & set(scores)
+    scores, details = video_checks(frame, spec)  # lerobot writes one-frame episodes too
+    assert details["too_short"] == {"frames": 1}
+    assert not {"frozen", "static", "jump", "event", "cut"} & set(scores) and scores
+    # the learned verifier's features too: the repeated frame is frozen all along (log 1), the single
+    # frame found nothing (log 0 + 1e-4)
+    from verifiers.learned import FEATURES, features
+
+    assert features(np.repeat(frame, 12, axis=0))[FEATURES.index("frozen")] == pytest.approx(0.0, abs=1e-3)
+    assert features(frame).max() == pytest.approx(np.log(1e-4))

@@ -21,6 +21,9 @@ from verifiers.scores import failures, record_scores, weighted_mean
 from verifiers.specs import ConsistencySpec, MOVING_CAMERA_CHECKS
 
 
+STEP_CHECKS = {"jump", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
+
+
 def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                  fps: float | None = None) -> tuple[dict[str, float], dict[str, dict]]:
     """Scores and details (statistic, frame) of the video checks on one camera's (T, H, W, 3) frames;
@@ -35,6 +38,9 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
     details["camera_motion"] = {"stat": still, "moving": moving}
     if moving:
         wanted &= set(MOVING_CAMERA_CHECKS)
+    if len(small) < 2:  # a one-frame episode has no step to judge (lerobot writes them)
+        wanted -= {"frozen", "static"} | STEP_CHECKS
+        details["too_short"] = {"frames": len(small)}
     if "frozen" in wanted:
         stat, at = C.frozen(diffs)
         scores["frozen"], details["frozen"] = C.score(stat, lim.frozen), {"stat": stat, "frame": at}
@@ -43,15 +49,17 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
-    if wanted & {"jump", "event", "cut", "leap", "patch", "settle", "still_change"}:
+    if wanted & STEP_CHECKS:
         keep = C.distinct_frames(small, diffs)  # repeated frames would make smooth motion look jumpy
         moving = small[keep]
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
+        if len(moving) < 2:  # every frame the same: `frozen` and `static` fail it; no motion to follow
+            wanted -= STEP_CHECKS
     if "jump" in wanted:
         stat, at = C.jump(moving_diffs)
         at = int(keep[min(at, len(keep) - 1)])
         scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
-    if wanted & {"event", "cut", "leap", "patch", "settle", "still_change"}:
+    if wanted & (STEP_CHECKS - {"jump"}):
         threshold = C.change_threshold(moving_diffs)
         plate_fg = C.mover_plates(moving) if spec.contact else None  # for every contact gate below
         objects = (C.object_regions(moving, threshold / 2, spec.contact_objects)

@@ -32,7 +32,7 @@ def features(frames: np.ndarray, fps: float | None = None, names: tuple[str, ...
     from verifiers.consistency import video_checks
 
     _, details = video_checks(frames, ConsistencySpec(checks=list(names)), fps)
-    return features_from_stats({c: d["stat"] for c, d in details.items()}, names)
+    return features_from_stats({c: d.get("stat") for c, d in details.items()}, names)
 
 
 def features_from_stats(stats: dict[str, float], names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:
