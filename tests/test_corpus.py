@@ -215,6 +215,20 @@ def test_check_judges_every_episode_of_a_lerobot_dataset(name, corpus, capsys):
     assert code == 0, [r for r in lines if not r["passed"]]
 
 
+def test_train_verifier_leaves_out_episodes_too_short_to_corrupt(corpus, tmp_path):
+    # lerobot's pusht member has a one-frame episode: the corruption generator has nothing to cut there
+    from verifiers.learned import MIN_FRAMES, train_verifier
+
+    data = corpus("pusht")
+    logs: list[str] = []
+    report = train_verifier(data["root"], tmp_path / "v", log=logs.append)
+    assert data["episodes"][0]["length"] < MIN_FRAMES <= min(e["length"] for e in data["episodes"][1:])
+    assert any(line.startswith("skipped 1 episode") and "[0]" in line for line in logs)
+    assert report["episodes"] == 2 and (tmp_path / "v" / "verifier.json").is_file()
+    with pytest.raises(ValueError, match="no episode has 8 frames or more"):
+        train_verifier(data["root"], tmp_path / "w", episodes=1, log=logs.append)
+
+
 def test_demo_edits_the_fixed_camera_and_says_why(corpus, tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 

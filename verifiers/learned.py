@@ -23,6 +23,7 @@ from augment.stage import Stage
 from verifiers.scores import failures, record_scores, Thresholds
 from verifiers.specs import ConsistencySpec, LearnedSpec
 
+MIN_FRAMES = 8  # a corrupted copy starts after frame 2 and needs frames after its start (verifiers/corruptions.py)
 FEATURES = ("frozen", "static", "jump", "event", "cut", "settle", "new_colour", "colour_mass", "objects", "objects_persist",
             "patch")
 
@@ -71,8 +72,8 @@ def fit_with_threshold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, max_fal
     out_of_fold = []
     for k in range(min(folds, len(unique))):
         held = np.isin(groups, unique[k::folds])
-        if y[~held].min() == y[~held].max():
-            continue  # a fold without both classes to learn from
+        if not (~held).any() or y[~held].min() == y[~held].max():
+            continue  # a fold without both classes to learn from (one training episode: none)
         fold = fit_logistic(x[~held], y[~held])
         out_of_fold.append(predict(fold, x[held & (y == 1)]))
     p_clean = np.concatenate(out_of_fold) if out_of_fold else predict(model, x[y == 1])
@@ -144,7 +145,14 @@ def train_verifier(root: str | Path, out: str | Path, holdout: tuple[str, ...] =
     if unknown:
         raise ValueError(f"--holdout: unknown kinds {unknown}; valid: {list(KINDS)}")
     source = LeRobotSource(root)
+    length = {int(e["episode_index"]): int(e["length"]) for e in source.episodes}
     indices = source.select(None)[:episodes]
+    short = [i for i in indices if length[i] < MIN_FRAMES]
+    if short:
+        log(f"skipped {len(short)} episode(s) under {MIN_FRAMES} frames, too short to corrupt: {short[:10]}")
+    indices = [i for i in indices if length[i] >= MIN_FRAMES]
+    if not indices:
+        raise ValueError(f"{root}: no episode has {MIN_FRAMES} frames or more; nothing to learn from")
     n_val = max(1, round(validation * len(indices))) if len(indices) > 1 else 0
     val_set = set(indices[len(indices) - n_val:])
     rows = []  # (episode, kind, features)
