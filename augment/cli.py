@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", default=None, help="Ray cluster address ('auto', 'ray://host:10001'); "
                      "default: start Ray in-process")
     run.add_argument("--local", action="store_true", help="run in this process without Ray (debugging, tests)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--quiet", action="store_true", help="no progress bars (nor Ray Data's progress lines)")
 
     val = sub.add_parser("validate", help="check a spec without running it")
     val.add_argument("spec", type=Path)
@@ -139,7 +139,7 @@ def cmd_run(args) -> int:
     else:
         from augment.runner import run_ray, stop_ray
 
-        report = run_ray(spec, address=args.address)
+        report = run_ray(spec, address=args.address, progress=not args.quiet)
         if not args.exit_fast:
             stop_ray()
     from augment.report import print_report  # here, not above: Ray starts 0.2 s sooner without its imports first

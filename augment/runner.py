@@ -198,13 +198,17 @@ def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
 class _ConsoleErrorsHidden(logging.Filter):
     """Ray Data prints a failed task's traceback (and, for an error it does not know as a user's,
     "please open an issue on the Ray project"); the driver names the failure itself, in one line.
-    Its log file keeps everything."""
+    With `augment run --quiet` it prints nothing at all: where stdout is no terminal, Ray Data logs its
+    progress as lines instead of bars. Its log file keeps everything."""
+
+    quiet = False  # this run's --quiet (the handler and its filter outlive one run in a process)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
+        return record.levelno < logging.ERROR and not self.quiet
 
 
-def _quiet_ray_data_console() -> None:
+def _quiet_ray_data_console(quiet: bool = False) -> None:
+    _ConsoleErrorsHidden.quiet = quiet
     for handler in logging.getLogger("ray.data").handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             if not any(isinstance(f, _ConsoleErrorsHidden) for f in handler.filters):
@@ -254,7 +258,7 @@ class _NotMainThreadNote(logging.Filter):
         return "SIGTERM handler is not set" not in record.getMessage()
 
 
-def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
+def run_ray(spec: PipelineSpec, address: str | None = None, progress: bool = True) -> dict:
     starting = _StartRay(address, spec)
     from augment.pipeline import explain_failure, finish, plan
 
@@ -272,7 +276,7 @@ def run_ray(spec: PipelineSpec, address: str | None = None) -> dict:
             starting.wait()
             check_fits(spec, ray.cluster_resources())
             in_worker = True
-            _execute(job)
+            _execute(job, progress)
             in_worker = False
         return finish(job)
     except Exception as e:
@@ -333,7 +337,7 @@ def _is_autoscaler_monitor(program: list[bytes]) -> bool:
     return any(arg.endswith(b"monitor.py") and b"/autoscaler/" in arg for arg in program[1:3])
 
 
-def _execute(job: Job) -> None:
+def _execute(job: Job, progress: bool = True) -> None:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -346,10 +350,10 @@ def _execute(job: Job) -> None:
             super().__init__(spec, node=ray.get_runtime_context().get_node_id())
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = True
+    ctx.enable_progress_bars = progress
     ctx.print_on_execution_start = False
     ctx.raise_original_map_exception = True  # a reader's or stage's own error, not Ray's UserCodeException
-    _quiet_ray_data_console()
+    _quiet_ray_data_console(quiet=not progress)
     spec = job.spec
     head, tail = spec.stages[:job.tail], spec.stages[job.tail:]
     write_args = write_resources(spec)  # the per-frame tail runs in the write tasks (augment/stream.py)

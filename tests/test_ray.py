@@ -67,8 +67,22 @@ def test_stages_that_hold_more_cpus_than_the_machine_still_run(source_dataset, t
     stages += "".join("  - type: source\n    resources: {num_cpus: 1}\n" for _ in range(2))
     spec = load_spec(write_spec(tmp_path / "s.yaml", source_dataset["root"], tmp_path / "out", stages,
                                 extra="  episodes: [0, 1]\n"))
-    report = run_ray(spec)
+    report = run_ray(spec, progress=False)  # `augment run --quiet`
     assert report["episodes_out"] == 2 and ray.cluster_resources()["CPU"] >= 3.25
+    # --quiet under Ray too: no bars, and none of Ray Data's progress lines (logged where stdout is no terminal)
+    import logging
+
+    from ray.data import DataContext
+
+    from augment.runner import _quiet_ray_data_console
+
+    assert DataContext.get_current().enable_progress_bars is False
+    console = [h for h in logging.getLogger("ray.data").handlers
+               if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    line = logging.LogRecord("ray.data", logging.INFO, __file__, 0, "Total Progress: 0/?", None, None)
+    assert console and not any(h.filter(line) for h in console)
+    _quiet_ray_data_console(quiet=False)  # what a run without --quiet sets
+    assert all(h.filter(line) for h in console)
 
 
 def test_a_job_that_cannot_fit_a_cluster_is_refused_with_the_numbers(tmp_path):
