@@ -63,11 +63,14 @@ def downscale(frames: np.ndarray, work_size: int) -> np.ndarray:
     return resize_frames(frames, max(1, round(h * s)), max(1, round(w * s)))  # shrinking: area averaging
 
 
+def blur(frames: np.ndarray) -> np.ndarray:
+    """int16 (T, H, W, 3): the frames lightly blurred, as every check sees them (codec noise does not count)."""
+    return np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+
+
 def step_differences(frames: np.ndarray) -> np.ndarray:
-    """(T-1, H, W) max-over-channels absolute change between consecutive frames, lightly blurred so
-    that codec noise does not count as change."""
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
-    return np.abs(np.diff(blurred, axis=0)).max(axis=-1)
+    """(T-1, H, W) max-over-channels absolute change between consecutive blurred frames."""
+    return np.abs(np.diff(blur(frames), axis=0)).max(axis=-1)
 
 
 def mover_plates(frames: np.ndarray) -> np.ndarray:
@@ -87,7 +90,7 @@ def object_regions(frames: np.ndarray, edge: float, max_fraction: float, min_are
     still_change: 6 of 480 over six sets; a user's PushT recording, 11 of 30). The bound keeps the
     background out: a table's white rim, one even strip of 4.6 % of MetaWorld's frame, joined a patch
     pasted on it to the arm at its other end."""
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     rough = np.zeros(blurred.shape[:3], bool)
     rough[:, :, 1:] |= np.abs(np.diff(blurred, axis=2)).max(axis=-1) > edge
     rough[:, 1:, :] |= np.abs(np.diff(blurred, axis=1)).max(axis=-1) > edge
@@ -242,7 +245,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     changed = (diffs > threshold).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in changed]).astype(bool)
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     if min_mover and plate_fg is None:
         plate_fg = mover_plates(frames)
     worst, at = 0.0, 0
@@ -289,7 +292,7 @@ def leap(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, min_area:
     distance to the rest of the step's change and to the step before's is the gap; an exit is the same
     with the frames and the step after swapped."""
     h, w = frames.shape[1:3]
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     changed = diffs > threshold
     kernel = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
     worst, at = 0.0, 0
@@ -385,7 +388,7 @@ def still_patch(frames: np.ndarray, threshold: float = 30, quiet: int = 4, still
     t_len = len(frames)
     if t_len < quiet + 2 + min_after:
         return 0.0, 0
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     bar = threshold * still_fraction
 
     def still(a: int, b: int) -> np.ndarray:  # frames a..b (inclusive) stay within `bar` of each other
@@ -425,7 +428,7 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
     t_len = len(frames)
     if t_len < 2 * quiet + 2:
         return 0.0, 0
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     high, low = blurred[:t_len - quiet].copy(), blurred[:t_len - quiet].copy()
     for k in range(1, quiet + 1):  # range of each pixel over frames t..t+quiet
         np.maximum(high, blurred[k:t_len - quiet + k], out=high)
@@ -472,7 +475,7 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = np.stack([cv2.dilate(c, kernel) for c in moving]).astype(np.int32)
     busy = np.concatenate([np.zeros((1, *near.shape[1:]), np.int32), np.cumsum(near, axis=0)])  # busy[b]-busy[a]: steps a..b-1
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     if min_mover and plate_fg is None:
         plate_fg = mover_plates(frames)
     worst, at = 0.0, 0
@@ -545,7 +548,7 @@ def colour_place(frames: np.ndarray, bins: int = 18, reach: int = 16, reference:
     hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames])
     strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
     hue = (hsv[..., 0].astype(int) * bins) // 180
-    blurred = np.stack([cv2.GaussianBlur(f, (3, 3), 0) for f in frames]).astype(np.int16)
+    blurred = blur(frames)
     moved = (np.abs(np.diff(blurred, axis=0)).max(axis=-1) > threshold) & strong[1:]
     per_step = np.stack([np.bincount(hue[t + 1][moved[t]], minlength=bins)[:bins] for t in range(t_len - 1)])
     mover = (per_step >= min_pixels).mean(axis=0) >= mover_steps
