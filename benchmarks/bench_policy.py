@@ -78,8 +78,8 @@ def reusable(out: Path, done: Path, settings: dict) -> bool:
     """Whether `out` holds a finished step (`done` exists) made with `settings`, as stamped beside it by
     stamp(); if not, `out` is cleared for a fresh one. (A smoke run's 8 demos and 150-step policy in
     the same --work must not stand in for the full run's.)"""
-    stamp_file = out.parent / f"{out.name}.settings.json"
-    if done.exists() and stamp_file.exists() and json.loads(stamp_file.read_text()) == settings:
+    stamp_file = _stamp_file(out)
+    if done.exists() and stamp_file.exists() and settings_of(out) == settings:
         return True
     shutil.rmtree(out, ignore_errors=True)
     stamp_file.unlink(missing_ok=True)
@@ -87,7 +87,15 @@ def reusable(out: Path, done: Path, settings: dict) -> bool:
 
 
 def stamp(out: Path, settings: dict) -> None:
-    (out.parent / f"{out.name}.settings.json").write_text(json.dumps(settings, sort_keys=True))
+    _stamp_file(out).write_text(json.dumps(settings, sort_keys=True))
+
+
+def settings_of(out: Path) -> dict:
+    return json.loads(_stamp_file(out).read_text())
+
+
+def _stamp_file(out: Path) -> Path:
+    return out.parent / f"{out.name}.settings.json"
 
 
 def record(out: Path, task: str, demos: int, size: int, log) -> Path:
@@ -205,9 +213,6 @@ def merge(real: Path, augmented: Path, out: Path) -> Path:
     stamp(out, settings)
     return out
 
-
-def settings_of(out: Path) -> dict:
-    return json.loads((out.parent / f"{out.name}.settings.json").read_text())
 
 
 def count_episodes(root: Path) -> int:
