@@ -9,6 +9,7 @@ once. Only this module imports ray.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -176,7 +178,8 @@ def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        with _stderr_without(_LOG_LEVEL_NOTE):
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
     # An embedded Ray on this machine: give it at least as many logical CPUs as the stages hold at
     # once, so every actor pool starts (the OS shares the cores); GPUs are what the machine has.
@@ -188,11 +191,67 @@ def init_ray(address: str | None, spec: PipelineSpec | None = None) -> None:
 
     before = set(processes())
     # address="local": always a fresh in-process instance, never a cluster someone left running.
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    with _lean_head(), _stderr_without(_LOG_LEVEL_NOTE):
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
     me = os.getpid()
     _ray_processes.update({pid: start for pid, (parent, start) in processes().items()
                            if parent == me and pid not in before})
+
+
+# What Ray's C++ logger writes on stderr, at INFO, as it reads RAY_BACKEND_LOG_LEVEL: before the level
+# applies, so it showed on every run's console, even with --quiet.
+_LOG_LEVEL_NOTE = b"Set ray log level from environment variable RAY_BACKEND_LOG_LEVEL"
+
+
+@contextlib.contextmanager
+def _stderr_without(note: bytes):
+    """While ray.init runs, this process's stderr (file descriptor 2: the C++ core writes there, not
+    through sys.stderr) goes to a file; then the lines are written to the real stderr, less those that
+    contain `note`. Ray's processes do not inherit it: Ray sends their output to its log files."""
+    sys.stderr.flush()
+    console = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(console, 2)
+            os.close(console)
+            captured.seek(0)
+            lines = captured.read().splitlines(keepends=True)
+            os.write(2, b"".join(line for line in lines if note not in line))
+
+
+@contextlib.contextmanager
+def _lean_head():
+    """ray.init's head node without three Python processes an embedded Ray has no use for, each of
+    which imports Ray and costs a second of CPU at start-up (on 2 cores, ~1.5 s of a 10 s copy): the
+    autoscaler monitor (nothing to scale), the log monitor (log_to_driver=False: it forwards worker
+    output to no one; the log files are written all the same) and the API server (dashboard, job
+    submission and state API; include_dashboard=False still starts it). ray.init takes no option for
+    them (RayParams has no_monitor / include_log_monitor, ray.init does not pass them), so its head
+    node is, for this one call, a Node that skips them."""
+    import ray._private.node as ray_node
+
+    node_class = ray_node.Node
+
+    class EmbeddedHead(node_class):
+        def start_monitor(self):
+            pass
+
+        def start_log_monitor(self):
+            pass
+
+        def start_api_server(self, **kwargs):
+            pass
+
+    ray_node.Node = EmbeddedHead
+    try:
+        yield
+    finally:
+        ray_node.Node = node_class
 
 
 class _ConsoleErrorsHidden(logging.Filter):
@@ -287,27 +346,9 @@ def run_ray(spec: PipelineSpec, address: str | None = None, progress: bool = Tru
 
 
 def stop_ray() -> None:
-    """ray.shutdown, faster: Ray stops its processes one after another, SIGTERM then up to a second's
-    wait each, and its Python helpers (the API server, the log monitor) are slow to go. They get their
-    SIGTERM first, all at once, so that they stop while ray.shutdown disconnects the driver and stops
-    the raylet and the GCS. (Those two are left to ray.shutdown: the driver's core worker exits the
-    process when it loses the GCS before it disconnects.) The autoscaler monitor gets SIGKILL: on
-    SIGTERM it prints "The autoscaler failed ... Terminated with signal 15" on the driver's console
-    and then outlives ray.shutdown's second of grace, which kills it anyway (1.0 of ray.shutdown's
-    1.35 s here); an embedded Ray has nothing to autoscale."""
+    """ray.shutdown, and the threads that started an embedded Ray (_StartRay) let go."""
     import ray
 
-    from augment.reaper import command_line, processes
-
-    running = processes()
-    for pid, start in _ray_processes.items():
-        if pid in running and running[pid][1] == start:
-            program = command_line(pid)
-            if program and os.path.basename(program[0]) not in (b"gcs_server", b"raylet"):
-                try:
-                    os.kill(pid, signal.SIGKILL if _is_autoscaler_monitor(program) else signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
     _ray_processes.clear()
     ray.shutdown()
     while _holding:
@@ -330,11 +371,6 @@ def kill_ray() -> bool:
             pass
     _ray_processes.clear()
     return True
-
-
-def _is_autoscaler_monitor(program: list[bytes]) -> bool:
-    # ray/autoscaler/_private/monitor.py, or ray/autoscaler/v2/monitor.py with autoscaler v2
-    return any(arg.endswith(b"monitor.py") and b"/autoscaler/" in arg for arg in program[1:3])
 
 
 def _execute(job: Job, progress: bool = True) -> None:

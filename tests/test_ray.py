@@ -222,10 +222,14 @@ def test_a_finished_job_leaves_no_process_behind(source_dataset, tmp_path):
         time.sleep(0.1)
     output = proc.stdout.read()
     assert proc.returncode == 0, output
-    # The autoscaler monitor is stopped without the farewell its SIGTERM handler prints on the console.
-    assert "autoscaler failed" not in output, output
     started = set(seen)
     assert any(b"raylet" in cmd for cmd in seen.values()), seen  # the job did start Ray
+    # runner._lean_head: none of the head's Python helpers an embedded Ray does not use was started
+    helpers = (b"autoscaler/_private/monitor.py", b"autoscaler/v2/monitor.py", b"_private/log_monitor.py",
+               b"dashboard/dashboard.py")
+    assert not [cmd for cmd in seen.values() if any(h in cmd for h in helpers)], seen
+    # --quiet: the report only; not the C++ logger's note that it read RAY_BACKEND_LOG_LEVEL
+    assert output.lstrip().startswith("augment job"), output
     _assert_gone(started, 30)
     from augment.source import LeRobotSource
 
