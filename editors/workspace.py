@@ -153,10 +153,7 @@ class Scene:
         # patch (moving_masks drops specks): a sliver of wall seen between links must not stay "arm"
         moving = moving | ((diff > threshold) & (g.coloured & ~g.small)[g.regions][None])
         seen_again = self.seen_again(frames, moving, self.edge_contrast)
-        # (a backdrop pixel that looks as in the plate seeds it even inside the motion mask, which is blurred
-        # and opened: the floor seen between the arm's upper link and the table, 2-4 px across at 64 px and
-        # enclosed by the two, lies inside it and was reached from nowhere else; corner2 kept it)
-        behind = np.stack([continues_from(f, (~static & s) | a, m | (~static & ~s & _dilate(m, 2)), self.edge_contrast)
+        behind = np.stack([continues_from(f, (~static & ~m & s) | a, m | (~static & ~s & _dilate(m, 2)), self.edge_contrast)
                            for f, m, s, a in zip(frames, moving, still, seen_again)])
         keep = (moving | static[None]) & ~behind
         keep = np.stack([_edge_by_coverage(f, k, plate, static) for f, k in zip(frames, keep)])
