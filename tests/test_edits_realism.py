@@ -411,3 +411,22 @@ def test_shelf_kept_in_every_frame_at_64px(bench, tmp_path):
             # now >= 0.943 / 0.930 / 0.933 / <= 0.080; on main 0.882 / 0.845 (corner2, 1940), 0.932 / 0.873 (corner4, 1941)
             assert s["kept_object"] >= 0.94 and s["object_min_frame"] >= 0.92, (camera, s)
             assert s["iou_min"] >= 0.93 and s["kept_background"] <= 0.09, (camera, s)
+
+
+def test_truth_coverage_tells_blends_from_pure_errors():
+    """benchmarks/truth_coverage.measure on a finer truth made by hand (4x4 samples per pixel): a pixel the
+    workspace covers half of is a blend, one it covers wholly or not at all is a pure error."""
+    coverage = load_script("benchmarks/truth_coverage.py")
+    fine = np.zeros((1, 16, 16), np.uint8)
+    fine[0, 0:8, 0:6] = 1  # pixel column 0 covered wholly, column 1 half (rows 0-1); the rest backdrop
+    labels = fine[:, 2::4, 2::4].copy()  # one sample per pixel, as the recorded truth: column 1 backdrop
+    assert labels[0, :2, :2].tolist() == [[1, 0], [1, 0]]
+    keep = labels.astype(bool).copy()
+    keep[0, 0, 1] = True  # a blend kept: covered half, the truth says backdrop
+    keep[0, 3, 3] = True  # a pure error: backdrop wholly
+    m = coverage.measure(keep, labels, fine)
+    assert m["error_px"] == 2 and m["pure"] == 0.5 and m["ambiguous"] == 0.5, m
+    assert m["fix_pure"] == pytest.approx(2 / 3) and m["fix_pure_near"] == pytest.approx(2 / 3), m
+    # coverage ½ counts as kept (column 1, rows 0-1, against the truth); sampled half a pixel apart the
+    # truth gains that column: IoU ½
+    assert m["agree"] == 1.0 - 2 / 16 and m["half_px"] == 0.5 and m["iou_min"] == 0.5, m
