@@ -208,12 +208,13 @@ def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, quantile: fl
     quartile of the same area in the steps around it (excluding itself) plus `floor` (fraction of the
     frame; also at least a quarter of the episode's median step). `jump` asks the same of the mean change,
     which the codec's noise over the whole frame swamps when only the arm moves, a few pixels a step: a
-    cut of 8-23 frames at 80 fps moved it 3-10 px in one step and raised the mean change by less than
+    cut of 7-14 frames at 80 fps moved it a few pixels in one step and raised the mean change by less than
     its neighbours' spread. The area over the threshold is the moving edges alone, and grows with the
-    distance moved: a step that skips k steps changes up to k times the area of its neighbours (3.4-108x on
-    bench_verifier's MetaWorld cuts, the low end where the arm moves fast anyway), while a physical arm speeds up over several steps. The first `window` steps
-    are not judged: there the robot starts from rest, with nothing before to compare with (a clean
-    pick-place episode's first moves reached 4.2, with a repeated frame dropped between them)."""
+    distance moved: a step that skips k steps changes up to k times the area of its neighbours (3.4-157x on
+    bench_verifier's MetaWorld cuts, the low end where the arm moves fast anyway), while a physical arm
+    speeds up over several steps. The first `window` steps are not judged: there the robot starts from
+    rest, with nothing before to compare with (a clean pick-place episode's first moves reached 4.2, with
+    a repeated frame dropped between them)."""
     areas = (diffs > threshold).reshape(len(diffs), -1).mean(axis=1)
     base = max(floor, 0.25 * float(np.median(areas))) if len(areas) else floor
     worst, at = 0.0, 0
