@@ -776,6 +776,33 @@ def test_leap_catches_a_cut_where_only_the_pusher_disc_jumps_on_a_recorded_pusht
     assert scores["jump"] >= 0.5 and scores["cut"] >= 0.5, scores  # what the magnitude tests miss
 
 
+def test_pace_catches_a_cut_of_nine_frames_where_the_arm_moves_a_few_pixels_on_a_recorded_push_episode(tmp_path):
+    """A recorded MetaWorld push episode (scene seed 37011: bench_verifier's ninth-round tuning set, push
+    episode 11), with 9 of its 80 fps frames cut at frame 25 (as corruptions.cut drew it there) and
+    re-encoded: the arm moves a few pixels across the cut, so the step's mean change stays within the
+    codec's noise (`jump` under its limit) and every moved edge has a change beside it (`leap` 0), and
+    no check caught it before `pace`. The moving edges changed in that step (pixels over the change
+    threshold) are 10-40x those of the steps around it: `pace` fails it at the cut. The clean episode
+    passes every default check."""
+    pytest.importorskip("metaworld")
+    from verifiers.consistency import video_checks
+    from verifiers.specs import ConsistencySpec
+
+    bench = load_script("benchmarks/bench_verifier.py")
+    root = bench.build_scene(tmp_path, "push-v3", 1, scene_seed=37011)
+    _, frames, fps, settings = next(bench.scene_videos(root, 1))
+    spec = ConsistencySpec()
+    assert "pace" in spec.checks
+    clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
+    scores, details = video_checks(clean, spec, fps)
+    assert all(v >= 0.5 for v in scores.values()), (scores, details)
+    t0, k = 25, 9
+    cut = bench.roundtrip(np.concatenate([frames[:t0], frames[t0 + k:]]), fps, settings, tmp_path / "cut.mp4")
+    scores, details = video_checks(cut, spec, fps)
+    assert scores["pace"] < 0.5 and abs(details["pace"]["frame"] - t0) <= 1, (scores, details)
+    assert min(v for c, v in scores.items() if c != "pace") >= 0.5, scores  # no other check sees it
+
+
 def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pusht_episode(pusht_5000):
     """A recorded PushT episode (gym-pusht, scene seed 5000: bench_verifier's first fresh set, episode 0),
     re-encoded as the benchmark does: the disc shoves the T at one end and its far end turns while the T's

@@ -21,7 +21,7 @@ from verifiers.scores import failures, record_scores, weighted_mean
 from verifiers.specs import ConsistencySpec, MOVING_CAMERA_CHECKS
 
 
-STEP_CHECKS = {"jump", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
+STEP_CHECKS = {"jump", "pace", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
 
 
 def video_checks(frames: np.ndarray, spec: ConsistencySpec,
@@ -84,6 +84,10 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             if name in wanted:
                 stat, at = max(p[i] for p in per_stride)
                 scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
+    if "pace" in wanted and (fps is None or fps >= spec.pace_min_fps):
+        stat, at = C.pace(moving_diffs, threshold)
+        at = int(keep[min(at, len(keep) - 1)])
+        scores["pace"], details["pace"] = C.score(stat, lim.pace), {"stat": stat, "frame": at}
     if "leap" in wanted:
         stat, at = C.leap(moving, moving_diffs, threshold)
         at = int(keep[min(at, len(keep) - 1)])
