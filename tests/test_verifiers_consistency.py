@@ -761,19 +761,25 @@ def test_leap_catches_a_cut_where_only_the_pusher_disc_jumps_on_a_recorded_pusht
     disc leaves one place and lands ~35 px off in one step, while the T hardly moves; the step's mean change
     is small, so `jump` and `cut` (change magnitude, area) pass it. `leap` sees the disc land where nothing
     changed a step before and catches it at the cut; the clean episode passes every default check."""
+    bench, frames, fps, settings, work, clean = pusht_5000
+    scores = _clean_passes_and_the_cut_fails("leap", bench, frames, fps, settings, work, clean, t0=90, k=25)
+    assert scores["jump"] >= 0.5 and scores["cut"] >= 0.5, scores  # what the magnitude tests miss
+
+
+def _clean_passes_and_the_cut_fails(check, bench, frames, fps, settings, work, clean, t0, k) -> dict:
+    """The clean video passes every default check; `frames` with k frames cut at t0, re-encoded as
+    bench_verifier does, fails `check` (a default one) at the cut. The cut video's scores."""
     from verifiers.consistency import video_checks
     from verifiers.specs import ConsistencySpec
 
-    bench, frames, fps, settings, work, clean = pusht_5000
     spec = ConsistencySpec()
-    assert "leap" in spec.checks
+    assert check in spec.checks
     scores, details = video_checks(clean, spec, fps)
     assert all(v >= 0.5 for v in scores.values()), (scores, details)
-    t0, k = 90, 25
     cut = bench.roundtrip(np.concatenate([frames[:t0], frames[t0 + k:]]), fps, settings, work / "cut.mp4")
     scores, details = video_checks(cut, spec, fps)
-    assert scores["leap"] < 0.5 and abs(details["leap"]["frame"] - t0) <= 1, (scores, details)
-    assert scores["jump"] >= 0.5 and scores["cut"] >= 0.5, scores  # what the magnitude tests miss
+    assert scores[check] < 0.5 and abs(details[check]["frame"] - t0) <= 1, (scores, details)
+    return scores
 
 
 def test_pace_catches_a_cut_of_nine_frames_where_the_arm_moves_a_few_pixels_on_a_recorded_push_episode(tmp_path):
@@ -782,24 +788,14 @@ def test_pace_catches_a_cut_of_nine_frames_where_the_arm_moves_a_few_pixels_on_a
     re-encoded: the arm moves a few pixels across the cut, so the step's mean change stays within the
     codec's noise (`jump` under its limit) and every moved edge has a change beside it (`leap` 0), and
     no check caught it before `pace`. The moving edges changed in that step (pixels over the change
-    threshold) are 10-40x those of the steps around it: `pace` fails it at the cut. The clean episode
+    threshold) are many times the largest of the steps around it: `pace` fails it at the cut. The clean episode
     passes every default check."""
     pytest.importorskip("metaworld")
-    from verifiers.consistency import video_checks
-    from verifiers.specs import ConsistencySpec
-
     bench = load_script("benchmarks/bench_verifier.py")
     root = bench.build_scene(tmp_path, "push-v3", 1, scene_seed=37011)
     _, frames, fps, settings = next(bench.scene_videos(root, 1))
-    spec = ConsistencySpec()
-    assert "pace" in spec.checks
     clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
-    scores, details = video_checks(clean, spec, fps)
-    assert all(v >= 0.5 for v in scores.values()), (scores, details)
-    t0, k = 25, 9
-    cut = bench.roundtrip(np.concatenate([frames[:t0], frames[t0 + k:]]), fps, settings, tmp_path / "cut.mp4")
-    scores, details = video_checks(cut, spec, fps)
-    assert scores["pace"] < 0.5 and abs(details["pace"]["frame"] - t0) <= 1, (scores, details)
+    scores = _clean_passes_and_the_cut_fails("pace", bench, frames, fps, settings, tmp_path, clean, t0=25, k=9)
     assert min(v for c, v in scores.items() if c != "pace") >= 0.5, scores  # no other check sees it
 
 
