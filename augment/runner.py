@@ -276,7 +276,7 @@ def _quiet_ray_data_console(quiet: bool = False) -> None:
 
 class _StartRay(threading.Thread):
     """init_ray in a thread of its own, started first: ray.init mostly waits for the processes it
-    starts (GCS, the API server, the raylet and its agents, each importing Ray), so the driver imports
+    starts (the GCS, the raylet and its agents, each agent importing Ray), so the driver imports
     the job's code and plans meanwhile. wait() waits for it and raises what it raised.
 
     The thread then stays, parked, until stop_ray: Ray starts its processes with a parent-death
