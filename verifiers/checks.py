@@ -11,8 +11,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 in consecutive steps (a moving edge), so it is not counted; nor is a change that a
                 large mover reaches (contact: the robot moving an object, touched_by_mover).
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
-    pace        jump's ratio for the area over the change threshold (the moving edges) instead of the mean
-                change: a cut while the arm moves a few pixels a step, which the codec's noise hides from jump.
+    pace        the area over the change threshold (the moving edges) in one step against the largest of its
+                neighbours': a cut while the arm moves a few pixels a step, which the codec's noise hides from jump.
     leap        a small mover (PushT's pusher disc) that jumps across the view in one step, too small for
                 jump or cut: a one-step change on plain ground with no change near it in the step before
                 (an entry: nothing came there) or the step after (an exit: nothing went on from there).
