@@ -33,6 +33,13 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
     diffs = C.step_differences(small)
     lim, wanted = spec.limits, set(spec.checks)
     scores, details = {}, {}
+
+    def record(name: str, stat: float, at: int) -> None:
+        scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
+
+    def record_step(name: str, stat: float, at: int) -> None:  # `at` counts distinct frames: the episode's frame
+        record(name, stat, int(keep[min(at, len(keep) - 1)]))
+
     still = C.camera_stillness(small) if len(small) >= 3 else None
     moving = still is not None and still < spec.fixed_min_still
     details["camera_motion"] = {"stat": still, "moving": moving}
@@ -42,8 +49,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         wanted -= {"frozen", "static"} | STEP_CHECKS
         details["too_short"] = {"frames": len(small)}
     if "frozen" in wanted:
-        stat, at = C.frozen(diffs)
-        scores["frozen"], details["frozen"] = C.score(stat, lim.frozen), {"stat": stat, "frame": at}
+        record("frozen", *C.frozen(diffs))
     if "static" in wanted:
         stat = C.static(diffs)
         # inverted: less motion is worse; a video moving at the limit scores 0.5
@@ -56,9 +62,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         if len(moving) < 2:  # every frame the same: `frozen` and `static` fail it; no motion to follow
             wanted -= STEP_CHECKS
     if "jump" in wanted:
-        stat, at = C.jump(moving_diffs)
-        at = int(keep[min(at, len(keep) - 1)])
-        scores["jump"], details["jump"] = C.score(stat, lim.jump), {"stat": stat, "frame": at}
+        record_step("jump", *C.jump(moving_diffs))
     if wanted & (STEP_CHECKS - {"jump"}):
         threshold = C.change_threshold(moving_diffs)
         plate_fg = C.mover_plates(moving) if spec.contact else None  # for every contact gate below
@@ -82,43 +86,29 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             per_stride.append([(0.0, 0), (0.0, 0), (stat, int(keep[min(at, len(keep) - 1)]))])
         for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
-                stat, at = max(p[i] for p in per_stride)
-                scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
+                record(name, *max(p[i] for p in per_stride))
     if "pace" in wanted and (fps is None or fps >= spec.pace_min_fps):
-        stat, at = C.pace(moving_diffs, threshold)
-        at = int(keep[min(at, len(keep) - 1)])
-        scores["pace"], details["pace"] = C.score(stat, lim.pace), {"stat": stat, "frame": at}
+        record_step("pace", *C.pace(moving_diffs, threshold))
     if "leap" in wanted:
-        stat, at = C.leap(moving, moving_diffs, threshold)
-        at = int(keep[min(at, len(keep) - 1)])
-        scores["leap"], details["leap"] = C.score(stat, lim.leap), {"stat": stat, "frame": at}
+        record_step("leap", *C.leap(moving, moving_diffs, threshold))
     if "settle" in wanted:
-        stat, at = C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
-                            still_fraction=spec.settle_still, plate_fg=plate_fg, objects=objects)
-        at = int(keep[min(at, len(keep) - 1)])
-        scores["settle"], details["settle"] = C.score(stat, lim.settle), {"stat": stat, "frame": at}
+        record_step("settle", *C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
+                                        still_fraction=spec.settle_still, plate_fg=plate_fg, objects=objects))
     if "still_change" in wanted:
-        stat, at = C.still_change(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
-                                  plate_fg=plate_fg, objects=objects)
-        at = int(keep[min(at, len(keep) - 1)])
-        scores["still_change"] = C.score(stat, lim.still_change)
-        details["still_change"] = {"stat": stat, "frame": at}
+        record_step("still_change", *C.still_change(moving, moving_diffs, threshold, span=spec.settle_span,
+                                                    min_mover=spec.contact, plate_fg=plate_fg, objects=objects))
     if wanted & {"new_colour", "colour_mass"}:
         new, mass, at = C.colour_drift(small)
         if "new_colour" in wanted:
-            scores["new_colour"], details["new_colour"] = C.score(new, lim.new_colour), {"stat": new, "frame": at}
+            record("new_colour", new, at)
         if "colour_mass" in wanted:
-            scores["colour_mass"], details["colour_mass"] = C.score(mass, lim.colour_mass), {"stat": mass, "frame": at}
+            record("colour_mass", mass, at)
     if "colour_place" in wanted:
-        stat, at = C.colour_place(small)
-        scores["colour_place"], details["colour_place"] = C.score(stat, lim.colour_place), {"stat": stat, "frame": at}
+        record("colour_place", *C.colour_place(small))
     if "objects" in wanted:
-        stat, at = C.objects(small)
-        scores["objects"], details["objects"] = C.score(stat, lim.objects), {"stat": stat, "frame": at}
+        record("objects", *C.objects(small))
     if "objects_persist" in wanted:
-        stat, at = C.objects_persist(small)
-        scores["objects_persist"] = C.score(stat, lim.objects_persist)
-        details["objects_persist"] = {"stat": stat, "frame": at}
+        record("objects_persist", *C.objects_persist(small))
     return scores, details
 
 
