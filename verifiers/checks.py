@@ -209,14 +209,15 @@ def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float
     which the codec's noise over the whole frame swamps when only the arm moves, a few pixels a step: a
     cut of 7-14 frames at 80 fps moved it a few pixels in one step and raised the mean change by less than
     its neighbours' spread. The area over the threshold is the moving edges alone, and grows with the
-    distance moved: a step that skips k steps changes up to k times the area of its neighbours (3.4-157x on
-    bench_verifier's MetaWorld cuts, the low end where the arm moves fast anyway), while a physical arm
-    speeds up over several steps. The first `window` steps are not judged: there the robot starts from
-    rest, with nothing before to compare with (a clean pick-place episode's first moves reached 4.2, with
-    a repeated frame dropped between them). Against the largest neighbour, not the upper quartile: a slow
+    distance moved: a step that skips k steps changes up to k times the area of its neighbours (2.1-157x
+    the largest of them on the ninth-round sets' MetaWorld cuts, the low end where the arm moves fast
+    anyway; clean videos at most 1.43), while a physical arm speeds up over several steps. The first
+    `window` steps are not judged: there the robot starts from rest, with nothing before to compare with
+    (a clean pick-place episode's first moves reached 4.2 against the neighbours' upper quartile, with a
+    repeated frame dropped between them). Against the largest neighbour, not the upper quartile: a slow
     mover drawn without anti-aliasing moves a whole pixel every few steps and nothing between, and its
     steps against the quartile of such a run reached 4.1-5.5 (tests/corpus.py's scene), against the
-    largest 1.1-1.6; a cut still changes 2-150x the largest step around it."""
+    largest 1.1-1.6."""
     areas = (diffs > threshold).reshape(len(diffs), -1).mean(axis=1)
     base = max(floor, 0.25 * float(np.median(areas))) if len(areas) else floor
     worst, at = 0.0, 0
