@@ -214,7 +214,6 @@ def merge(real: Path, augmented: Path, out: Path) -> Path:
     return out
 
 
-
 def count_episodes(root: Path) -> int:
     return json.loads((root / "meta" / "info.json").read_text())["total_episodes"]
 
