@@ -164,6 +164,31 @@ def test_background_then_surface_gives_the_table_its_own_texture(recorded, bench
     assert np.abs(table - wall).max() > 10, (table, wall)
 
 
+def test_table_does_not_cross_a_blended_outline():
+    """The region graph of pick-place seed 100's plate after `background` (corner2, 128 px; means in Lab):
+    the table's grey rim (L 89) meets the robot's dark pedestal (L 52) through a 22 px region, L 65, the
+    blend of the two at their outline. Each step is under the table's 25 Lab, the rim and the pedestal
+    are 37 apart: grown step by step the table took the pedestal, and `surface` repainted 70% of the robot.
+    A blend of two sides that far apart is the edge between them: the table takes it, not what lies beyond."""
+    from types import SimpleNamespace
+
+    from editors.workspace import _table
+
+    # 0 the puck, 1 the wood, 2 the rim, 3 the blend, 4 the pedestal, 5 a red part of the robot on it
+    mean = np.array([[60, 180, 160], [101, 132, 134], [89, 131, 132], [65, 131, 133], [52, 132, 132], [70, 170, 150]],
+                    np.float64)
+    area = np.array([10, 2000, 300, 22, 1300, 10])
+    neighbours = [[1], [0, 2], [1, 3], [2, 4], [3, 5], [4]]
+    coloured = np.array([True, False, False, False, False, True])
+    g = SimpleNamespace(mean=mean, area=area, neighbours=neighbours, coloured=coloured, small=coloured,
+                        carriers=np.zeros(6, bool), regions=np.zeros((128, 128), np.int32))
+    side = np.ones(6, np.int8)
+    assert list(np.nonzero(_table(g, side, 25.0))[0]) == [1, 2, 3]
+    # a blend of two sides within the table's contrast of each other (a darker face of the same table) is crossed
+    mean[3:5, 0] = 79, 70
+    assert list(np.nonzero(_table(g, side, 25.0))[0]) == [1, 2, 3, 4]
+
+
 @pytest.fixture(scope="module")
 def pusht(tmp_path_factory):
     """One pusht episode with truth (the env's own shapes at the frame's size), 96 px like the IDM's."""
