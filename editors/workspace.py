@@ -309,9 +309,16 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     side[top & (side == 0)] = 2
     # a region the arm passes over in most frames is a blur in the plate, its colour no material's:
     # it takes the backdrop but does not pass it on (a 5 px blend of arm and wall bridged the wall
-    # to a table's grey rim, then to its wood: door-open, corner4 at 64 px)
+    # to a table's grey rim, then to its wood: door-open, corner4 at 64 px). Nor does one whose pixels
+    # lie far from its mean (30 Lab on average): two colours in one region, its mean neither's (the
+    # white floor band behind a table, 1-2 px at 64 px, joined to its grey rim: L 211 and 103, mean 130,
+    # 5 from the grey wall; through it the wall took the table's near rim, then the robot's dark
+    # column as the floor, and the cabinet with it: door-open 2121, corner4 at 64 px)
+    spread = np.bincount(regions.ravel(), weights=np.linalg.norm(g.lab - mean[regions], axis=-1).ravel(),
+                         minlength=n) / np.maximum(g.area, 1)
+
     def still(j: int, k: int) -> bool:
-        return g.busy[j] <= 0.5
+        return g.busy[j] <= 0.5 and spread[j] < 30
 
     grow(side, 2, mean, neighbours, edge_contrast, still)
     # the plate's blur of the arm passing over the wall (moving in most frames) passes the workspace
