@@ -254,7 +254,7 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
            contact_reach: int = 2, solid: int = 4, plate_fg: np.ndarray | None = None,
-           moved_search: int = 0, objects: np.ndarray | None = None,
+           moved_search: int = 0, objects: np.ndarray | None = None, settle_share: float = 0.0,
            ) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
@@ -268,7 +268,13 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     128 px on a calibration clean video); a thing pasted in, painted out or jumping changes as a solid
     patch, also beside the arm, where the gate would call it contact. With `moved_search`, a solid piece
     that the frame before, turned and shifted by at most that many pixels, matches both ways (moved)
-    is what the robot moved, not a new thing, and leaves the `patch` pair."""
+    is what the robot moved, not a new thing, and leaves the `patch` pair. "Stays" is: the frames after the
+    step within threshold/2 of the first of them. With `settle_share` (the `patch` pair only), also: the
+    later frames within threshold/2 of the last, and the first within `settle_share` of the step's own
+    change of it: the encoder's first frame of a sudden change can be coarse (a dark 8x8 px patch pasted
+    on MetaWorld's table came out 10-20 grey levels off and was refined over the next frames, after a step
+    of 55; a red puck pasted on the white rim, 21 after 121), and the holes that left in the mask broke
+    its solid part."""
     if len(diffs) < lasting + 3:
         return (0.0, 0), (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
@@ -288,13 +294,19 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         # and afterwards stay still: a thing that appeared or vanished stays put, the robot moves on
         after = blurred[t + 1:t + 2 + lasting]
         alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
-        alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold / 2
+        drift = np.abs(after - after[:1]).max(axis=(0, -1))
+        kept = alone & (drift < threshold / 2)
+        if settle_share:  # patch: the encoder's first frame of a sudden change can be coarse (see above)
+            step = np.abs(blurred[t + 1] - blurred[t]).max(axis=-1)
+            kept |= (alone & (drift < settle_share * step)
+                     & (np.abs(after[1:] - after[-1:]).max(axis=(0, -1)) < threshold / 2))
+        alone &= drift < threshold / 2
         alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
         area = float(alone.mean())
         if area > worst_all:
             worst_all, at_all = area, t + 1
-        pieces = solid_part(alone, solid) if area else None
-        solid_area = float(pieces.mean()) if area else 0.0
+        pieces = solid_part(kept, solid) if kept.sum() >= solid * solid else None
+        solid_area = float(pieces.mean()) if pieces is not None else 0.0
         if solid_area > worst_solid and moved_search:  # what moved is the robot or what it moves, not a new thing
             solid_area = float((pieces & ~moved_pieces(pieces, blurred[t], blurred[t + 1], threshold, moved_search)).mean())
         if solid_area > worst_solid:

@@ -76,7 +76,8 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
                              min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach,
                              solid=spec.patch_solid, plate_fg=plate_fg if s == 1 else None,
-                             moved_search=spec.patch_moved * s, objects=objects if s == 1 else None)
+                             moved_search=spec.patch_moved * s, objects=objects if s == 1 else None,
+                             settle_share=spec.event_settle_share)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
