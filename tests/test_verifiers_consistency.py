@@ -835,6 +835,23 @@ def test_patch_catches_a_dark_square_pasted_beside_the_moving_gripper_on_a_recor
     assert scores["patch"] >= 0.5, scores  # what patch did before
 
 
+def test_hop_catches_a_cut_where_the_pusher_shoves_the_t_at_10_fps_on_a_recorded_pusht_episode(tmp_path):
+    """A recorded PushT episode (gym-pusht, scene seed 41000, episode 3: bench_verifier's ninth set)
+    with 35 of its 10 fps frames cut at frame 60 (as corruptions.cut drew it there), re-encoded: the disc is
+    shoving the T, so the step's change is no larger than a shove's (`jump` 0.99 of its limit, `cut` 0.8),
+    the disc lands beside the T's own change (`leap`), and `pace` does not run at 10 fps. The disc's
+    centroid moves ~2.4x as far in that step as in any of the 4 steps either side: `hop` fails it at the
+    cut. The clean episode passes every default check."""
+    pytest.importorskip("gym_pusht")
+    bench = load_script("benchmarks/bench_verifier.py")
+    root = bench.build_scene(tmp_path, "pusht", 4, scene_seed=41000)  # gym-pusht draws its episodes in turn
+    _, frames, fps, settings = list(bench.scene_videos(root, 4))[3]
+    assert fps < 30  # where pace does not run
+    clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
+    scores = _clean_passes_and_the_cut_fails("hop", bench, frames, fps, settings, tmp_path, clean, t0=60, k=35)
+    assert min(v for c, v in scores.items() if c != "hop") >= 0.5, scores  # no other check sees it
+
+
 def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pusht_episode(pusht_5000):
     """A recorded PushT episode (gym-pusht, scene seed 5000: bench_verifier's first fresh set, episode 0),
     re-encoded as the benchmark does: the disc shoves the T at one end and its far end turns while the T's

@@ -13,6 +13,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     pace        the area over the change threshold (the moving edges) in one step against the largest of its
                 neighbours': a cut while the arm moves a few pixels a step, which the codec's noise hides from jump.
+    hop         below pace's frame rate: a moving colour's centroid step (PushT's pusher disc) against the largest
+                of its neighbours': a cut where a shove at 10 fps changes most of the scene in every step anyway.
     leap        a small mover (PushT's pusher disc) that jumps across the view in one step, too small for
                 jump or cut: a one-step change on plain ground with no change near it in the step before
                 (an entry: nothing came there) or the step after (an exit: nothing went on from there).
@@ -226,6 +228,45 @@ def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float
         ratio = float(areas[t]) / (float(around.max()) + base)
         if ratio > worst:
             worst, at = ratio, t + 1
+    return worst, at
+
+
+def hop(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float = 0.01,
+        bins: int = 18, min_saturation: int = 90, min_value: int = 50, mover_steps: float = 0.25,
+        min_pixels: int = 6, steady: float = 3.0) -> tuple[float, int]:
+    """`pace` for low frame rates, on the robot's own colour: the largest step of a moving colour's centroid
+    over the largest of the same in the steps around it (excluding itself) plus `floor` (fraction of the
+    longer side). A moving colour is a hue bin (colour_place's: strongly coloured pixels that change in at
+    least `mover_steps` of the steps; with its two neighbouring bins) such as PushT's blue pusher disc; at
+    10 fps a shove changes most of the T in one step, so the changed area (`pace`) does not tell a cut, but
+    the disc itself keeps its pace from one step to the next (bench_verifier's clean PushT videos: at most
+    1.48x its largest neighbour) while a cut of 20-45 frames moves it 1.8-9x as far in one step where it was
+    moving. Steps where the colour's pixel count is under `min_pixels` or changes more than `steady`-fold
+    (the colour hidden or coming into view moves its centroid) are not judged, nor the first `window`."""
+    t_len, h, w = frames.shape[:3]
+    if t_len < window + 3:
+        return 0.0, 0
+    hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames])
+    strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
+    hue = (hsv[..., 0].astype(int) * bins) // 180
+    moved = (diffs > threshold) & strong[1:]
+    per_step = np.stack([np.bincount(hue[t + 1][moved[t]], minlength=bins)[:bins] for t in range(t_len - 1)])
+    rows, cols = np.indices((h, w))
+    worst, at = 0.0, 0
+    for b in np.nonzero((per_step >= 3).mean(axis=0) >= mover_steps)[0]:
+        mine = strong & (np.abs((hue - b + bins // 2) % bins - bins // 2) <= 1)
+        n = mine.sum(axis=(1, 2)).astype(float)
+        cy = (mine * rows).sum(axis=(1, 2)) / np.maximum(n, 1)
+        cx = (mine * cols).sum(axis=(1, 2)) / np.maximum(n, 1)
+        lo, hi = np.minimum(n[1:], n[:-1]), np.maximum(n[1:], n[:-1])
+        step = np.where((lo >= min_pixels) & (hi <= steady * lo), np.hypot(np.diff(cy), np.diff(cx)), np.nan)
+        for t in range(window, len(step)):
+            around = np.concatenate([step[t - window:t], step[t + 1:t + 1 + window]])
+            if np.isnan(step[t]) or np.isnan(around).all():
+                continue
+            ratio = float(step[t]) / (float(np.nanmax(around)) + floor * max(h, w))
+            if ratio > worst:
+                worst, at = ratio, t + 1
     return worst, at
 
 

@@ -21,7 +21,7 @@ from verifiers.scores import failures, record_scores, weighted_mean
 from verifiers.specs import ConsistencySpec, MOVING_CAMERA_CHECKS
 
 
-STEP_CHECKS = {"jump", "pace", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
+STEP_CHECKS = {"jump", "pace", "hop", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
 
 
 def video_checks(frames: np.ndarray, spec: ConsistencySpec,
@@ -90,6 +90,8 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                 record(name, *max(p[i] for p in per_stride))
     if "pace" in wanted and (fps is None or fps >= spec.pace_min_fps):
         record_step("pace", *C.pace(moving_diffs, threshold))
+    if "hop" in wanted and fps is not None and fps < spec.pace_min_fps:
+        record_step("hop", *C.hop(moving, moving_diffs, threshold))
     if "leap" in wanted:
         record_step("leap", *C.leap(moving, moving_diffs, threshold))
     if "settle" in wanted:
