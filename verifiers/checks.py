@@ -233,7 +233,7 @@ def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float
 
 def hop(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float = 0.01,
         bins: int = 18, min_saturation: int = 90, min_value: int = 50, mover_steps: float = 0.25,
-        min_pixels: int = 6, steady: float = 3.0) -> tuple[float, int]:
+        min_pixels: int = 6, steady: float = 3.0, max_fraction: float = 0.01, one: float = 0.8) -> tuple[float, int]:
     """`pace` for low frame rates, on the robot's own colour: the largest step of a moving colour's centroid
     over the largest of the same in the steps around it (excluding itself) plus `floor` (fraction of the
     longer side). A moving colour is a hue bin (colour_place's: strongly coloured pixels that change in at
@@ -241,8 +241,10 @@ def hop(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, window: in
     10 fps a shove changes most of the T in one step, so the changed area (`pace`) does not tell a cut, but
     the disc itself keeps its pace from one step to the next (bench_verifier's clean PushT videos: at most
     1.48x its largest neighbour) while a cut of 20-45 frames moves it 1.8-9x as far in one step where it was
-    moving. Steps where the colour's pixel count is under `min_pixels` or changes more than `steady`-fold
-    (the colour hidden or coming into view moves its centroid) are not judged, nor the first `window`."""
+    moving. Judged only where the colour is one compact thing in both frames (at most `max_fraction` of the
+    frame, its largest blob at least `one` of it: a disc, not an arm whose links a door hides in part), of
+    `min_pixels` or more, changing at most `steady`-fold (a colour hidden or coming into view moves its
+    centroid); the first `window` steps are not judged."""
     t_len, h, w = frames.shape[:3]
     if t_len < window + 3:
         return 0.0, 0
@@ -256,10 +258,14 @@ def hop(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, window: in
     for b in np.nonzero((per_step >= 3).mean(axis=0) >= mover_steps)[0]:
         mine = strong & (np.abs((hue - b + bins // 2) % bins - bins // 2) <= 1)
         n = mine.sum(axis=(1, 2)).astype(float)
+        largest = np.array([cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:, 4].max(initial=0)
+                            for m in mine])
+        compact = (n <= max_fraction * h * w) & (largest >= one * np.maximum(n, 1))
         cy = (mine * rows).sum(axis=(1, 2)) / np.maximum(n, 1)
         cx = (mine * cols).sum(axis=(1, 2)) / np.maximum(n, 1)
         lo, hi = np.minimum(n[1:], n[:-1]), np.maximum(n[1:], n[:-1])
-        step = np.where((lo >= min_pixels) & (hi <= steady * lo), np.hypot(np.diff(cy), np.diff(cx)), np.nan)
+        judged = (lo >= min_pixels) & (hi <= steady * lo) & compact[1:] & compact[:-1]
+        step = np.where(judged, np.hypot(np.diff(cy), np.diff(cx)), np.nan)
         for t in range(window, len(step)):
             around = np.concatenate([step[t - window:t], step[t + 1:t + 1 + window]])
             if np.isnan(step[t]) or np.isnan(around).all():
