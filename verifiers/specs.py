@@ -118,7 +118,8 @@ class ConsistencySpec(StageSpec):
                                       "staying when the first frame after it is within this fraction of the step's own "
                                       "change of the next ones and those are within half the change threshold of each "
                                       "other (the encoder's first frame of a pasted patch is coarse: 10-20 grey levels "
-                                      "off, then refined); 0: only the half threshold, as event and cut")
+                                      "off, then refined); not under pace_min_fps; 0: only the half threshold, as event "
+                                      "and cut")
     pace_min_fps: float = Field(30, ge=0, description="pace runs at this frame rate or more, hop under it: at 10 fps a step is "
                                 "0.1 s, and the pusher shoving PushT's T moves all of it within one step, or speeds up "
                                 "several-fold from one step to the next (bench_verifier's clean PushT videos up to 3.8)")
