@@ -799,6 +799,59 @@ def test_pace_catches_a_cut_of_nine_frames_where_the_arm_moves_a_few_pixels_on_a
     assert min(v for c, v in scores.items() if c != "pace") >= 0.5, scores  # no other check sees it
 
 
+def test_patch_catches_a_dark_square_pasted_beside_the_moving_gripper_on_a_recorded_pick_place_episode(tmp_path):
+    """A recorded MetaWorld pick-place episode (scene seed 41011: bench_verifier's ninth set, pick-place
+    episode 11) with the duplicate corruptions.corrupt drew for it there (corruption seed 43000): an 8x8 px
+    dark patch of the robot's base pasted on the table 2-4 px beside the moving gripper from frame 39 on,
+    re-encoded. The gate calls it contact (event), it is no cut, and the encoder's first frame of the
+    pasted patch is coarse: the next frames refine it by 10-20 grey levels, over the half change threshold
+    (15) that `patch` (and still_patch) asked a thing that stays to keep, so the 4x4 solid part had holes
+    and no check caught it. With event_settle_share (a drift of up to a third of the step's own change in
+    the first frame after it, the later ones within the old bar) `patch` fails it at the paste; the clean
+    episode passes every default check."""
+    import zlib
+
+    pytest.importorskip("metaworld")
+    from verifiers.consistency import video_checks
+    from verifiers.corruptions import corrupt
+    from verifiers.specs import ConsistencySpec
+
+    bench = load_script("benchmarks/bench_verifier.py")
+    root = bench.build_scene(tmp_path, "pick-place-v3", 1, scene_seed=41011)
+    _, frames, fps, settings = next(bench.scene_videos(root, 1))
+    clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
+    spec = ConsistencySpec()
+    assert spec.event_settle_share > 0
+    scores, details = video_checks(clean, spec, fps)
+    assert all(v >= 0.5 for v in scores.values()), (scores, details)
+    rng = np.random.default_rng([43000, 11, zlib.crc32(b"pick-place-v3/duplicate")])
+    bad, info = corrupt(frames, "duplicate", rng)
+    assert info["frame"] == 39 and info["to"] == [68, 86], info  # as the benchmark drew it
+    bad = bench.roundtrip(bad, fps, settings, tmp_path / "duplicate.mp4")
+    scores, details = video_checks(bad, spec, fps)
+    assert scores["patch"] < 0.5 and abs(details["patch"]["frame"] - 39) <= 1, (scores, details)
+    assert min(v for c, v in scores.items() if c != "patch") >= 0.5, scores  # no other check sees it
+    scores, _ = video_checks(bad, ConsistencySpec(event_settle_share=0), fps)
+    assert scores["patch"] >= 0.5, scores  # what patch did before
+
+
+def test_hop_catches_a_cut_where_the_pusher_shoves_the_t_at_10_fps_on_a_recorded_pusht_episode(tmp_path):
+    """A recorded PushT episode (gym-pusht, scene seed 41000, episode 3: bench_verifier's ninth set)
+    with 35 of its 10 fps frames cut at frame 60 (as corruptions.cut drew it there), re-encoded: the disc is
+    shoving the T, so the step's change is no larger than a shove's (`jump` 0.99 of its limit, `cut` 0.8),
+    the disc lands beside the T's own change (`leap`), and `pace` does not run at 10 fps. The disc's
+    centroid moves ~2.4x as far in that step as in any of the 4 steps either side: `hop` fails it at the
+    cut. The clean episode passes every default check."""
+    pytest.importorskip("gym_pusht")
+    bench = load_script("benchmarks/bench_verifier.py")
+    root = bench.build_scene(tmp_path, "pusht", 4, scene_seed=41000)  # gym-pusht draws its episodes in turn
+    _, frames, fps, settings = list(bench.scene_videos(root, 4))[3]
+    assert fps < 30  # where pace does not run
+    clean = bench.roundtrip(frames, fps, settings, tmp_path / "clean.mp4")
+    scores = _clean_passes_and_the_cut_fails("hop", bench, frames, fps, settings, tmp_path, clean, t0=60, k=35)
+    assert min(v for c, v in scores.items() if c != "hop") >= 0.5, scores  # no other check sees it
+
+
 def test_the_contact_gate_follows_a_shoved_block_to_its_far_end_on_a_recorded_pusht_episode(pusht_5000):
     """A recorded PushT episode (gym-pusht, scene seed 5000: bench_verifier's first fresh set, episode 0),
     re-encoded as the benchmark does: the disc shoves the T at one end and its far end turns while the T's

@@ -13,6 +13,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
     cut         the same without the contact gate, at a higher limit: the robot itself jumping.
     pace        the area over the change threshold (the moving edges) in one step against the largest of its
                 neighbours': a cut while the arm moves a few pixels a step, which the codec's noise hides from jump.
+    hop         below pace's frame rate: a moving colour's centroid step (PushT's pusher disc) against the largest
+                of its neighbours': a cut where a shove at 10 fps changes most of the scene in every step anyway.
     leap        a small mover (PushT's pusher disc) that jumps across the view in one step, too small for
                 jump or cut: a one-step change on plain ground with no change near it in the step before
                 (an entry: nothing came there) or the step after (an exit: nothing went on from there).
@@ -229,6 +231,51 @@ def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float
     return worst, at
 
 
+def hop(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float = 0.01,
+        bins: int = 18, min_saturation: int = 90, min_value: int = 50, mover_steps: float = 0.25,
+        min_pixels: int = 6, steady: float = 3.0, max_fraction: float = 0.01, one: float = 0.8) -> tuple[float, int]:
+    """`pace` for low frame rates, on the robot's own colour: the largest step of a moving colour's centroid
+    over the largest of the same in the steps around it (excluding itself) plus `floor` (fraction of the
+    longer side). A moving colour is a hue bin (colour_place's: strongly coloured pixels that change in at
+    least `mover_steps` of the steps; with its two neighbouring bins) such as PushT's blue pusher disc; at
+    10 fps a shove changes most of the T in one step, so the changed area (`pace`) does not tell a cut, but
+    the disc itself keeps its pace from one step to the next (bench_verifier's clean PushT videos: at most
+    1.48x its largest neighbour) while a cut of 20-45 frames moves it 1.8-9x as far in one step where it was
+    moving. Judged only where the colour is one compact thing in both frames (at most `max_fraction` of the
+    frame, its largest blob at least `one` of it: a disc, not an arm whose links a door hides in part), of
+    `min_pixels` or more, changing at most `steady`-fold (a colour hidden or coming into view moves its
+    centroid); the first `window` steps are not judged."""
+    t_len, h, w = frames.shape[:3]
+    if t_len < window + 3:
+        return 0.0, 0
+    hsv = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames])
+    strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
+    hue = (hsv[..., 0].astype(int) * bins) // 180
+    moved = (diffs > threshold) & strong[1:]
+    per_step = np.stack([np.bincount(hue[t + 1][moved[t]], minlength=bins)[:bins] for t in range(t_len - 1)])
+    rows, cols = np.indices((h, w))
+    worst, at = 0.0, 0
+    for b in np.nonzero((per_step >= 3).mean(axis=0) >= mover_steps)[0]:
+        mine = strong & (np.abs((hue - b + bins // 2) % bins - bins // 2) <= 1)
+        n = mine.sum(axis=(1, 2)).astype(float)
+        largest = np.array([cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:, 4].max(initial=0)
+                            for m in mine])
+        compact = (n <= max_fraction * h * w) & (largest >= one * np.maximum(n, 1))
+        cy = (mine * rows).sum(axis=(1, 2)) / np.maximum(n, 1)
+        cx = (mine * cols).sum(axis=(1, 2)) / np.maximum(n, 1)
+        lo, hi = np.minimum(n[1:], n[:-1]), np.maximum(n[1:], n[:-1])
+        judged = (lo >= min_pixels) & (hi <= steady * lo) & compact[1:] & compact[:-1]
+        step = np.where(judged, np.hypot(np.diff(cy), np.diff(cx)), np.nan)
+        for t in range(window, len(step)):
+            around = np.concatenate([step[t - window:t], step[t + 1:t + 1 + window]])
+            if np.isnan(step[t]) or np.isnan(around).all():
+                continue
+            ratio = float(step[t]) / (float(np.nanmax(around)) + floor * max(h, w))
+            if ratio > worst:
+                worst, at = ratio, t + 1
+    return worst, at
+
+
 def distinct_frames(frames: np.ndarray, diffs: np.ndarray, same: float = 0.02) -> np.ndarray:
     """Indices of the frames that differ from the one before. Codecs and frame-rate conversion repeat
     frames (SVT-AV1 skips whole inter frames of a slow, flat scene): a repeat carries no motion, and
@@ -254,7 +301,7 @@ def event(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: i
 def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3,
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
            contact_reach: int = 2, solid: int = 4, plate_fg: np.ndarray | None = None,
-           moved_search: int = 0, objects: np.ndarray | None = None,
+           moved_search: int = 0, objects: np.ndarray | None = None, settle_share: float = 0.0,
            ) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
@@ -268,7 +315,13 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     128 px on a calibration clean video); a thing pasted in, painted out or jumping changes as a solid
     patch, also beside the arm, where the gate would call it contact. With `moved_search`, a solid piece
     that the frame before, turned and shifted by at most that many pixels, matches both ways (moved)
-    is what the robot moved, not a new thing, and leaves the `patch` pair."""
+    is what the robot moved, not a new thing, and leaves the `patch` pair. "Stays" is: the frames after the
+    step within threshold/2 of the first of them. With `settle_share` (the `patch` pair only), also: the
+    later frames within threshold/2 of the last, and the first within `settle_share` of the step's own
+    change of it: the encoder's first frame of a sudden change can be coarse (a dark 8x8 px patch pasted
+    on MetaWorld's table came out 10-20 grey levels off and was refined over the next frames, after a step
+    of 55; a red puck pasted on the white rim, 21 after 121), and the holes that left in the mask broke
+    its solid part."""
     if len(diffs) < lasting + 3:
         return (0.0, 0), (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
@@ -288,13 +341,19 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
         # and afterwards stay still: a thing that appeared or vanished stays put, the robot moves on
         after = blurred[t + 1:t + 2 + lasting]
         alone &= np.abs(after[-1] - blurred[t]).max(axis=-1) > threshold
-        alone &= np.abs(after - after[:1]).max(axis=(0, -1)) < threshold / 2
+        drift = np.abs(after - after[:1]).max(axis=(0, -1))
+        kept = alone & (drift < threshold / 2)
+        if settle_share:  # patch: the encoder's first frame of a sudden change can be coarse (see above)
+            step = np.abs(blurred[t + 1] - blurred[t]).max(axis=-1)
+            kept |= (alone & (drift < settle_share * step)
+                     & (np.abs(after[1:] - after[-1:]).max(axis=(0, -1)) < threshold / 2))
+        alone &= drift < threshold / 2
         alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
         area = float(alone.mean())
         if area > worst_all:
             worst_all, at_all = area, t + 1
-        pieces = solid_part(alone, solid) if area else None
-        solid_area = float(pieces.mean()) if area else 0.0
+        pieces = solid_part(kept, solid) if kept.sum() >= solid * solid else None
+        solid_area = float(pieces.mean()) if pieces is not None else 0.0
         if solid_area > worst_solid and moved_search:  # what moved is the robot or what it moves, not a new thing
             solid_area = float((pieces & ~moved_pieces(pieces, blurred[t], blurred[t + 1], threshold, moved_search)).mean())
         if solid_area > worst_solid:

@@ -21,7 +21,7 @@ from verifiers.scores import failures, record_scores, weighted_mean
 from verifiers.specs import ConsistencySpec, MOVING_CAMERA_CHECKS
 
 
-STEP_CHECKS = {"jump", "pace", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
+STEP_CHECKS = {"jump", "pace", "hop", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
 
 
 def video_checks(frames: np.ndarray, spec: ConsistencySpec,
@@ -76,9 +76,13 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
             pairs = C.events(clip, C.step_differences(clip) if s > 1 else moving_diffs, threshold, reach=3 * s,
                              min_mover=spec.contact, window=spec.contact_window, contact_reach=spec.contact_reach,
                              solid=spec.patch_solid, plate_fg=plate_fg if s == 1 else None,
-                             moved_search=spec.patch_moved * s, objects=objects if s == 1 else None)
+                             moved_search=spec.patch_moved * s, objects=objects if s == 1 else None,
+                             settle_share=settle_share)
             return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
 
+        # the looser bar for a pasted patch's coarse first frame, not under pace_min_fps: at 10 fps a block the
+        # robot shoves lands in one step, and its first frame there is as coarse (PushT at 128 px)
+        settle_share = spec.event_settle_share if fps is None or fps >= spec.pace_min_fps else 0.0
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
         per_stride = [strided(s) for s in strides]
         if "patch" in wanted:  # also a solid change between two still stretches of each pixel's own history
@@ -89,6 +93,8 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                 record(name, *max(p[i] for p in per_stride))
     if "pace" in wanted and (fps is None or fps >= spec.pace_min_fps):
         record_step("pace", *C.pace(moving_diffs, threshold))
+    if "hop" in wanted and fps is not None and fps < spec.pace_min_fps:
+        record_step("hop", *C.hop(moving, moving_diffs, threshold))
     if "leap" in wanted:
         record_step("leap", *C.leap(moving, moving_diffs, threshold))
     if "settle" in wanted:
