@@ -75,6 +75,11 @@ class Episode:
     passthrough: camera key -> VideoSegment, for cameras whose frames are still the source's; such a
                 camera may be left out of `frames` when no stage reads it (it is then never decoded).
                 The runner drops a camera's entry after a stage that declares it changes that camera.
+    surfaces:   camera key -> bool (H, W), the work surface (the table the objects rest on) found on
+                the source's own frames by an edit that kept it pixel for pixel (`background`'s survey),
+                so a later edit of the table (`surface`) need not find it again on frames whose new
+                backdrop may look like a table. The runner drops a camera's entry after a stage that
+                changes that camera, unless the stage says it keeps it (Stage.keeps_surfaces).
     """
 
     frames: dict[str, np.ndarray]
@@ -86,6 +91,7 @@ class Episode:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     passthrough: dict[str, VideoSegment] = field(default_factory=dict)
+    surfaces: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -117,6 +123,10 @@ class Episode:
                 raise ValueError(f"episode {self.uid}: camera {key!r} is passed through with its source's "
                                  f"{segment.frames} frames, the episode has {n}; a stage that changes the "
                                  "length must declare that it changes every camera (StageSpec.changed_cameras)")
+        for key, surface in self.surfaces.items():
+            if surface.dtype != bool or surface.ndim != 2:
+                raise ValueError(f"episode {self.uid}: surfaces[{key!r}] must be bool (H, W), got {surface.dtype} "
+                                 f"{surface.shape}")
         if self.fps <= 0:
             raise ValueError(f"episode {self.uid}: fps must be positive, got {self.fps}")
 
@@ -132,6 +142,7 @@ class Episode:
             "extras": dict(self.extras),
             "provenance": copy.deepcopy(self.provenance),
             "passthrough": dict(self.passthrough),
+            "surfaces": dict(self.surfaces),
         }
         fields.update(changes)
         return Episode(**fields)

@@ -139,6 +139,8 @@ class RunStage:
             cameras = sorted({*episode.frames, *episode.passthrough})
             for key in self.spec.changed_cameras(cameras):  # no longer the source's packets
                 episode.passthrough.pop(key, None)
+                if not getattr(self.stage, "keeps_surfaces", False):  # nor, for all we know, the table there
+                    episode.surfaces.pop(key, None)
             i = episode.provenance.pop(PARENT_KEY)
             _, source_uid, share = inputs[i]
             # Times (inherited ones too) are split among siblings, so a family's add up to its input's.

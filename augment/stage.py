@@ -180,6 +180,10 @@ class Stage:
     source episode (what lets a rerun tell finished source episodes from half-written ones).
     """
 
+    # Whether the work surfaces its outputs carry (Episode.surfaces) stay true of the cameras it changes:
+    # it keeps the table pixel for pixel or found it itself. Otherwise the runner drops those entries.
+    keeps_surfaces = False
+
     def __init__(self, spec: StageSpec):
         self.spec = spec
 

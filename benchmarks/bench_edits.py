@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cameras", nargs="+", default=["corner2"], help="fixed cameras to score (default: corner2)")
     p.add_argument("--segmenters", nargs="*", default=["motion", "workspace"], help="none: only --edit")
     p.add_argument("--episodes", type=int, nargs="*", help="episode indices (default: all)")
-    p.add_argument("--edit", nargs="?", const="background", choices=["background", "surface", "variants"],
-                   help="also run this edit (default: background) and count the changed pixels per class")
+    p.add_argument("--edit", nargs="?", const="background", choices=["background", "surface", "variants", "background-surface"],
+                   help="also run this edit (default: background) and count the changed pixels per class "
+                        "(background-surface: surface's changes to background's output, chained as a pipeline)")
     p.add_argument("--json", type=Path, help="write every per-episode figure here")
     args = p.parse_args(argv)
 
@@ -138,9 +139,14 @@ def main(argv: list[str] | None = None) -> None:
                              "seconds": time.perf_counter() - started, **score(keep, labels)})
             if args.edit:
                 started = time.perf_counter()
-                edited = run_edit(args.edit, episode.replace(frames={key: video}), key)
+                before, edited = video, None
+                one = episode.replace(frames={key: video})
+                if args.edit == "background-surface":
+                    one = run_stage("background", one, key)
+                    before, edited = one.frames[key], run_stage("surface", one, key).frames[key]
+                edited = run_edit(args.edit, one, key) if edited is None else edited
                 rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": args.edit,
-                             "seconds": time.perf_counter() - started, **changed_by_edit(video, edited, labels)})
+                             "seconds": time.perf_counter() - started, **changed_by_edit(before, edited, labels)})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     report(rows)
@@ -152,11 +158,16 @@ def run_edit(kind: str, episode, key: str) -> np.ndarray:
         from editors.background import procedural_variants
 
         return procedural_variants(episode.frames[key], [0])[0]
+    return run_stage(kind, episode, key).frames[key]
+
+
+def run_stage(kind: str, episode, key: str):
+    """The stage `kind` on one camera of the episode, as a pipeline runs it (one variant): its output."""
     from augment.registry import spec_class
 
     stage = spec_class(kind)(cameras=[key]).build()
     stage.setup()
-    return stage([episode])[0].frames[key]
+    return stage([episode])[0]
 
 
 def report(rows: list[dict]) -> None:
@@ -167,7 +178,7 @@ def report(rows: list[dict]) -> None:
         keys = [k for k in rs[0] if k not in ("episode", "camera", "segmenter")]
         # the worst episode: the largest error or the smallest share of what should be kept
         higher_is_worse = ("seconds", "boundary", "kept_background", "changed_table", "changed_robot", "changed_object")
-        if kind == "surface":  # the table is what this edit should change
+        if kind in ("surface", "background-surface"):  # the table is what this edit should change
             higher_is_worse = ("seconds", "changed_background", "changed_robot", "changed_object")
         worst = {k: max if k.startswith(higher_is_worse) else min for k in keys}
         parts = []

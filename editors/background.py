@@ -93,6 +93,9 @@ class BackgroundStage(Stage):
             from editors.segmenter import Segmenter
 
             self.segmenter = Segmenter(self.spec.segmenter)
+        # the weight-free path keeps the work surface pixel for pixel and hands on where it found it
+        # (Episode.surfaces); a model segmenter's foreground need not hold the table
+        self.keeps_surfaces = self.segmenter is None
         self.images: list[Path] = []
         if self.spec.backgrounds != "procedural":
             folder = Path(self.spec.backgrounds)
@@ -150,6 +153,16 @@ class BackgroundStage(Stage):
         s.done = stop
         # the kept share of the frames so far: the episode's at its last chunk, whose record the output keeps
         areas = {k: round(s.kept[k] / (stop * keep[0].size), 4) for k, (keep, _) in found.items()}
+        # The table as the survey found it on the frames this edit keeps it in, pixel for pixel: a later
+        # `surface` edit takes it from here, not from the new backdrop, which may look like a table (a
+        # tinted band at the bottom edge seeded the work surface). One found before, on less edited
+        # frames of the same table, stays.
+        surfaces = dict(chunk.surfaces)
+        for key, camera in s.cameras.items():
+            if camera.scene is None:  # a model segmenter's: the table is not known to be kept
+                surfaces.pop(key, None)
+            elif key not in surfaces or surfaces[key].shape != camera.scene.surface.shape:
+                surfaces[key] = camera.scene.surface
         out = []
         for seed, uid, record in draws:
             frames, chosen = dict(chunk.frames), {}
@@ -158,7 +171,7 @@ class BackgroundStage(Stage):
                 backdrop, chosen[key] = self.background(video.shape[1], video.shape[2], derive_seed(seed, key))
                 frames[key] = paste_backdrop(video, keep, backdrop, self.spec.feather, plate=plate)
                 check_protected(video, frames[key], keep, self.spec.label)
-            new = chunk.replace(frames=frames, uid=uid)
+            new = chunk.replace(frames=frames, uid=uid, surfaces=surfaces)
             self.record(new, **record, seed=seed, background=chosen, foreground_fraction=areas)
             self.record_edit(new, "a new background" + named(chosen.values()))
             self.review(chunk, new, {k: keep for k, (keep, _) in found.items()}, start)

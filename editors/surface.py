@@ -14,6 +14,8 @@ object marks (pusht's canvas) is found as the region things slide on.
 from __future__ import annotations
 
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -48,6 +50,13 @@ class SurfaceStage(Stage):
             for key in cameras:
                 video = episode.frames[key]
                 found[key] = workspace_masks(video, self.spec.diff_threshold)
+                # the table an earlier edit found on the source's own frames and kept pixel for pixel
+                # (Episode.surfaces: `background`'s survey); found again on its output, a new backdrop
+                # with a tinted band at the bottom edge passed for the table. What moves, the plate and
+                # the objects are those of the video edited here.
+                given = episode.surfaces.get(key)
+                if given is not None and given.shape == video.shape[1:3]:
+                    found[key] = dataclasses.replace(found[key], surface=given)
                 textures = [self.texture(video.shape[1], video.shape[2], derive_seed(seed, key)) for seed in seeds]
                 chosen[key] = [name for _, name in textures]
                 edited[key] = retexture(video, found[key], [t for t, _ in textures], self.spec.shading_blur)

@@ -121,3 +121,25 @@ def test_motion_segmenter_can_keep_the_whole_workspace():
     assert seg.foreground.shape == (2, *video.shape[1:3]) and (seg.robot <= seg.foreground).all()
     np.testing.assert_array_equal(seg.foreground, workspace_masks(video).keep[[0, 5]] | seg.robot)
     assert seg.foreground[truth[[0, 5]]].mean() > 0.95  # the moving object is kept
+
+
+def test_background_hands_on_the_table_it_found_until_a_stage_changes_the_camera():
+    """Episode.surfaces: background (weight-free) gives each output the work surface its survey found on
+    its input, through the runner and the pickling between workers; a stage that changes the camera and
+    does not say it keeps the table (lighting) drops it, and `replace` carries it."""
+    from augment.pipeline import RunStage, batch_to_rows, episode_row, rows_to_batch
+    from editors.specs import LightingSpec
+    from editors.workspace import survey
+
+    episode, _ = synthetic_episode()
+    found = survey(lambda: iter([episode.frames]), episode.length, ["cam"])["cam"].surface
+    rows = batch_to_rows(RunStage(BackgroundSpec(variants=2))(rows_to_batch([episode_row(episode, episode.uid, "1")])))
+    children = [Episode.from_bytes(r["episode"]) for r in rows]
+    assert len(children) == 2
+    for child in children:
+        assert child.surfaces["cam"].dtype == bool and np.array_equal(child.surfaces["cam"], found)
+        assert np.array_equal(child.replace(uid="x").surfaces["cam"], found)
+    lit = batch_to_rows(RunStage(LightingSpec())(rows_to_batch([episode_row(children[0], episode.uid, "1/2")])))
+    assert Episode.from_bytes(lit[0]["episode"]).surfaces == {}
+    with pytest.raises(ValueError, match="surfaces"):
+        episode.replace(surfaces={"cam": np.zeros((40, 56), np.uint8)})
