@@ -53,9 +53,11 @@ class SurfaceStage(Stage):
                 # the table an earlier edit found on the source's own frames and kept pixel for pixel
                 # (Episode.surfaces: `background`'s survey); found again on its output, a new backdrop
                 # with a tinted band at the bottom edge passed for the table. What moves, the plate and
-                # the objects are those of the video edited here.
+                # the objects are those of the video edited here. Where that survey found no table (no
+                # coloured object marks it: 6 of 8 button-press-topdown demos at 64 px in corner2), it is
+                # looked for here as before, or the variant would be dropped.
                 given = episode.surfaces.get(key)
-                if given is not None and given.shape == video.shape[1:3]:
+                if given is not None and given.shape == video.shape[1:3] and given.any():
                     found[key] = dataclasses.replace(found[key], surface=given)
                 textures = [self.texture(video.shape[1], video.shape[2], derive_seed(seed, key)) for seed in seeds]
                 chosen[key] = [name for _, name in textures]
