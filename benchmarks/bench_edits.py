@@ -139,12 +139,12 @@ def main(argv: list[str] | None = None) -> None:
                              "seconds": time.perf_counter() - started, **score(keep, labels)})
             if args.edit:
                 started = time.perf_counter()
-                before, edited = video, None
                 one = episode.replace(frames={key: video})
-                if args.edit == "background-surface":
+                if args.edit == "background-surface":  # what surface changes in background's output
                     one = run_stage("background", one, key)
                     before, edited = one.frames[key], run_stage("surface", one, key).frames[key]
-                edited = run_edit(args.edit, one, key) if edited is None else edited
+                else:
+                    before, edited = video, run_edit(args.edit, one, key)
                 rows.append({"episode": ep, "camera": key.removeprefix("observation.images."), "segmenter": args.edit,
                              "seconds": time.perf_counter() - started, **changed_by_edit(before, edited, labels)})
     if args.json:

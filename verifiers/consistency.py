@@ -37,8 +37,14 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
     def record(name: str, stat: float, at: int) -> None:
         scores[name], details[name] = C.score(stat, getattr(lim, name)), {"stat": stat, "frame": at}
 
-    def record_step(name: str, stat: float, at: int) -> None:  # `at` counts distinct frames: the episode's frame
-        record(name, stat, int(keep[min(at, len(keep) - 1)]))
+    def frame_of(at: int) -> int:  # a step check's frame counts distinct frames (`keep`): the episode's frame
+        return int(keep[min(at, len(keep) - 1)])
+
+    def record_step(name: str, stat: float, at: int) -> None:
+        record(name, stat, frame_of(at))
+
+    # pace judges at this frame rate or more (an unknown one counts), hop under it
+    high_rate = fps is None or fps >= spec.pace_min_fps
 
     still = C.camera_stillness(small) if len(small) >= 3 else None
     moving = still is not None and still < spec.fixed_min_still
@@ -78,22 +84,22 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
                              solid=spec.patch_solid, plate_fg=plate_fg if s == 1 else None,
                              moved_search=spec.patch_moved * s, objects=objects if s == 1 else None,
                              settle_share=settle_share)
-            return [(stat, int(keep[min(at * s, len(keep) - 1)])) for stat, at in pairs]
+            return [(stat, frame_of(at * s)) for stat, at in pairs]
 
         # the looser bar for a pasted patch's coarse first frame, not under pace_min_fps: at 10 fps a block the
         # robot shoves lands in one step, and its first frame there is as coarse (PushT at 128 px)
-        settle_share = spec.event_settle_share if fps is None or fps >= spec.pace_min_fps else 0.0
+        settle_share = spec.event_settle_share if high_rate else 0.0
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
         per_stride = [strided(s) for s in strides]
         if "patch" in wanted:  # also a solid change between two still stretches of each pixel's own history
             stat, at = C.still_patch(moving, threshold, solid=spec.patch_solid)
-            per_stride.append([(0.0, 0), (0.0, 0), (stat, int(keep[min(at, len(keep) - 1)]))])
+            per_stride.append([(0.0, 0), (0.0, 0), (stat, frame_of(at))])
         for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
                 record(name, *max(p[i] for p in per_stride))
-    if "pace" in wanted and (fps is None or fps >= spec.pace_min_fps):
+    if "pace" in wanted and high_rate:
         record_step("pace", *C.pace(moving_diffs, threshold))
-    if "hop" in wanted and fps is not None and fps < spec.pace_min_fps:
+    if "hop" in wanted and not high_rate:
         record_step("hop", *C.hop(moving, moving_diffs, threshold))
     if "leap" in wanted:
         record_step("leap", *C.leap(moving, moving_diffs, threshold))
