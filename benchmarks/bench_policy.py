@@ -75,6 +75,7 @@ def processes(n: int) -> ProcessPoolExecutor:
     not survive a fork)."""
     return ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
 
+
 # The full run and the smoke check. Train steps and eval episodes are the same for both policies.
 # Batch 20 (32 until 30 Nov) so that the full run fits 90 minutes on a 2-core CPU: side by side, one
 # thread each, an ACT step took 1.0 s at batch 32 and 0.62 s at batch 20 on the CI-like machine.
@@ -498,7 +499,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in PRESETS["full"]:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the preset (full: {PRESETS['full'][name]})")
     p.add_argument("--serial", dest="parallel", action="store_false",
-                   help="train the two policies one after the other (default: side by side, one core each)")
+                   help="one job at a time: record the tasks, train the two policies and evaluate one after another "
+                        "(default: two at a time, one core each)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="evaluation scenes (default: %(default)s)")
     p.add_argument("--no-surface", dest="surface", action="store_false",
                    help="the recipe without the table edit (`surface` between `background` and `add_object`)")
