@@ -575,15 +575,16 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
                 if k not in grown and step(j, k):
                     grown.add(k)
                     front.append(k)
-        size = float(g.area[list(grown)].sum())
+        members = list(grown)
+        size = float(g.area[members].sum())
         # The arm works over the table: a growth wholly outside the hull of all motion is not it. At 64 px
         # in MetaWorld's corner2 a static red speck at the arm's base seeded the dark pedestal (none of it
         # in the hull; the table 15-31%), and `surface` repainted the robot: 10 of 40 button-press-topdown
         # demos, 5 of 40 handle-press, whose button or handle seeds nothing.
-        if moved and (g.in_hull[list(grown)] * g.area[list(grown)]).sum() < _IN_HULL_SHARE * size:
+        if moved and (g.in_hull[members] * g.area[members]).sum() < _IN_HULL_SHARE * size:
             continue
         if size > best:
-            surface, best = np.isin(np.arange(len(g.area)), list(grown)), size
+            surface, best = np.isin(np.arange(len(g.area)), members), size
     return surface
 
 
