@@ -10,7 +10,7 @@ Per task:
             camera, corner2, at `--size` px, placements drawn from each episode's seed);
 2. augment  them with the product: `augment run` on a spec written here (background, table texture
             and pasted distractors, `--variants` new episodes per source episode, actions kept as
-            recorded; `--no-surface` leaves the table's texture as recorded);
+            recorded; `--no-surface` leaves the table's texture as recorded, `--no-lighting` the light);
             the real and the augmented datasets are merged with lerobot's `aggregate_datasets`;
 3. train    the same lerobot policy (ACT, CPU-sized, no pretrained backbone) twice with `lerobot-train`,
             same steps, batch, seed: on the real episodes, and on real + augmented;
@@ -159,9 +159,11 @@ def write_assets(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def augment_spec(real: Path, out: Path, assets: Path, variants: int, surface: bool = True) -> str:
+def augment_spec(real: Path, out: Path, assets: Path, variants: int, surface: bool = True,
+                 lighting: bool = True) -> str:
     """The product's structure-preserving recipe: a new backdrop, a new table texture (`surface`,
-    modulated by the table's own shading) and two pasted distractors on the table in every frame;
+    modulated by the table's own shading), two pasted distractors on the table in every frame and
+    another light (`lighting` at its defaults: exposure, colour temperature, tint, falloff);
     robot, table geometry, task objects and the recorded actions stay as recorded. `surface` goes
     between `background` (which needs the table as recorded to keep it) and `add_object` (whose cut-outs
     would be re-textured). `add_object`'s motion segmenter counts still pixels more saturated than 0.75
@@ -170,8 +172,10 @@ def augment_spec(real: Path, out: Path, assets: Path, variants: int, surface: bo
     specks no policy needs to ignore. Free table space beside the arm's sweep limits them to two;
     a variant where two do not fit is dropped by `add_object` (measured: 35-60% of variants).
     surface=False (--no-surface) is the recipe without the table edit, the default until 30 Nov: over
-    the three tasks, shifted success 0.91 without it and 0.94 with it (README)."""
+    the three tasks, shifted success 0.91 without it and 0.94 with it (README). lighting=False
+    (--no-lighting) is the recipe without the light, the default until 30 Nov 2026 (README)."""
     table = f"  - type: surface\n    cameras: [{IMAGE_KEY}]\n" if surface else ""
+    light = f"  - type: lighting\n    cameras: [{IMAGE_KEY}]\n" if lighting else ""
     return f"""name: bench-policy
 seed: 0
 source:
@@ -191,7 +195,7 @@ stages:
     segmenter: {{grow: 1, saturation_threshold: 0.75}}
     cameras: [{IMAGE_KEY}]
     apply_to: all
-  - type: source
+{light}  - type: source
 sink:
   root: {out}
   repo_id: local/augmented
@@ -199,13 +203,15 @@ sink:
 """
 
 
-def augment(work: Path, real: Path, variants: int, surface: bool = True) -> Path:
+def augment(work: Path, real: Path, variants: int, surface: bool = True, lighting: bool = True) -> Path:
     out = work / "augmented"
     settings = dict(real=settings_of(real), variants=variants, surface=surface)
+    if lighting:  # absent from the stamps made before `lighting` joined the recipe: those match --no-lighting
+        settings["lighting"] = True
     if reusable(out, out / "meta" / "info.json", settings):
         return out
     spec = work / "augment.yaml"
-    spec.write_text(augment_spec(real, out, write_assets(work / "assets"), variants, surface))
+    spec.write_text(augment_spec(real, out, write_assets(work / "assets"), variants, surface, lighting))
     t0 = time.perf_counter()
     run([sys.executable, "-m", "augment.cli", "run", str(spec), "--quiet"], work / "augment.log")
     made = count_episodes(out)
@@ -504,6 +510,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="evaluation scenes (default: %(default)s)")
     p.add_argument("--no-surface", dest="surface", action="store_false",
                    help="the recipe without the table edit (`surface` between `background` and `add_object`)")
+    p.add_argument("--no-lighting", dest="lighting", action="store_false",
+                   help="the recipe without the light change (`lighting` after `add_object`)")
     p.add_argument("--frames", action="store_true", help="save PNGs of the shifted scenes and the augmented frames")
     p.add_argument("--json", type=Path, help="write the rows here too")
     p.add_argument("--readme", type=Path, help=f"replace the table between {README_BEGIN} and {README_END} in this file")
@@ -534,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     for task in tasks:
         work = args.work / task
         real = reals[task]
-        aug = augment(work, real, cfg["variants"], args.surface)
+        aug = augment(work, real, cfg["variants"], args.surface, args.lighting)
         both = merge(real, aug, work / "real_augmented")
         if args.frames:
             save_augmented_frames(real, aug, args.work / "frames" / task)

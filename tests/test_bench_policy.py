@@ -57,14 +57,17 @@ def test_augment_spec_is_a_valid_product_spec(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3))
     spec = load_spec(path)
-    # the default recipe: the table re-textured between the backdrop and the pasted objects
-    assert [s.type for s in spec.stages] == ["background", "surface", "add_object", "source"]
+    # the default recipe: the table re-textured between the backdrop and the pasted objects, then a new light
+    # over all of it
+    assert [s.type for s in spec.stages] == ["background", "surface", "add_object", "lighting", "source"]
+    assert spec.stages[3].cameras == [bench.IMAGE_KEY]
     assert spec.stages[0].variants == 3 and spec.stages[2].apply_to == "all"
     # pasted distractors of about the task object's size at 64 px (>= 8 px), not 5 px specks
     assert spec.stages[2].size[0] * 64 >= 8
     assert spec.stages[1].cameras == spec.stages[0].cameras == [bench.IMAGE_KEY]
     # --no-surface: the recipe without the table edit
-    path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3, surface=False))
+    path.write_text(bench.augment_spec(tmp_path / "real", tmp_path / "out", assets, variants=3, surface=False,
+                                       lighting=False))
     spec = load_spec(path)
     assert [s.type for s in spec.stages] == ["background", "add_object", "source"]
 
