@@ -95,6 +95,29 @@ def test_a_step_is_reused_only_with_the_settings_it_was_made_with(tmp_path):
     assert not bench.reusable(out, done, {"demos": 40}) and not out.exists()
 
 
+def test_augmented_data_made_without_lighting_is_reused_only_without_it(tmp_path, monkeypatch):
+    # a run from before `lighting` joined the recipe stamped its augmented data without the key: --no-lighting
+    # may reuse it, the default recipe must make it again (through `augment run`, stubbed here)
+    real, out = tmp_path / "real", tmp_path / "augmented"
+    bench.stamp(real, {"demos": 40})
+    (out / "meta").mkdir(parents=True)
+    (out / "meta" / "info.json").write_text("{}")
+    bench.stamp(out, {"real": {"demos": 40}, "variants": 3, "surface": True})
+    ran = []
+
+    def run(args, log_file, extra_env=None):  # `augment run` that writes an empty dataset
+        ran.append(args)
+        (out / "meta").mkdir(parents=True)
+        (out / "meta" / "info.json").write_text('{"total_episodes": 0}')
+
+    monkeypatch.setattr(bench, "run", run)
+    monkeypatch.setattr(bench, "write_assets", lambda folder: folder)
+    assert bench.augment(tmp_path, real, 3, surface=True, lighting=False) == out and not ran
+    with pytest.raises(SystemExit, match="made no episodes"):  # the stub made nothing: it was asked to run
+        bench.augment(tmp_path, real, 3, surface=True, lighting=True)
+    assert len(ran) == 1 and "type: lighting" in (tmp_path / "augment.yaml").read_text()
+
+
 @pytest.fixture(scope="module")
 def scenes():
     """(~5 s on idle cores; one MetaWorld env.)
