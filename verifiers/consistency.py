@@ -67,13 +67,13 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         moving_diffs = C.step_differences(moving) if len(keep) < len(small) else diffs
         if len(moving) < 2:  # every frame the same: `frozen` and `static` fail it; no motion to follow
             wanted -= STEP_CHECKS
-    if "jump" in wanted:
-        record_step("jump", *C.jump(moving_diffs))
-    if wanted & (STEP_CHECKS - {"jump"}):
+    if wanted & STEP_CHECKS:
         threshold = C.change_threshold(moving_diffs)
         plate_fg = C.mover_plates(moving) if spec.contact else None  # for every contact gate below
         objects = (C.object_regions(moving, threshold / 2, spec.contact_objects)
                    if spec.contact and spec.contact_objects else None)
+    if "jump" in wanted:
+        record_step("jump", *C.jump(moving_diffs, frames=moving, objects=objects, threshold=threshold))
     if wanted & {"event", "cut", "patch"}:
         # at stride s, a change spread over s frames becomes a one-step change
         # (motion also grows s-fold per step, so the reach that counts as "moved on" grows with it)
@@ -92,7 +92,7 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
         strides = [s for s in spec.event_strides if s == 1 or fps is None or s <= fps * spec.event_max_stride_s]
         per_stride = [strided(s) for s in strides]
         if "patch" in wanted:  # also a solid change between two still stretches of each pixel's own history
-            stat, at = C.still_patch(moving, threshold, solid=spec.patch_solid)
+            stat, at = C.still_patch(moving, threshold, solid=spec.patch_solid, objects=objects)
             per_stride.append([(0.0, 0), (0.0, 0), (stat, frame_of(at))])
         for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
