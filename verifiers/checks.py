@@ -26,7 +26,7 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 robot changes in one step is thin (a door's edge, a strip of a shoved block), and a solid
                 piece of it that is found again a few pixels on, maybe turned (moved: the robot's wrist, a
                 T block's far end swinging round as the pusher shoves it at 10 fps) does not count, nor
-                does one on an object that shifted (shifted_objects: the whole T landing a shove 3-7 px on,
+                does one on an object that shifted (shifted_objects: the whole T landing a shove 2-5 px on,
                 over the goal that stays). Also (still_patch) a solid one-step change between two still
                 stretches of each pixel's own history, the neighbours' motion left aside: a thing pasted
                 in under the moving gripper.
@@ -199,8 +199,9 @@ def jump(diffs: np.ndarray, window: int = 4, quantile: float = 75, frames: np.nd
     two full steps in a row (the gripper closing at 80 fps) looked like a jump of 3x. With `frames`
     and `objects` (object_regions), a step over `recheck` is judged again without the objects that
     shifted in it (shifted_objects): at 10 fps the pusher strikes the T block and the T turns up to 20
-    degrees in one step, 1.8-2.2x its neighbours on clean PushT videos at 128 px; a cut moves the robot
-    itself, and the arm is larger than any object piece (PushT's disc jumps farther than its size)."""
+    degrees in one step, 1.8-2.2x its neighbours on clean PushT videos at 128 px. A cut moves the robot
+    itself (an arm is larger than any object piece) and the seconds it skips move a shoved object
+    farther than one step does, so shifted_objects does not take them."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
     floor = max(float(np.median(means)), 0.2) * 0.25 + 0.05
     blurred = blur(frames) if frames is not None and objects is not None else None

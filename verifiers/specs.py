@@ -107,7 +107,8 @@ class ConsistencySpec(StageSpec):
     contact_objects: float = Field(0.03, ge=0, lt=1, description="event, settle, still_change: an even-coloured piece "
                                    "(checks.object_regions) of at most this fraction of the frame that a change is on joins "
                                    "it to a mover touching that piece (a T block shoved at one end turns at the other); the "
-                                   "T is 1.6-2.2 % of PushT's frame, a table's rim 4.6 % of MetaWorld's; 0: off")
+                                   "T is 1.6-2.2 % of PushT's frame, a table's rim 4.6 % of MetaWorld's; jump, cut, patch: "
+                                   "such a piece that shifted in one step is left aside (checks.shifted_objects); 0: off")
     patch_solid: int = Field(4, ge=1, description="patch: side of the square (pixels at work_size) that a "
                              "one-step change must fit to count")
     patch_moved: int = Field(4, ge=0, description="patch: a solid one-step change that the frame before, turned by "
