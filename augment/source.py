@@ -189,7 +189,8 @@ class LeRobotSource:
             state=arrays.pop("observation.state", None),
             action=arrays.pop("action", None),
             extras=arrays,
-            provenance={"source": {"root": self.store.uri(), "episode_index": index}},
+            provenance={"source": {"root": self.store.uri(), "episode_index": index,
+                                   **({"generated": True} if _generated(meta) else {})}},
             passthrough=passthrough,
         )
 
@@ -275,6 +276,18 @@ class LeRobotSource:
             if row["episode_index"] == index:
                 return pos
         raise DatasetError(f"{self.root}: no episode {index}")
+
+
+def _generated(meta: dict) -> bool:
+    """Whether a meta/episodes row is of an episode a video model made (a dataset this tool wrote keeps
+    each episode's provenance in its `augment/provenance` column): its state does not measure its video."""
+    made = meta.get("augment/provenance")
+    if not made:
+        return False
+    try:
+        return "generator" in json.loads(made)
+    except (TypeError, ValueError):
+        return False
 
 
 def _decode_images(cells: list[dict], where: str) -> np.ndarray:

@@ -123,6 +123,46 @@ def test_check_cli_json_lines(tiny_dataset, tmp_path, capsys):
     assert 0.5 <= lines[0]["scores"]["total"] <= 1 and "consistency/frozen" in lines[0]["scores"]
 
 
+def test_a_robot_resting_is_not_a_frozen_video_where_the_recorded_state_rests_too(tmp_path, capsys):
+    """A lerobot-written dataset (10 fps): the block slides for 18 frames, then every frame is the same
+    to the end. Episode 0: the recorded state rests with it (a robot waiting: real data); episode 1: the
+    state goes on moving while the video stands still (a frozen video). `augment check` passes the first
+    and fails the second on `frozen`; the tiny dataset above, whose state is zeros throughout, still fails
+    its freeze (a state that never moves tells nothing). The same resting episode made by a video model
+    (provenance "generator": its state is not a measurement of its video) fails too."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from augment.cli import main
+    from augment.source import LeRobotSource
+    from verifiers.consistency import episode_checks
+    from verifiers.specs import ConsistencySpec
+
+    root = tmp_path / "rest"
+    features = {"observation.images.top": {"dtype": "video", "shape": (64, 64, 3), "names": ["height", "width", "channels"]},
+                "observation.state": {"dtype": "float32", "shape": (2,), "names": None},
+                "action": {"dtype": "float32", "shape": (2,), "names": None}}
+    ds = LeRobotDataset.create("local/rest", fps=10, root=root, features=features, use_videos=True)
+    frames = moving_scene(40)
+    frames[18:] = frames[18]
+    for ep in range(2):
+        for t in range(40):
+            x = float(min(t, 18) if ep == 0 else t)
+            ds.add_frame({"observation.images.top": frames[t], "observation.state": np.array([x, 0.5 * x], np.float32),
+                          "action": np.full(2, 0.01 * t, np.float32), "task": "slide the block"})
+        ds.save_episode()
+    ds.finalize()
+    assert main(["check", str(root), "--json"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["passed"] for r in lines] == [True, False], [r["reasons"] for r in lines]
+    assert [f["check"] for f in lines[1]["failures"]] == ["frozen"], lines[1]["failures"]
+
+    episode = LeRobotSource(root).read_episode(0)
+    scores, details = episode_checks(episode, ConsistencySpec(), None)
+    assert scores["frozen"] >= 0.5 and details["frozen"]["resting_steps"] >= 20, details["frozen"]
+    episode.provenance["generator"] = {"type": "wan-i2v", "seed": 0, "sample": 0}
+    scores, _ = episode_checks(episode, ConsistencySpec(), None)
+    assert scores["frozen"] < 0.5
+
 def test_check_cli_exit_codes(tiny_dataset, capsys):
     from augment.cli import main
 

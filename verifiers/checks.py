@@ -3,8 +3,10 @@
 Each check returns a raw statistic and where it happened; `score()` maps a statistic to [0, 1] so
 that a statistic equal to its limit scores 0.5 (the default pass mark): score = clip(1 - stat/(2*limit)).
 
-    frozen      longest run of (near) identical consecutive frames, as a fraction of the episode
-    static      mean per-step change over the whole video (a video that barely moves at all)
+    frozen      longest run of (near) identical consecutive frames, as a fraction of the episode; a run
+                across which the recorded state rests too is the robot resting (state_rests), not a freeze
+    static      mean per-step change over the whole video (a video that barely moves at all), the robot's
+                rests left out
     jump        the largest single-step change relative to the busier steps around it (cuts, teleports),
                 less an even-coloured object that shifted in that step (shifted_objects: a block the robot
                 shoves, landing in one step at 10 fps)
@@ -169,9 +171,12 @@ def camera_stillness(frames: np.ndarray, grid: int = 4, min_cells: int = 6, samp
     return float(np.median(shares)) if len(shares) >= min_cells else None
 
 
-def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
-    """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps."""
+def frozen(diffs: np.ndarray, still: float = 0.5, rest: np.ndarray | None = None) -> tuple[float, int]:
+    """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps;
+    steps marked in `rest` (state_rests: the robot resting) are not still."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    if rest is not None:
+        means = np.where(rest, np.inf, means)
     best = run = 0
     start = best_start = 0
     for t, m in enumerate(means):
@@ -184,6 +189,38 @@ def frozen(diffs: np.ndarray, still: float = 0.5) -> tuple[float, int]:
         else:
             run = 0
     return best / max(len(means), 1), best_start
+
+
+def state_rests(diffs: np.ndarray, state: np.ndarray, still: float = 0.5, tolerance: float = 0.05) -> np.ndarray:
+    """bool (T-1,): the steps of the still runs (`frozen`'s) across which the recorded `state` (T, S) of
+    the same frames stays within `tolerance` of its span over the episode in every dimension that moves
+    at all: the robot resting (a pusher waiting, an arm at its start pose), which leaves a fixed camera's
+    video as still as a video model that froze, or jittering in place (PushT's pusher pressed against
+    the wall, 1.8 % of its span back and forth). Over the whole run, not per step: a move adds up where
+    jitter and a sensor's noise do not (a still run counts from a tenth of the episode, over which a
+    robot that moves covers far more than `tolerance`); the run's first and last frames left out (an encoder repeats the
+    frame before a stop, so the still run can start a step before the robot does). A state that never
+    moves (a dataset's placeholder zeros) tells nothing: no step rests."""
+    means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    out = np.zeros(len(means), bool)
+    state = np.asarray(state, np.float64)
+    span = np.ptp(state, axis=0)
+    moves = span > 0
+    if not moves.any() or len(state) != len(means) + 1:
+        return out
+    t = 0
+    while t < len(means):
+        if means[t] >= still:
+            t += 1
+            continue
+        end = t
+        while end < len(means) and means[end] < still:
+            end += 1
+        inner = state[t + 1:end] if end - t >= 3 else state[t:end + 1]  # an encoder's repeat may start it a step early
+        if (np.ptp(inner[:, moves], axis=0) <= tolerance * span[moves]).all():
+            out[t:end] = True
+        t = end
+    return out
 
 
 def static(diffs: np.ndarray) -> float:

@@ -24,11 +24,13 @@ from verifiers.specs import ConsistencySpec, MOVING_CAMERA_CHECKS
 STEP_CHECKS = {"jump", "pace", "hop", "event", "cut", "leap", "patch", "settle", "still_change"}  # on the distinct frames' steps
 
 
-def video_checks(frames: np.ndarray, spec: ConsistencySpec,
-                 fps: float | None = None) -> tuple[dict[str, float], dict[str, dict]]:
+def video_checks(frames: np.ndarray, spec: ConsistencySpec, fps: float | None = None,
+                 state: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, dict]]:
     """Scores and details (statistic, frame) of the video checks on one camera's (T, H, W, 3) frames;
     `fps` (when known) limits the event strides to spec.event_max_stride_s. details["camera_motion"]
-    says whether the camera moves with the robot (then only MOVING_CAMERA_CHECKS run)."""
+    says whether the camera moves with the robot (then only MOVING_CAMERA_CHECKS run). `state` (T, S):
+    the robot's recorded state of these frames, where it records the video's motion (episode_checks
+    says when): `frozen` and `static` leave out the stretches where it rests (checks.state_rests)."""
     small = C.downscale(frames, spec.work_size)
     diffs = C.step_differences(small)
     lim, wanted = spec.limits, set(spec.checks)
@@ -54,10 +56,13 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec,
     if len(small) < 2:  # a one-frame episode has no step to judge (lerobot writes them)
         wanted -= {"frozen", "static"} | STEP_CHECKS
         details["too_short"] = {"frames": len(small)}
+    rest = C.state_rests(diffs, state) if state is not None and wanted & {"frozen", "static"} else None
     if "frozen" in wanted:
-        record("frozen", *C.frozen(diffs))
-    if "static" in wanted:
-        stat = C.static(diffs)
+        record("frozen", *C.frozen(diffs, rest=rest))
+        if rest is not None:
+            details["frozen"]["resting_steps"] = int(rest.sum())
+    if "static" in wanted and (rest is None or not rest.all()):  # a robot at rest throughout: nothing to judge
+        stat = C.static(diffs if rest is None else diffs[~rest])
         # inverted: less motion is worse; a video moving at the limit scores 0.5
         scores["static"] = float(np.clip(stat / (2 * lim.static), 0, 1))
         details["static"] = {"stat": stat}
@@ -134,6 +139,16 @@ def load_action_quantiles(stats_path: str | Path) -> tuple[np.ndarray, np.ndarra
     return np.asarray(stats["q01"], dtype=np.float64), np.asarray(stats["q99"], dtype=np.float64)
 
 
+def recorded_motion(episode: Episode) -> np.ndarray | None:
+    """The episode's state where it records the motion its video shows: recorded with the video, or
+    with the video an edit kept the motion of; None where a video model made the video (provenance
+    "generator", or a dataset row of ours that says so: its state is the source's or the IDM's reading
+    of the video, not a measurement of it) or the episode has no state."""
+    if episode.state is None or "generator" in episode.provenance or episode.provenance.get("source", {}).get("generated"):
+        return None
+    return episode.state
+
+
 def episode_checks(episode: Episode, spec: ConsistencySpec,
                    quantiles: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, float], dict[str, dict]]:
     """All checks on one episode; with several cameras, each check keeps its worst camera.
@@ -144,7 +159,7 @@ def episode_checks(episode: Episode, spec: ConsistencySpec,
     for camera in cameras:
         if camera not in episode.frames:
             raise ValueError(f"{spec.label}: camera {camera!r} not in episode {episode.uid} (has {list(episode.frames)})")
-        cam_scores, cam_details = video_checks(episode.frames[camera], spec, episode.fps)
+        cam_scores, cam_details = video_checks(episode.frames[camera], spec, episode.fps, recorded_motion(episode))
         if cam_details["camera_motion"]["moving"]:
             details["camera_motion"]["moving"].append(camera)
         for name, value in cam_scores.items():
