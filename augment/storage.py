@@ -422,8 +422,9 @@ class Lease:
                 if not ours:
                     self.held = False
                     return
-            except OSError:
-                pass  # a blip: the next renewal tries again before the lease expires
+            except Exception:  # a blip: OSError, or botocore's EndpointConnectionError, which s3fs
+                pass  # raises as it is when the store cannot be reached. The next renewal tries again before the
+                # lease expires; one that another job took over meanwhile refuses it then (held turns False)
 
     def release(self) -> None:
         self._stop.set()

@@ -180,7 +180,7 @@ def test_racing_jobs_get_one_lease_and_a_stalled_holder_loses_it(s3):
 
     from augment.storage import Lease, Store
 
-    for _ in range(3):
+    for round_ in range(3):
         store = Store(_prefix("race"))
         leases = [Lease(store, ".augment/lock.json") for _ in range(6)]
         assert all(lease._s3 is not None for lease in leases)
@@ -190,6 +190,8 @@ def test_racing_jobs_get_one_lease_and_a_stalled_holder_loses_it(s3):
         assert len(winners) == 1, refused
         assert all(h is not None and h["job"] == winners[0].job for h in refused if h is not None)
         assert json.loads(store.read_text(".augment/lock.json"))["job"] == winners[0].job
+        if round_ < 2:
+            winners[0].release()  # its renewal thread would outlive the server
 
     stalled = winners[0]
     stalled._stop.set()  # it stops renewing; its lease expires; another job takes over
@@ -202,6 +204,34 @@ def test_racing_jobs_get_one_lease_and_a_stalled_holder_loses_it(s3):
     assert json.loads(store.read_text(".augment/lock.json"))["job"] == taker.job
     taker.release()
     assert not store.exists(".augment/lock.json")
+
+
+def test_a_renewal_that_cannot_reach_the_store_is_tried_again(tmp_path, monkeypatch):
+    """A renewal that fails for any reason (s3fs raises botocore's EndpointConnectionError, not an
+    OSError, when the store is unreachable) is a blip: the thread goes on and renews the next time, so
+    the job keeps its lease; before, the thread died and the lease lapsed while the job went on."""
+    from augment.storage import Lease, Store
+
+    monkeypatch.setattr(Lease, "TTL", 0.3)
+    lease = Lease(Store(str(tmp_path)), "lock.json")
+    assert lease._s3 is None
+    assert lease.acquire() is None
+    real, failures = lease.holder, []
+
+    def flaky():
+        if len(failures) < 2:
+            failures.append(time.time())
+            raise RuntimeError("Could not connect to the endpoint URL")  # not an OSError
+        return real()
+
+    monkeypatch.setattr(lease, "holder", flaky)
+    first = json.loads((tmp_path / "lock.json").read_text())["expires"]
+    time.sleep(0.6)
+    assert len(failures) == 2 and lease._thread.is_alive() and lease.held
+    assert json.loads((tmp_path / "lock.json").read_text())["expires"] > first  # renewed after the blips
+    monkeypatch.setattr(lease, "holder", real)
+    lease.release()
+    assert not (tmp_path / "lock.json").exists()
 
 
 def test_an_fsspec_only_filesystem_is_a_root_too(source_dataset, tmp_path):
