@@ -47,7 +47,7 @@ SCENES = {  # name -> make_sim_dataset arguments
     "drawer-open-v3": ["--sim", "metaworld", "--task", "drawer-open-v3", "--cameras", "corner4", "--size", "128",
                        "--seeded-configs"],
     "pusht": ["--sim", "pusht", "--size", "96"],
-    # PushT at the recorder's default size: not covered by the shipped limits (README); not in the default scenes
+    # PushT at the recorder's default size (README: the verifier, twelfth round); not in the default scenes
     "pusht-128": ["--sim", "pusht", "--size", "128"],
     # a camera riding on the arm (judged as moving: fewer checks run there); not in the default scenes
     "pick-place-v3-wrist": ["--sim", "metaworld", "--task", "pick-place-v3", "--cameras", "gripperPOV", "--size", "128",

@@ -241,7 +241,6 @@ def jump(diffs: np.ndarray, window: int = 4, quantile: float = 75, frames: np.nd
     farther than one step does, so shifted_objects does not take them."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
     floor = max(float(np.median(means)), 0.2) * 0.25 + 0.05
-    blurred = blur(frames) if frames is not None and objects is not None else None
     worst, at = 0.0, 0
     for t, m in enumerate(means):
         around = np.concatenate([means[max(0, t - window):t], means[t + 1:t + 1 + window]])
@@ -249,9 +248,9 @@ def jump(diffs: np.ndarray, window: int = 4, quantile: float = 75, frames: np.nd
             continue
         base = float(np.percentile(around, quantile)) + floor
         ratio = m / base
-        if ratio > max(worst, recheck) and blurred is not None:
-            changed = diffs[t] > threshold
-            shifted = shifted_objects(changed, (objects[t], objects[t + 1]), (blurred[t], blurred[t + 1]), threshold)
+        if ratio > max(worst, recheck) and frames is not None and objects is not None:
+            before, after = blur(frames[t:t + 2])  # the step's two frames only: few steps get here
+            shifted = shifted_objects(diffs[t] > threshold, (objects[t], objects[t + 1]), (before, after), threshold)
             ratio = float(np.where(shifted, 0, diffs[t]).mean()) / base
         if ratio > worst:
             worst, at = ratio, t + 1
@@ -533,7 +532,6 @@ def shifted_objects(region: np.ndarray, labels: tuple[np.ndarray, np.ndarray], f
     (corruptions: at least its own size away); a thing painted out leaves no piece of its colour
     behind; the robot's arm is larger than any piece."""
     out = np.zeros(region.shape, bool)
-    blurred = [f.astype(np.float32) for f in frames]
     for x, y in ((0, 1), (1, 0)):
         ids = np.unique(labels[x][region])
         for i in ids[ids > 0]:
@@ -547,21 +545,25 @@ def shifted_objects(region: np.ndarray, labels: tuple[np.ndarray, np.ndarray], f
             ratio = a.sum() / b.sum()
             if not min_ratio <= ratio <= 1 / min_ratio:
                 continue
-            if np.abs(np.median(blurred[x][a], axis=0) - np.median(blurred[y][b], axis=0)).max() > threshold / 2:
+            if np.abs(np.median(frames[x][a], axis=0) - np.median(frames[y][b], axis=0)).max() > threshold / 2:
                 continue
             in_place = (a & b).sum() / (a | b).sum()
-            if in_place >= min_overlap and max(_centred_iou(a, b, angle) for angle in angles) >= max(min_fit, in_place):
+            if in_place >= min_overlap and _centred_fit(a, b, angles) >= max(min_fit, in_place):
                 out |= region & widened
     return out
 
 
-def _centred_iou(a: np.ndarray, b: np.ndarray, angle: float) -> float:
-    """IoU of mask `a` with mask `b` moved so that its centroid is a's and turned by `angle` degrees about it."""
+def _centred_fit(a: np.ndarray, b: np.ndarray, angles: tuple[int, ...]) -> float:
+    """The best IoU of mask `a` with mask `b` moved so that its centroid is a's and turned by one of `angles`
+    (degrees) about it."""
     (ay, ax), (by, bx) = (np.argwhere(m).mean(axis=0) for m in (a, b))
-    matrix = cv2.getRotationMatrix2D((float(bx), float(by)), angle, 1.0)
-    matrix[:, 2] += (ax - bx, ay - by)
-    moved_b = cv2.warpAffine(b.astype(np.uint8), matrix, (a.shape[1], a.shape[0]), flags=cv2.INTER_NEAREST).astype(bool)
-    return float((a & moved_b).sum() / max((a | moved_b).sum(), 1))
+    best = 0.0
+    for angle in angles:
+        matrix = cv2.getRotationMatrix2D((float(bx), float(by)), angle, 1.0)
+        matrix[:, 2] += (ax - bx, ay - by)
+        moved_b = cv2.warpAffine(b.astype(np.uint8), matrix, (a.shape[1], a.shape[0]), flags=cv2.INTER_NEAREST).astype(bool)
+        best = max(best, float((a & moved_b).sum() / max((a | moved_b).sum(), 1)))
+    return best
 
 
 def solid_part(mask: np.ndarray, size: int) -> np.ndarray:
