@@ -53,9 +53,9 @@ class SurfaceStage(Stage):
                 # the table an earlier edit found on the source's own frames and kept pixel for pixel
                 # (Episode.surfaces: `background`'s survey); found again on its output, a new backdrop
                 # with a tinted band at the bottom edge passed for the table. What moves, the plate and
-                # the objects are those of the video edited here. Where that survey found no table (no
-                # coloured object marks it: 6 of 8 button-press-topdown demos at 64 px in corner2), it is
-                # looked for here as before, or the variant would be dropped.
+                # the objects are those of the video edited here. Where that survey found no table (none
+                # of 18 press demos at 64 px in corner2 now; 8 before workspace._table took unmarked
+                # wood), it is looked for here, or the variant would be dropped.
                 given = episode.surfaces.get(key)
                 if given is not None and given.shape == video.shape[1:3] and given.any():
                     found[key] = dataclasses.replace(found[key], surface=given)

@@ -209,7 +209,8 @@ def test_table_does_not_cross_a_blended_outline():
     neighbours = [[1], [0, 2], [1, 3], [2, 4], [3, 5], [4]]
     coloured = np.array([True, False, False, False, False, True])
     g = SimpleNamespace(mean=mean, area=area, neighbours=neighbours, coloured=coloured, small=coloured,
-                        carriers=np.zeros(6, bool), regions=np.zeros((128, 128), np.int32), in_hull=np.ones(6))
+                        carriers=np.zeros(6, bool), regions=np.zeros((128, 128), np.int32), in_hull=np.ones(6),
+                        busy=np.zeros(6), tint=np.zeros(6))
     side = np.ones(6, np.int8)
     assert list(np.nonzero(_table(g, side, 25.0))[0]) == [1, 2, 3]
     # a blend of two sides within the table's contrast of each other (a darker face of the same table) is crossed
@@ -534,8 +535,9 @@ def test_a_speck_at_the_arms_base_does_not_make_the_pedestal_the_table(bench, tm
     specks gave 10 of the benchmark's 40 top-down demos and 5 of its 40 handle-press demos a "table" of
     0.2-9% of the frame, against the table's 19-22%). The table
     now has to reach into the hull of all motion (the arm works over it; the pedestal lies wholly outside
-    it): the survey finds no table here, `surface` alone drops the episode, and after `background` it
-    finds the table on the edited video (0.95-0.97 of it re-textured, robot 0, in all three variants)."""
+    it). The wood, marked by no small coloured thing, is now grown from the large tinted region the
+    workspace took for the table: `surface` alone re-textures 0.97 of it (before, the survey found none
+    and it dropped the episode), and after each `background` variant too (robot 0)."""
     pytest.importorskip("metaworld")
     from augment.stage import is_dropped
     from editors.specs import BackgroundSpec, SurfaceSpec
@@ -557,7 +559,4 @@ def test_a_speck_at_the_arms_base_does_not_make_the_pedestal_the_table(bench, tm
         [out] = surface([edited])
         changed = bench.changed_by_edit(edited.frames[KEY], out.frames[KEY], truth[KEY])
         assert changed["changed_robot_inner"] <= 0.02, changed  # was 0.687 in all four
-        if i == 0:
-            assert is_dropped(out), changed  # no table found on the source: nothing to re-texture
-        else:
-            assert not is_dropped(out) and changed["changed_table_inner"] >= 0.9, changed
+        assert not is_dropped(out) and changed["changed_table_inner"] >= 0.9, (i, changed)  # alone: was dropped
