@@ -573,8 +573,10 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
     # small object: the survey found no table in 32 of 108 camera-episodes of 17 MetaWorld sets (press,
     # door, shelf, window), and `surface` dropped them. No seed is a region the arm passes over in most
     # frames: the plate's blur of it over the wall (33 px, next to a red speck of the arm, was the
-    # "table" of a button-press-topdown demo).
-    tinted = (blank == 0) & (g.tint >= 10) & (g.area >= 0.02 * g.regions.size) & (g.busy <= 0.3)
+    # "table" of a button-press-topdown demo). The tinted regions only where the survey found a backdrop
+    # the workspace stands out from: in a scene that is all workspace (a colour gradient with a square
+    # moving over it) a greyish band of the gradient is no table.
+    tinted = (blank == 0) & (g.tint >= 10) & (g.area >= 0.02 * g.regions.size) & (g.busy <= 0.3) & (side == 2).any()
     for seeds in ({j for i in np.nonzero(g.small)[0] for j in neighbours[i] if blank[j] == 0 and g.busy[j] <= 0.5},
                   set(np.nonzero(g.carriers & (blank == 0))[0].tolist()), set(np.nonzero(tinted)[0].tolist())):
         surface = _grown(g, seeds, neighbours, step, moved)
