@@ -36,6 +36,19 @@ def record_truth(out: Path, **settings) -> list[tuple]:
     return [(source.read_episode(i), script.load_masks(out, i)) for i in range(settings["episodes"])]
 
 
+def surface_alone(bench, out: Path, task: str, camera: str, **settings) -> dict:
+    """bench_edits' changed_by_edit of `surface` alone on one MetaWorld episode at 64 px from `camera`."""
+    pytest.importorskip("metaworld")
+    from editors.specs import SurfaceSpec
+
+    [(episode, truth)] = record_truth(out, sim="metaworld", task=task, episodes=1, size=64, cameras=camera, **settings)
+    key = f"observation.images.{camera}"
+    stage = SurfaceSpec(cameras=[key]).build()
+    stage.setup()
+    [edited] = stage([episode])
+    return bench.changed_by_edit(episode.frames[key], edited.frames[key], truth[key])
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """Two pick-place episodes at the demo's size from two cameras, decoded as the pipeline reads them."""
@@ -224,16 +237,8 @@ def test_surface_keeps_the_robots_pedestal_seen_from_above(bench, tmp_path):
     `surface` repainted 25% of the robot's inside in every frame (issue 12; 14-25% on the held-out
     topview sets). It sticks out of the table's convex body next to the robot: now left out, the robot
     kept but for its outline (inside changed 0.5%)."""
-    pytest.importorskip("metaworld")
-    from editors.specs import SurfaceSpec
-
-    [(episode, truth)] = record_truth(tmp_path / "topview", sim="metaworld", task="pick-place-v3", episodes=1,
-                                      size=64, cameras="topview", seed=100, max_steps=60)
-    key = "observation.images.topview"
-    stage = SurfaceSpec(cameras=[key]).build()
-    stage.setup()
-    [out] = stage([episode])
-    changed = bench.changed_by_edit(episode.frames[key], out.frames[key], truth[key])
+    changed = surface_alone(bench, tmp_path / "topview", task="pick-place-v3", camera="topview", seed=100,
+                            max_steps=60)
     assert changed["changed_table_inner"] >= 0.95, changed  # now 1.00
     assert changed["changed_robot_inner"] <= 0.02, changed  # was 0.25, now 0.005
     assert changed["changed_robot"] <= 0.15, changed  # was 0.31, now 0.09: the outline, unmixed, at 64 px
@@ -432,16 +437,8 @@ def test_surface_retextures_the_table_not_the_pale_drawer(bench, tmp_path):
     """drawer-close, corner4 at 64 px, seed 2210: the table was grown from the regions round the
     drawer's handle, the pale-green drawer among them, and the wood never joined it: `surface` repainted
     73% of the drawer and none of the table. A pale region seeds no table now, and the wood is found."""
-    pytest.importorskip("metaworld")
-    from editors.specs import SurfaceSpec
-
-    [(episode, truth)] = record_truth(tmp_path / "drawer", sim="metaworld", task="drawer-close-v3", episodes=1,
-                                      size=64, cameras="corner4", seed=2210, max_steps=100)
-    key = "observation.images.corner4"
-    stage = SurfaceSpec(cameras=[key]).build()
-    stage.setup()
-    [out] = stage([episode])
-    changed = bench.changed_by_edit(episode.frames[key], out.frames[key], truth[key])
+    changed = surface_alone(bench, tmp_path / "drawer", task="drawer-close-v3", camera="corner4", seed=2210,
+                            max_steps=100)
     assert changed["changed_table_inner"] >= 0.9, changed  # was 0.002
     assert changed["changed_object_inner"] <= 0.02 and changed["changed_robot_inner"] <= 0.01, changed  # was 0.73
 
