@@ -177,18 +177,15 @@ def frozen(diffs: np.ndarray, still: float = 0.5, rest: np.ndarray | None = None
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
     if rest is not None:
         means = np.where(rest, np.inf, means)
-    best = run = 0
-    start = best_start = 0
-    for t, m in enumerate(means):
-        if m < still:
-            if run == 0:
-                start = t
-            run += 1
-            if run > best:
-                best, best_start = run, start
-        else:
-            run = 0
-    return best / max(len(means), 1), best_start
+    start, end = max(still_runs(means, still), key=lambda run: run[1] - run[0], default=(0, 0))  # the first longest
+    return (end - start) / max(len(means), 1), start
+
+
+def still_runs(means: np.ndarray, still: float) -> list[tuple[int, int]]:
+    """The runs [start, end) of consecutive steps whose mean change (`means`) is under `still`, in order."""
+    is_still = np.concatenate([[False], np.asarray(means) < still, [False]])
+    edges = np.flatnonzero(is_still[1:] != is_still[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def state_rests(diffs: np.ndarray, state: np.ndarray, still: float = 0.5, tolerance: float = 0.05) -> np.ndarray:
@@ -208,18 +205,10 @@ def state_rests(diffs: np.ndarray, state: np.ndarray, still: float = 0.5, tolera
     moves = span > 0
     if not moves.any() or len(state) != len(means) + 1:
         return out
-    t = 0
-    while t < len(means):
-        if means[t] >= still:
-            t += 1
-            continue
-        end = t
-        while end < len(means) and means[end] < still:
-            end += 1
+    for t, end in still_runs(means, still):
         inner = state[t + 1:end] if end - t >= 3 else state[t:end + 1]  # an encoder's repeat may start it a step early
         if (np.ptp(inner[:, moves], axis=0) <= tolerance * span[moves]).all():
             out[t:end] = True
-        t = end
     return out
 
 
