@@ -48,8 +48,8 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
     Scene, from the whole video at once: its motion masks are computed once, for the survey and the masks."""
     plate = background_plate(frames)
     moving = moving_masks(frames, plate, diff_threshold, min_area)
-    scene = Scene.of(plate, moving.sum(axis=0) / len(frames), diff_threshold, edge_contrast, surface_contrast,
-                     table_contrast, saturation, chroma, min_area)
+    scene = Scene.of(plate, moving.sum(axis=0) / len(frames), worked(moving), diff_threshold, edge_contrast,
+                     surface_contrast, table_contrast, saturation, chroma, min_area)
     keep, moving = scene.masks(frames, moving)
     return Workspace(keep=keep, moving=moving, static=scene.static, surface=scene.surface, objects=scene.objects,
                      plate=scene.plate, behind=scene.behind)
@@ -61,7 +61,8 @@ def survey(chunks: Callable[[], Iterable[dict[str, np.ndarray]]], n: int, camera
            min_area: int = 12) -> dict[str, Scene]:
     """The Scene of each of `cameras` over an episode of `n` frames, from two passes over its chunks
     (`chunks()` yields {camera: frames (t, H, W, 3)} in order, from the first frame, at each call):
-    the frames background_plate samples, then per pixel how many frames move against that plate.
+    the frames background_plate samples, then per pixel how many frames move against that plate
+    and where the robot works (worked()).
     It holds a chunk and the plate's samples (up to 64 frames per camera), never the episode."""
     picks = plate_indices(n)
     samples: dict[str, np.ndarray] = {}
@@ -80,11 +81,14 @@ def survey(chunks: Callable[[], Iterable[dict[str, np.ndarray]]], n: int, camera
     plates = {k: np.median(v, axis=0).astype(np.uint8) for k, v in samples.items()}  # background_plate's
     del samples
     moves = {k: np.zeros(p.shape[:2], np.int64) for k, p in plates.items()}
+    works = {k: np.zeros(p.shape[:2], bool) for k, p in plates.items()}
     for chunk in chunks():
         for key, count in moves.items():
-            count += moving_masks(chunk[key], plates[key], diff_threshold, min_area).sum(axis=0)
-    return {k: Scene.of(plates[k], moves[k] / n, diff_threshold, edge_contrast, surface_contrast, table_contrast,
-                        saturation, chroma, min_area) for k in cameras}
+            moving = moving_masks(chunk[key], plates[key], diff_threshold, min_area)
+            count += moving.sum(axis=0)
+            works[key] |= worked(moving)
+    return {k: Scene.of(plates[k], moves[k] / n, works[k], diff_threshold, edge_contrast, surface_contrast,
+                        table_contrast, saturation, chroma, min_area) for k in cameras}
 
 
 @dataclass
@@ -106,11 +110,12 @@ class Scene:
     min_area: int
 
     @classmethod
-    def of(cls, plate: np.ndarray, busy: np.ndarray, diff_threshold: float, edge_contrast: float,
+    def of(cls, plate: np.ndarray, busy: np.ndarray, work: np.ndarray, diff_threshold: float, edge_contrast: float,
            surface_contrast: float, table_contrast: float, saturation: float | None, chroma: float,
            min_area: int) -> Scene:
-        """busy: float (H, W), the share of the episode's frames in which each pixel moves (moving_masks)."""
-        g = _RegionGraph.of(plate, busy, saturation, chroma)
+        """busy: float (H, W), the share of the episode's frames in which each pixel moves (moving_masks);
+        work: bool (H, W), where the robot moves in any frame (worked)."""
+        g = _RegionGraph.of(plate, busy, work, saturation, chroma)
         side = _sides(g, edge_contrast, surface_contrast, min_area)
         backdrop = side == 2
         # a small object's anti-aliased rim is dull enough to join the backdrop's region: keep it too
@@ -172,6 +177,12 @@ def fill_from_around(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
+# the Lab chroma from which a region is tinted, not grey: a table's wood is 10-15 on AV1 frames, 9.7-10 at
+# 64 px through h264 (its chroma is coarser and paler: under 10, the wood of two door-open and drawer-close
+# episodes in corner2 went to the wall, the table with it); a grey floor or wall is 2-5
+_TINTED = 8.0
+
+
 @dataclass
 class _RegionGraph:
     regions: np.ndarray  # int32 (H, W): region of each plate pixel
@@ -179,6 +190,7 @@ class _RegionGraph:
     area: np.ndarray  # (n,) pixels per region
     mean: np.ndarray  # (n, 3) mean Lab colour per region
     in_hull: np.ndarray  # (n,) share of the region inside the hull of all motion
+    in_work: np.ndarray  # (n,) share of the region inside the hull of where the robot works (worked)
     busy: np.ndarray  # (n,) share of the frames in which the region's pixels move (mean over the region)
     coloured: np.ndarray  # (n,) bool: strongly coloured (objects, a coloured robot)
     pale: np.ndarray  # (n,) bool: not strongly coloured but tinted, unlike a grey backdrop (a pale drawer)
@@ -190,8 +202,9 @@ class _RegionGraph:
     carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
 
     @classmethod
-    def of(cls, plate: np.ndarray, busy_px: np.ndarray, saturation: float | None, chroma: float) -> _RegionGraph:
-        """busy_px: float (H, W), the share of the frames in which each pixel moves."""
+    def of(cls, plate: np.ndarray, busy_px: np.ndarray, work: np.ndarray, saturation: float | None,
+           chroma: float) -> _RegionGraph:
+        """busy_px: float (H, W), the share of the frames in which each pixel moves; work: bool (H, W)."""
         regions, lab = plate_regions(plate)
         slivers = thin_lines(plate)
         n = int(regions.max()) + 1
@@ -217,15 +230,19 @@ class _RegionGraph:
         blob = components(coloured, neighbours)
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
         moved = busy_px > 0
-        return cls(regions, lab, area, mean, region_mean(motion_hull(moved)), busy, coloured, pale, tint, blob, small,
-                   neighbours, slivers, _carriers(regions, moved, n))
+        return cls(regions, lab, area, mean, region_mean(motion_hull(moved)), region_mean(motion_hull(work)), busy,
+                   coloured, pale, tint, blob, small, neighbours, slivers, _carriers(regions, moved, n))
 
 
 def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
     """Per region: does it enclose a patch of motion (at least `inside` of the patch within the
     region's outline, holes filled)? What moves within one region slides on it - a top-down work
-    surface (pusht's canvas) - while an arm seen against a wall is joined to its pedestal below it."""
+    surface (pusht's canvas) - while an arm seen against a wall is joined to its pedestal below it.
+    Not the wall holding the image's top corners, though, unless it reaches the bottom edge too (a
+    canvas seen from above fills the frame): an arm that moves only in front of the wall is enclosed
+    by it (door-open, corner4 at 64 px: the wall as a work surface, the whole backdrop kept)."""
     out = np.zeros(n, bool)
+    walls = _top_corners(regions) - set(np.unique(regions[-1]).tolist())
     count, patches = cv2.connectedComponents(moved.astype(np.uint8), connectivity=8)
     kernel = np.ones((5, 5), np.uint8)
     filled: dict[int, np.ndarray] = {}
@@ -236,11 +253,20 @@ def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.
         ring = cv2.dilate(patch.astype(np.uint8), kernel).astype(bool) & ~moved
         under = np.bincount(regions[ring], minlength=n)
         for r in np.nonzero(under >= 0.2 * ring.sum())[0]:
+            if r in walls:
+                continue
             if r not in filled:
                 filled[r] = fill_holes(regions == r)
             if filled[r][patch].mean() >= inside:
                 out[r] = True
     return out
+
+
+def _top_corners(regions: np.ndarray) -> set[int]:
+    """The regions holding the top edge's corners (a wall, the floor past the table): the most common
+    region of the top row's first and last eighths (not a rim's end pixel)."""
+    k = max(2, regions.shape[1] // 8)
+    return {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -268,10 +294,8 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     n, regions, mean, neighbours = len(g.area), g.regions, g.mean, g.neighbours
     side = np.zeros(n, np.int8)
     side[g.coloured | g.pale | g.carriers] = 1
-    # The backdrop at the top edge is what holds its corners (a wall, the floor past the table): the
-    # most common region of the top row's first and last eighths (not a rim's end pixel)
-    k = max(2, regions.shape[1] // 8)
-    corners = {int(np.bincount(regions[0, :k]).argmax()), int(np.bincount(regions[0, -k:]).argmax())}
+    # The backdrop at the top edge is what holds its corners
+    corners = _top_corners(regions)
     # the surface an object rests on is what lies under its lower outline (a window standing at the
     # table's far edge also touches the floor behind it, above it in the image)
     under = np.zeros((n, n), np.int32)
@@ -289,7 +313,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # (door-open, corner4 at 64 px: the dark cabinet is no coloured object, and the wood went to the wall)
     bottom = np.zeros(n, bool)
     bottom[np.unique(regions[-1])] = True
-    side[bottom & (side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size)] = 1
+    side[bottom & (side == 0) & (g.tint >= _TINTED) & (g.area >= 0.02 * regions.size)] = 1
     # and so is one where the arm works (mostly inside the hull of all motion) that it does not just blur
     # (door-open, corner2: the wood, with no coloured object on it, was reached from the arm only
     # through the small blends between them, and at 64 px not always)
@@ -297,7 +321,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     top = np.zeros(n, bool)
     top[np.unique(regions[0])] = True
     touches_marked = np.array([any(g.coloured[j] or g.pale[j] for j in neighbours[r]) for r in range(n)])
-    side[(side == 0) & (g.tint >= 10) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.3)
+    side[(side == 0) & (g.tint >= _TINTED) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.3)
          & ((g.in_hull >= 0.5) | (touches_marked & ~top))] = 1
     # a region at the top edge unlike those holding its corners is something standing in front of the
     # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
@@ -333,8 +357,11 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # the wall at the top), not a dark pedestal that also reaches the image's edge.
     sides = np.zeros(n, bool)
     sides[np.unique(regions[:, 0])] = sides[np.unique(regions[:, -1])] = True
-    # (a grey or white floor: a tinted region there is the wood of a table no object marked)
-    outside = np.nonzero(sides & (side == 0) & (g.in_hull < 0.5) & (g.area >= min_area) & (g.tint < 10))[0]
+    # (a grey or white floor: a tinted region there is the wood of a table no object marked; outside
+    # where the robot works, not the hull of all motion: an h264 encoder's flicker along a dark
+    # pedestal's edges at 64 px took the floor at the image's sides into it, and then the floor seen
+    # between the table's legs, or all of it in a top view, was kept as workspace)
+    outside = np.nonzero(sides & (side == 0) & (g.in_work < 0.5) & (g.area >= min_area) & (g.tint < _TINTED))[0]
     # the floor meets the backdrop or is near its colour (a top view's white floor at the bottom corners,
     # 30-40 Lab lighter than the shaded floor at its top edge); a dark region that does neither is the
     # robot's pedestal (door-open, corner4 at 64 px: as floor, it took the dark cabinet on the table)
@@ -351,7 +378,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
             floor = outside[meets][np.argmax(g.area[outside[meets]])]
         references = [floor, *walls]
         # the same floor where the arm passes over it too (a top-down view), by its colour alone
-        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area) & (g.tint < 10))[0]:
+        for r in np.nonzero(sides & (side == 0) & (g.area >= min_area) & (g.tint < _TINTED))[0]:
             if min(np.linalg.norm(mean[r] - mean[q]) for q in references) < surface_contrast:
                 side[r] = 2
     grow(side, 2, mean, neighbours, edge_contrast, still)
@@ -387,11 +414,15 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # floor band behind a table, 100 from the wood, still goes to the floor it continues)
     # A speck's colour (a blend of its sides) does not decide for a large region either (door-open,
     # corner4 at 64 px: the white floor band behind the table, unlike all round it, followed a 2 px
-    # pink blend of arm and floor into the workspace)
+    # pink blend of arm and floor into the workspace), nor a coloured thing's, 60 Lab or more from it
+    # (button-press-topdown, corner4 at 64 px: that band, 77 from the yellow button and 85 from the
+    # grey wall, joined the button)
     def vouches(r: int, w: int, c: int) -> bool:
         if g.area[r] < 0.01 * regions.size:
             return True
         if g.area[c] < min_area:
+            return False
+        if g.coloured[c] and np.linalg.norm(mean[r] - mean[c]) >= 2 * surface_contrast:
             return False
         if side[c] != 2:
             return True
@@ -474,7 +505,7 @@ def _tinted_edges(static: np.ndarray, g: _RegionGraph, side: np.ndarray, passes:
     ab = g.lab[..., 1:] - 128
     tinted = np.hypot(ab[..., 0], ab[..., 1]) >= 15
     thing = (side == 1) & (g.tint >= 15) & (g.busy <= 0.3)
-    grey = (side == 2) & (g.tint < 10) & (g.busy <= 0.3)
+    grey = (side == 2) & (g.tint < _TINTED) & (g.busy <= 0.3)
     open_ = ~static & tinted & grey[g.regions]
     inside = static & thing[g.regions]
     hue = np.where(inside[..., None], g.mean[g.regions][..., 1:], np.nan)  # the thing's mean a, b per pixel
@@ -583,7 +614,7 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
     # regions only where the survey found a backdrop the workspace stands out from: in a scene that is
     # all workspace (a colour gradient with a square moving over it) a greyish band of it is no table.
     best = np.zeros(len(g.area), bool)
-    tinted = seedable & (g.tint >= 10) & (g.area >= 0.02 * g.regions.size) & (g.busy <= 0.3) & (side == 2).any()
+    tinted = seedable & (g.tint >= _TINTED) & (g.area >= 0.02 * g.regions.size) & (g.busy <= 0.3) & (side == 2).any()
     for seeds in ({j for i in np.nonzero(g.small)[0] for j in neighbours[i] if seedable[j] and g.busy[j] <= 0.5},
                   set(np.nonzero(g.carriers & seedable)[0].tolist()), set(np.nonzero(tinted)[0].tolist())):
         surface = _grown(g, seeds, neighbours, step, moved)
@@ -742,6 +773,30 @@ def moving_masks(frames: np.ndarray, plate: np.ndarray, diff_threshold: float, m
         mask = (cv2.GaussianBlur(d, (3, 3), 0) > diff_threshold).astype(np.uint8)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         out[t] = drop_specks(mask, min_area)
+    return out
+
+
+def worked(moving: np.ndarray, share: float = 0.25, reach: int = 3) -> np.ndarray:
+    """bool (H, W): where the robot moves in any of the frames (moving: bool (t, H, W)): in each frame
+    the large patches of motion (at least `share` of the largest: an arm, two arms) and the patches
+    within `reach` px of them (the arm cut into pieces by its shading, what it holds or pushes). A
+    patch apart from them is no work: an h264 encoder at 64 px flickers along a dark pedestal's and a
+    table's edges a few frames at a time (on the AV1 sets measured it is every patch of motion)."""
+    out = np.zeros(moving.shape[1:], bool)
+    for frame in moving:
+        count, patches, stats, _ = cv2.connectedComponentsWithStats(frame.astype(np.uint8), connectivity=8)
+        if count < 2:
+            continue
+        area = stats[:, cv2.CC_STAT_AREA]
+        large = area >= share * area[1:].max()
+        large[0] = False
+        if large[1:].all():  # (most frames: no small patch to judge, no dilation needed)
+            out |= frame.astype(bool)
+            continue
+        near = np.zeros(count, bool)
+        near[patches[_dilate(large[patches], reach)]] = True
+        near[0] = False
+        out |= near[patches]
     return out
 
 
