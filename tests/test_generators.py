@@ -203,10 +203,12 @@ def test_real_editors_fill_the_generators_edit(tmp_path):
     folder = tmp_path / "walls"
     folder.mkdir()
     cv2.imwrite(str(folder / "brick_wall.png"), np.full((20, 20, 3), (40, 60, 160), np.uint8))
-    video = np.full((12, 24, 40, 3), 120, np.uint8)
-    video[:, 14:, :] = (150, 110, 70)  # a table
+    video = np.full((12, 24, 40, 3), 120, np.uint8)  # a grey wall
+    video[:, 14:, :] = (150, 120, 90)  # a wooden table
     for t in range(12):
-        video[t, 4:10, 2 + 2 * t:8 + 2 * t] = (30, 30, 30)  # the arm, moving
+        # the arm, moving in front of the wall and over the table's far edge (an arm that moved only in
+        # front of the wall had the wall taken for a surface things slide on: `surface` repainted the wall)
+        video[t, 8:18, 2 + 2 * t:8 + 2 * t] = (30, 30, 30)
     source = Episode(frames={"cam": video}, task="Pick the red cube.", fps=30, uid="ep000003",
                      provenance={"source": {"episode_index": 3}})
     stages = [BackgroundSpec(backgrounds=str(folder), variants=2).build(), SurfaceSpec(variants=1).build()]
@@ -220,6 +222,9 @@ def test_real_editors_fill_the_generators_edit(tmp_path):
     assert prompts == {"Pick the red cube a new background (brick wall); a new table surface."}
     assert sorted({ep.provenance["rank_group"] for ep in outputs}) == ["ep000003/ep000003-bg0", "ep000003/ep000003-bg1"]
     assert episodes[0].provenance["edit"]["stages"] == ["background", "surface"]
+    for edited in episodes:  # each edit changed what it names: the wall above the arm, the table's near rows
+        assert not np.array_equal(edited.frames["cam"][:, :6], video[:, :6])
+        assert not np.array_equal(edited.frames["cam"][:, 20:], video[:, 20:])
 
 
 def test_replay_applies_the_background_edit_to_every_frame():
