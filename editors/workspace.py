@@ -303,9 +303,16 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     np.add.at(under, (upper[upper != lower], lower[upper != lower]), 1)
     # (a blob the arm passes over in most frames is the plate's blur of the gripper, not a thing at
     # rest: it took the white floor behind a table as its surface; window-open, corner4)
+    # It continues below the thing, too: what shows in a gap under its outline and stops a few pixels
+    # lower is behind it (button-press-topdown, corner4 at 256 px: the white floor band behind the
+    # table, seen between the button's red cap and its yellow top, was taken for the cap's surface)
+    lying = {}
     for i in np.nonzero(g.small & (g.busy <= 0.5))[0]:  # (a goal marker seen on the wall does not rest on it)
         below = [j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5
                  and not g.coloured[j]]
+        if g.blob[i] not in lying:
+            lying[g.blob[i]] = _under_share(regions, g.blob[regions] == g.blob[i], n)
+        below = [j for j in below if lying[g.blob[i]][j] >= 0.2]
         if below and under[i, below].max() > 0:
             side[below[int(np.argmax(under[i, below]))]] = 1
     # a large tinted region at the bottom edge is the work surface (a camera that looks down at the
@@ -432,6 +439,15 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
 
     settle(side, mean, neighbours, vouches)
     return side
+
+
+def _under_share(regions: np.ndarray, thing: np.ndarray, n: int) -> np.ndarray:
+    """(n,) share of each region in the rows just below `thing` (bool (H, W)), across its columns: as many
+    rows as half its height, at least 2."""
+    ys, xs = np.nonzero(thing)
+    top, low = int(ys.min()), int(ys.max())
+    window = regions[low + 1:low + 1 + max(2, (low - top + 1) // 2), xs.min():xs.max() + 1]
+    return np.bincount(window.ravel(), minlength=n) / max(window.size, 1)
 
 
 def _blend_of(c: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: float = 6.0) -> bool:
