@@ -116,7 +116,7 @@ class MetaWorldSim(Sim):
     state_names = ["hand_x", "hand_y", "hand_z", "gripper_distance"]  # obs[:4], the proprio part
     action_names = ["delta_x", "delta_y", "delta_z", "gripper_effort"]
 
-    def __init__(self, task: str, size: int, cameras: list[tuple[str, str]], seed: int,
+    def __init__(self, task: str, size: tuple[int, int], cameras: list[tuple[str, str]], seed: int,
                  action_noise: float = 0.0, seeded_configs: bool = False, antialias: bool = True):
         import gymnasium as gym
         import metaworld  # noqa: F401  (registers the Meta-World/* envs)
@@ -125,7 +125,7 @@ class MetaWorldSim(Sim):
 
         self.env = gym.make(
             "Meta-World/MT1", env_name=task, seed=seed, render_mode="rgb_array",
-            width=size, height=size, camera_name=cameras[0][0], disable_env_checker=True,
+            width=size[1], height=size[0], camera_name=cameras[0][0], disable_env_checker=True,
         )
         self.policy = ENV_POLICY_MAP[task]()
         self.task = _metaworld_description(task)
@@ -133,7 +133,7 @@ class MetaWorldSim(Sim):
         model = self.env.unwrapped.model
         # Rendering is CPU-bound here (Mesa llvmpipe) and the 4096^2 shadow map costs ~1/3 of
         # every frame; a map 8x the image size looks identical at these resolutions.
-        model.vis.quality.shadowsize = min(4096, max(512, 8 * size))
+        model.vis.quality.shadowsize = min(4096, max(512, 8 * max(size)))
         if not antialias:  # 4x multisampling is ~2/3 of a small frame's cost (what a policy benchmark renders)
             model.vis.quality.offsamples = 0
         self.cam_ids = {}
@@ -443,6 +443,17 @@ def _metaworld_description(task: str) -> str:
         return task.removesuffix("-v3").replace("-", " ")
 
 
+def _parse_size(text: str) -> int | tuple[int, int]:
+    """--size: "128" (square) or "480x640" (height x width)."""
+    try:
+        if "x" in text.lower():
+            height, width = (int(v) for v in text.lower().split("x"))
+            return (height, width) if height != width else height
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 128 or 480x640), got {text!r}") from None
+
+
 def _parse_cameras(spec: str) -> list[tuple[str, str]]:
     """'corner2,gripperPOV=gripper' -> [('corner2', 'corner2'), ('gripperPOV', 'gripper')]."""
     pairs = [c.strip().split("=", 1) for c in spec.split(",") if c.strip()]
@@ -463,7 +474,7 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
 
 def build_dataset(
     out: str | Path, sim: str = "metaworld", task: str = "pick-place-v3", episodes: int = 6,
-    size: int = 128, cameras: str = "corner2,gripperPOV", seed: int = 0, max_steps: int = 150,
+    size: int | tuple[int, int] = 128, cameras: str = "corner2,gripperPOV", seed: int = 0, max_steps: int = 150,
     codec: str | None = None, fps: int | None = None, overwrite: bool = False,
     keep_frames: bool = False, repo_id: str = "local/sim", log=print,
     action_noise: float = 0.0, seeded_configs: bool = False, masks: bool = False, antialias: bool = True,
@@ -494,12 +505,18 @@ def build_dataset(
             raise ValueError(f"action_noise must be >= 0, got {action_noise}")
         if sim != "metaworld" and (action_noise or seeded_configs):
             raise ValueError("action_noise and seeded_configs are metaworld options")
+        height, width = (size, size) if isinstance(size, int) else size
+        if min(height, width) < 1:
+            raise ValueError(f"size must be positive, got {height}x{width}")
+        if sim != "metaworld" and height != width:
+            raise ValueError(f"{sim} records square frames; {height}x{width} is a metaworld size")
         if sim == "metaworld":
-            env = MetaWorldSim(task, size, _parse_cameras(cameras), seed, action_noise, seeded_configs, antialias)
+            env = MetaWorldSim(task, (height, width), _parse_cameras(cameras), seed, action_noise, seeded_configs,
+                               antialias)
         elif sim == "aloha":
-            env = AlohaSim("insertion" if task == "pick-place-v3" else task, size, seed)
+            env = AlohaSim("insertion" if task == "pick-place-v3" else task, height, seed)
         else:
-            env = PushTSim(size, seed)
+            env = PushTSim(height, seed)
     except (ValueError, KeyError) as e:
         raise SetupError(f"bad argument: {e}") from e
     out = Path(out)
@@ -509,7 +526,7 @@ def build_dataset(
         env.close()
         raise
 
-    img = {"dtype": "video", "shape": (size, size, 3), "names": ["height", "width", "channels"]}
+    img = {"dtype": "video", "shape": (height, width, 3), "names": ["height", "width", "channels"]}
     features = {f"observation.images.{k}": dict(img) for k in env.image_keys}
     features["observation.state"] = {"dtype": "float32", "shape": (len(env.state_names),), "names": env.state_names}
     features["action"] = {"dtype": "float32", "shape": (len(env.action_names),), "names": env.action_names}
@@ -564,7 +581,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--task", default="pick-place-v3",
                    help="metaworld task (default: %(default)s); aloha: insertion (default) or transfer_cube")
     p.add_argument("--episodes", type=int, default=6, help="number of episodes (default: %(default)s)")
-    p.add_argument("--size", type=int, default=128, help="square image size in pixels (default: %(default)s)")
+    p.add_argument("--size", type=_parse_size, default=128,
+                   help="image size in pixels: N for N x N, or HxW (metaworld only, e.g. 480x640 as real "
+                        "cameras record) (default: %(default)s)")
     p.add_argument("--cameras", default="corner2,gripperPOV",
                    help="metaworld cameras, comma-separated; CAM=KEY stores CAM as observation.images.KEY "
                         "(cameras: corner, corner2, corner3, corner4, topview, behindGripper, gripperPOV; "

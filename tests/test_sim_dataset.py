@@ -82,6 +82,32 @@ def test_metaworld_roundtrip(built):
                 assert psnr > _psnr(decoded, recorded[other]) + 1, (key, ep_idx, t)
 
 
+def test_metaworld_records_at_a_real_cameras_aspect(tmp_path):
+    """--size HxW: frames and ground-truth masks at 48x64 (a 480x640 camera's aspect), as lerobot reads
+    them back, and the truth lines up with the picture (the table is where the frame is wood-coloured)."""
+    pytest.importorskip("metaworld")
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    script = _sim()
+    assert script._parse_size("48x64") == (48, 64) and script._parse_size("64") == 64
+    with pytest.raises(Exception, match="HxW"):
+        script._parse_size("48by64")
+    with pytest.raises(script.SetupError, match="square"):
+        script.build_dataset(tmp_path / "p", sim="pusht", size=(48, 64), episodes=1, log=lambda *_: None)
+    res = script.build_dataset(tmp_path / "ds", sim="metaworld", task="pick-place-v3", episodes=1, size=(48, 64),
+                               cameras="corner2", seed=0, max_steps=8, masks=True, keep_frames=True,
+                               log=lambda *_: None)
+    ds = LeRobotDataset(repo_id="local/sim", root=res.root)
+    assert tuple(ds[0]["observation.images.corner2"].shape) == (3, 48, 64)
+    truth = script.load_masks(res.root, 0)["observation.images.corner2"]
+    frames = res.episodes[0].frames["corner2"]
+    assert truth.shape == (len(frames), 48, 64) and frames.shape[1:] == (48, 64, 3)
+    table = truth[0] == 1  # MASK_CLASSES: table
+    assert 0.1 < table.mean() < 0.6
+    wood = frames[0][table].astype(int)
+    assert np.median(wood[:, 0] - wood[:, 2]) > 15  # red over blue: the wood, not the grey floor
+
+
 def test_pusht_roundtrip(tmp_path):
     pytest.importorskip("gym_pusht")
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
