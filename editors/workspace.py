@@ -330,6 +330,17 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     touches_marked = np.array([any(g.coloured[j] or g.pale[j] for j in neighbours[r]) for r in range(n)])
     side[(side == 0) & (g.tint >= _TINTED) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.3)
          & ((g.in_hull >= 0.5) | (touches_marked & ~top))] = 1
+    # and one the arm passes over in up to half the frames, when its hue is not the arm's: the plate's blur
+    # of the arm over the table, where it works (door-open, corner2 at 64 px: the wood the arm reaches
+    # over to the door, moving in 38% of the frames, the rest of the wood outside the hull; the table
+    # was lost). A blur of the arm over a grey wall has the arm's hue, only paler.
+    arm = g.coloured & ~g.small
+    if arm.any():
+        hue = np.degrees(np.arctan2(g.mean[:, 2] - 128, g.mean[:, 1] - 128))  # in the Lab a-b plane
+        a, b = np.average(g.mean[arm, 1:] - 128, axis=0, weights=g.area[arm])
+        arm_hue = np.degrees(np.arctan2(b, a))
+        side[(side == 0) & (g.tint >= _TINTED) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.5)
+             & (g.in_work >= 0.5) & (np.abs((hue - arm_hue + 180) % 360 - 180) >= 15)] = 1
     # a region at the top edge unlike those holding its corners is something standing in front of the
     # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
     # (door-open, top view)

@@ -687,3 +687,25 @@ def test_what_shows_under_a_buttons_cap_is_not_the_surface_it_rests_on(bench, tm
     changed = changed_alone(bench, BackgroundSpec, episode, truth, key)
     assert changed["changed_background_inner"] >= 0.95, changed
     assert max(changed[f"changed_{c}_inner"] for c in ("table", "robot", "object")) <= 0.01, changed
+
+
+def test_the_wood_the_arm_blurs_over_is_still_the_table(bench, tmp_path):
+    """door-open, corner2 at 64 px (seed 3020, AV1): the arm reaches over the table's near wood to the door,
+    so in the plate that wood is a blur of arm and wood, moving in 38% of the frames; the rest of the wood
+    lies outside the arm's hull and touches nothing coloured. Nothing marked the table: it went to the
+    floor, the cabinet with it (IoU 0.376, table kept 2.7%, objects 8.9%; `background` repainted 99% of
+    the table). A tinted region the arm passes over in up to half the frames, not of the arm's own hue,
+    is now the work surface (a blur of the arm over a grey wall has the arm's hue, only paler)."""
+    pytest.importorskip("metaworld")
+    from editors.specs import BackgroundSpec
+    from editors.workspace import workspace_masks
+
+    [(episode, truth)] = record_truth(tmp_path / "door", sim="metaworld", task="door-open-v3", episodes=1, size=64,
+                                      cameras="corner2", seed=3020, max_steps=100)
+    s = bench.score(workspace_masks(episode.frames[KEY]).keep, truth[KEY])
+    # now 0.948, table 0.978, objects 0.983, robot 0.975, backdrop kept 0.014
+    assert s["iou_min"] >= 0.93 and s["kept_table"] >= 0.95 and s["kept_object"] >= 0.95, s
+    assert s["kept_robot"] >= 0.96 and s["kept_background"] <= 0.05, s
+    changed = changed_alone(bench, BackgroundSpec, episode, truth, KEY)
+    assert changed["changed_background_inner"] >= 0.95, changed
+    assert max(changed[f"changed_{c}_inner"] for c in ("table", "robot", "object")) <= 0.01, changed
