@@ -481,6 +481,7 @@ def build_dataset(
 ) -> BuildResult:
     """Roll out `episodes` simulator episodes and write them to `out` as a LeRobot v3.0 dataset.
 
+    `size`: N for N x N frames, or (height, width) for MetaWorld (a real camera's 480x640).
     metaworld only: `action_noise` adds Gaussian noise (std, in action units) to the expert's action
     before it is applied (the recorded action is the applied one, after clipping); `seeded_configs`
     draws each episode's object/goal placement from its seed instead of MT1's fixed task pool.
