@@ -43,7 +43,7 @@ class Workspace:
 
 def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contrast: float = 15.0,
                     surface_contrast: float = 30.0, table_contrast: float = 25.0,
-                    saturation: float | None = 0.45, chroma: float = 20.0, min_area: int = 12) -> Workspace:
+                    saturation: float | None = 0.45, chroma: float = 25.0, min_area: int = 12) -> Workspace:
     """The keep-mask of every frame of one fixed camera's video (T, H, W, 3), and its parts. survey()'s
     Scene, from the whole video at once: its motion masks are computed once, for the survey and the masks."""
     plate = background_plate(frames)
@@ -57,7 +57,7 @@ def workspace_masks(frames: np.ndarray, diff_threshold: float = 18.0, edge_contr
 
 def survey(chunks: Callable[[], Iterable[dict[str, np.ndarray]]], n: int, cameras: list[str],
            diff_threshold: float = 18.0, edge_contrast: float = 15.0, surface_contrast: float = 30.0,
-           table_contrast: float = 25.0, saturation: float | None = 0.45, chroma: float = 20.0,
+           table_contrast: float = 25.0, saturation: float | None = 0.45, chroma: float = 25.0,
            min_area: int = 12) -> dict[str, Scene]:
     """The Scene of each of `cameras` over an episode of `n` frames, from two passes over its chunks
     (`chunks()` yields {camera: frames (t, H, W, 3)} in order, from the first frame, at each call):
@@ -219,8 +219,7 @@ class _RegionGraph:
             (region_mean(hsv[..., 1]) / 255 > saturation) & (region_mean(hsv[..., 2]) > 40))
         # Pale but clearly tinted (Lab chroma): MetaWorld's pale-green drawer, ~40, against a wood
         # table's ~15 and a grey floor's ~2 (its HSV saturation, 0.35, is the table's). Such a thing
-        # is workspace, though not an arm whose wall-coloured pixels are the wall seen again. (From 20,
-        # not 25: h264 at 64 px pales the drawer to 23.6, and `background` repainted 95% of it.)
+        # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
         pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
         busy = region_mean(busy_px)
