@@ -116,13 +116,15 @@ class MetaWorldSim(Sim):
     state_names = ["hand_x", "hand_y", "hand_z", "gripper_distance"]  # obs[:4], the proprio part
     action_names = ["delta_x", "delta_y", "delta_z", "gripper_effort"]
 
-    def __init__(self, task: str, size: tuple[int, int], cameras: list[tuple[str, str]], seed: int,
+    def __init__(self, task: str, size: int | tuple[int, int], cameras: list[tuple[str, str]], seed: int,
                  action_noise: float = 0.0, seeded_configs: bool = False, antialias: bool = True):
+        """size: N for N x N frames, or (height, width)."""
         import gymnasium as gym
         import metaworld  # noqa: F401  (registers the Meta-World/* envs)
         import mujoco
         from metaworld.policies import ENV_POLICY_MAP
 
+        size = (size, size) if isinstance(size, int) else size
         self.env = gym.make(
             "Meta-World/MT1", env_name=task, seed=seed, render_mode="rgb_array",
             width=size[1], height=size[0], camera_name=cameras[0][0], disable_env_checker=True,
