@@ -303,13 +303,13 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     np.add.at(under, (upper[upper != lower], lower[upper != lower]), 1)
     # (a blob the arm passes over in most frames is the plate's blur of the gripper, not a thing at
     # rest: it took the white floor behind a table as its surface; window-open, corner4)
-    # It continues below the thing, too: what shows in a gap under its outline and stops a few pixels
-    # lower is behind it (button-press-topdown, corner4 at 256 px: the white floor band behind the
-    # table, seen between the button's red cap and its yellow top, was taken for the cap's surface)
-    lying = {}
+    lying = {}  # per coloured blob: _under_share of its rows below
     for i in np.nonzero(g.small & (g.busy <= 0.5))[0]:  # (a goal marker seen on the wall does not rest on it)
         below = [j for j in neighbours[i] if g.in_hull[j] >= 0.5 and j not in corners and g.busy[j] <= 0.5
                  and not g.coloured[j]]
+        # It continues below the thing, too: what shows in a gap under its outline and stops a few pixels
+        # lower is behind it (button-press-topdown, corner4 at 256 px: the white floor band behind the
+        # table, seen between the button's red cap and its yellow top, was taken for the cap's surface)
         if g.blob[i] not in lying:
             lying[g.blob[i]] = _under_share(regions, g.blob[regions] == g.blob[i], n)
         below = [j for j in below if lying[g.blob[i]][j] >= 0.2]
