@@ -134,7 +134,7 @@ class Scene:
         # made specks of backdrop appear and stay under a resting arm: `augment check` event failures.)
         arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
         behind = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
-        surface = _off_the_table(_table(g, side, table_contrast)[g.regions], (g.coloured & ~g.small)[g.regions])
+        surface = _off_the_table(_table(g, side, table_contrast)[g.regions], (g.coloured & ~g.small)[g.regions], g)
         return cls(plate=plate, static=static, surface=surface, objects=g.small[g.regions], behind=behind,
                    g=g, side=side, seen_again=_SeenAgain.of(g, side), diff_threshold=diff_threshold,
                    edge_contrast=edge_contrast, min_area=min_area)
@@ -221,10 +221,21 @@ class _RegionGraph:
         # table's ~15 and a grey floor's ~2 (its HSV saturation, 0.35, is the table's). Such a thing
         # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
-        pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
-        busy = region_mean(busy_px)
-        pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
         neighbours = adjacency(regions, n)
+        busy = region_mean(busy_px)
+        # A still coloured speck that only uncoloured regions touch, one of them a tinted material within
+        # 15 Lab of it, is a streak of that material, no thing: at 480x640 a wood's dark grain lines pass the
+        # saturation (the wood's is 0.35), 10-15 Lab from the wood round them, and were kept as small objects,
+        # `surface`'s new texture painted round them. (Not the plate's blur of the arm over the wood, which
+        # moves, nor a part of a coloured thing: at 64-256 px a button box's or a shelf's blends with the wood
+        # went to the table, and `surface` painted them.)
+        for r in np.nonzero(coloured & (busy <= 0.3))[0]:
+            around = neighbours[r]
+            if around and not coloured[around].any() and any(
+                    tint[j] >= _TINTED and np.linalg.norm(mean[r] - mean[j]) < 15 for j in around):
+                coloured[r] = False
+        pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
+        pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
@@ -701,7 +712,7 @@ def _grown(g: _RegionGraph, seeds: set[int], neighbours: list[list[int]], step: 
     return surface
 
 
-def _off_the_table(surface: np.ndarray, robot: np.ndarray) -> np.ndarray:
+def _off_the_table(surface: np.ndarray, robot: np.ndarray, g: _RegionGraph) -> np.ndarray:
     """The work surface (H, W) less what sticks out of the table's body next to the robot: its grey
     pedestal. A table top seen by a fixed camera is one convex shape (less what stands on it); the
     surface grown over regions can leave it where a grey part of the robot meets the table's grey rim
@@ -709,7 +720,10 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray) -> np.ndarray:
     it, 14-25% of the robot repainted by `surface`). The body is the surface opened by a square a
     quarter of its size across (narrow bits go: a rim, the pedestal), its hull what the table can be;
     a part of the surface outside the hull that touches the robot (robot: bool (H, W), its coloured
-    regions) is dropped. Other parts outside it (a leg, a side face) stay."""
+    regions) is dropped, unless it is of the body's own tinted material (the table's corner the arm lies
+    across from above: at 480x640 the arm cut it off the opened body, and its wood stayed under the new
+    texture): its still regions of the body's tinted hue (Lab a, b within 3; no outline blend) stay.
+    Other parts outside it (a leg, a side face) stay."""
     if not surface.any() or not robot.any():
         return surface
     k = int(2 * round(np.sqrt(surface.sum()) / 8) + 1)
@@ -719,7 +733,18 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray) -> np.ndarray:
     out = surface & (motion_hull(body) == 0)
     n, parts = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
     touching = np.unique(parts[out & _dilate(robot, 1)])
-    return surface & ~np.isin(parts, touching[touching > 0])
+    drop = np.isin(parts, touching[touching > 0])
+    # (the median: at 64 px the body's mean is paled by its grey rim, and a region of the wood that reached
+    # past the hull into the grey pedestal came within 3 of it)
+    material = np.median(g.lab[body][:, 1:], axis=0) - 128
+    if np.hypot(*material) >= _TINTED:  # (a grey rim and pedestal are one material: it tells nothing)
+        # (and mostly outside the hull: at 64 px the wood's regions next to a button box or a shelf, mostly
+        # inside it, reached past it over the thing's own outline, which `surface` then painted)
+        outside = np.bincount(g.regions[out], minlength=len(g.area)) >= 0.5 * g.area
+        wood = ((np.linalg.norm(g.mean[:, 1:] - 128 - material, axis=1) < 3) & (g.tint >= _TINTED) & outside
+                & (g.area >= _OUTLINE_SHARE * g.regions.size) & (g.busy <= 0.3))  # (no blend with the arm)
+        drop &= ~wood[g.regions]
+    return surface & ~drop
 
 
 @dataclass

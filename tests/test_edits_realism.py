@@ -711,20 +711,27 @@ def test_the_wood_the_arm_blurs_over_is_still_the_table(bench, tmp_path):
     assert max(changed[f"changed_{c}_inner"] for c in ("table", "robot", "object")) <= 0.01, changed
 
 
-def test_a_tables_bevel_seen_from_above_at_a_real_cameras_size_is_the_table(bench, tmp_path):
+@pytest.fixture(scope="module")
+def topview_480(tmp_path_factory):
+    """One pick-place episode (seed 9000, 100 steps) from the top view at a real camera's size, 480x640."""
+    pytest.importorskip("metaworld")
+    [(episode, truth)] = record_truth(tmp_path_factory.mktemp("topview_480") / "pick", sim="metaworld",
+                                      task="pick-place-v3", episodes=1, size=(480, 640), cameras="topview",
+                                      seed=9000, max_steps=100)
+    return episode, truth, "observation.images.topview"
+
+
+def test_a_tables_bevel_seen_from_above_at_a_real_cameras_size_is_the_table(bench, topview_480):
     """pick-place, top view at 480x640 (seed 9000): the table's outer bevel is a grey gradient 4-8 px wide
     between its dark rim and the white floor, which plate_regions cuts into bands 25-30 Lab apart. A floor
     tile's grout line joined the outermost band to the image's top edge, so it was backdrop, and each band
     took the backdrop through the next; the pedestal's grey top followed (IoU 0.936, table and robot kept
     94%, boundary 10 px). Now a region reaching the top row by 1-2 px is not at the top edge, and the
     backdrop two steps away decides only across a thin blend or a workspace thing."""
-    pytest.importorskip("metaworld")
     from editors.specs import BackgroundSpec
     from editors.workspace import workspace_masks
 
-    [(episode, truth)] = record_truth(tmp_path / "pick", sim="metaworld", task="pick-place-v3", episodes=1,
-                                      size=(480, 640), cameras="topview", seed=9000, max_steps=100)
-    key = "observation.images.topview"
+    episode, truth, key = topview_480
     s = bench.score(workspace_masks(episode.frames[key]).keep, truth[key])
     # now 0.993, table 0.992, robot 1.000, boundary 1.16 px (before: 0.936, 0.937, 0.935, 10.1 px)
     assert s["iou_min"] >= 0.98 and s["kept_table"] >= 0.98 and s["kept_robot"] >= 0.99, s
@@ -732,3 +739,27 @@ def test_a_tables_bevel_seen_from_above_at_a_real_cameras_size_is_the_table(benc
     changed = changed_alone(bench, BackgroundSpec, episode, truth, key)
     assert changed["changed_background_inner"] >= 0.95, changed
     assert max(changed[f"changed_{c}_inner"] for c in ("table", "robot", "object")) <= 0.01, changed
+
+
+def test_surface_at_a_real_cameras_size_paints_the_whole_top(bench, topview_480):
+    """The same top view, re-textured by `surface`. The arm lies across the table's near corner, so the
+    opened table body left that corner out and it was dropped with the pedestal (a wedge of the old wood
+    under the new texture); and the wood's dark grain lines pass the saturation of a coloured thing (10-15
+    Lab from the wood round them), so they were small objects, left as brown streaks in the texture."""
+    from editors.specs import SurfaceSpec
+    from editors.workspace import workspace_masks
+
+    episode, truth, key = topview_480
+    ws = workspace_masks(episode.frames[key])
+    # grain taken for objects: now 23 px of the table (the puck's anti-aliased rim), before 284
+    assert (ws.objects & (truth[key][0] == 1)).sum() <= 60
+    assert ws.objects[truth[key][0] == 3].mean() >= 0.95
+    # the near left corner, below the arm (its wood, and the table's rim there, which is not wood): now 0.45
+    # of its table pixels in the surface, before 0.24
+    corner = np.zeros_like(ws.surface)
+    corner[240:340, 40:120] = True
+    assert ws.surface[corner & (truth[key][0] == 1)].mean() >= 0.4
+    changed = changed_alone(bench, SurfaceSpec, episode, truth, key)
+    # now 0.848 of the table's inside (its grey rim is not wood: left, by design), before 0.833
+    assert changed["changed_table_inner"] >= 0.84, changed
+    assert max(changed[f"changed_{c}_inner"] for c in ("background", "robot", "object")) <= 0.01, changed
