@@ -722,8 +722,8 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray, g: _RegionGraph) -> n
     a part of the surface outside the hull that touches the robot (robot: bool (H, W), its coloured
     regions) is dropped, unless it is of the body's own tinted material (the table's corner the arm lies
     across from above: at 480x640 the arm cut it off the opened body, and its wood stayed under the new
-    texture): its still regions of the body's tinted hue (Lab a, b within 3; no outline blend) stay.
-    Other parts outside it (a leg, a side face) stay."""
+    texture): its still regions that lie mostly outside the hull and have the body's tinted hue (Lab a, b
+    within 3 of its median; no outline blend) stay. Other parts outside it (a leg, a side face) stay."""
     if not surface.any() or not robot.any():
         return surface
     k = int(2 * round(np.sqrt(surface.sum()) / 8) + 1)
