@@ -221,21 +221,10 @@ class _RegionGraph:
         # table's ~15 and a grey floor's ~2 (its HSV saturation, 0.35, is the table's). Such a thing
         # is workspace, though not an arm whose wall-coloured pixels are the wall seen again.
         tint = np.hypot(region_mean(lab[..., 1]) - 128, region_mean(lab[..., 2]) - 128)  # 8-bit Lab: a, b around 128
-        neighbours = adjacency(regions, n)
-        busy = region_mean(busy_px)
-        # A still coloured speck that only uncoloured regions touch, one of them a tinted material within
-        # 15 Lab of it, is a streak of that material, no thing: at 480x640 a wood's dark grain lines pass the
-        # saturation (the wood's is 0.35), 10-15 Lab from the wood round them, and were kept as small objects,
-        # `surface`'s new texture painted round them. (Not the plate's blur of the arm over the wood, which
-        # moves, nor a part of a coloured thing: at 64-256 px a button box's or a shelf's blends with the wood
-        # went to the table, and `surface` painted them.)
-        for r in np.nonzero(coloured & (busy <= 0.3))[0]:
-            around = neighbours[r]
-            if around and not coloured[around].any() and any(
-                    tint[j] >= _TINTED and np.linalg.norm(mean[r] - mean[j]) < 15 for j in around):
-                coloured[r] = False
         pale = ~coloured & (tint > chroma) if saturation is not None else np.zeros(n, bool)
+        busy = region_mean(busy_px)
         pale &= busy < 0.3  # not the plate's blur of a moving red arm over a grey wall
+        neighbours = adjacency(regions, n)
         # Objects are coloured blobs that stay small when joined with the coloured regions they touch
         # (a red arm is cut into many small regions by its shading; together they are large).
         blob = components(coloured, neighbours)
