@@ -3,8 +3,9 @@
 Each check returns a raw statistic and where it happened; `score()` maps a statistic to [0, 1] so
 that a statistic equal to its limit scores 0.5 (the default pass mark): score = clip(1 - stat/(2*limit)).
 
-    frozen      longest run of (near) identical consecutive frames, as a fraction of the episode; a run
-                across which the recorded state rests too is the robot resting (state_rests), not a freeze
+    frozen      longest run of (near) identical consecutive frames (still_means: a small mean change and
+                next to no pixel changing much), as a fraction of the episode; a run across which the
+                recorded state rests too is the robot resting (state_rests), not a freeze
     static      mean per-step change over the whole video (a video that barely moves at all), the robot's
                 rests left out
     jump        the largest single-step change relative to the busier steps around it (cuts, teleports),
@@ -171,10 +172,22 @@ def camera_stillness(frames: np.ndarray, grid: int = 4, min_cells: int = 6, samp
     return float(np.median(shares)) if len(shares) >= min_cells else None
 
 
-def frozen(diffs: np.ndarray, still: float = 0.5, rest: np.ndarray | None = None) -> tuple[float, int]:
-    """Longest run of steps whose mean change is under `still` grey levels, as a fraction of all steps;
-    steps marked in `rest` (state_rests: the robot resting) are not still."""
+def still_means(diffs: np.ndarray, moved: float = 7.5, area: float = 0.0002) -> np.ndarray:
+    """(T-1,) each step's mean change in grey levels, or inf where over `area` of the frame changes by more
+    than `moved`: what `frozen` and state_rests count as still is a step under their mean bar with (next to)
+    nothing moving in it. The mean alone took a slow arm for a freeze: at 480x640 seen at the 128-px work
+    size the arm moves in sub-pixel steps, and AV1 (g=2) adds 0.4-0.5 grey levels of flicker over the
+    whole frame every other step, so a clean pick-place's corner2 video stayed under 0.5 for 17-59 % of
+    its steps while 3-200 px of arm moved in each; a repeated frame re-encoded moves no pixel that much."""
     means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    busy = (diffs > moved).reshape(len(diffs), -1).mean(axis=1) > area
+    return np.where(busy, np.inf, means)
+
+
+def frozen(diffs: np.ndarray, still: float = 0.5, rest: np.ndarray | None = None) -> tuple[float, int]:
+    """Longest run of still steps (still_means under `still` grey levels), as a fraction of all steps;
+    steps marked in `rest` (state_rests: the robot resting) are not still."""
+    means = still_means(diffs)
     if rest is not None:
         means = np.where(rest, np.inf, means)
     start, end = max(still_runs(means, still), key=lambda run: run[1] - run[0], default=(0, 0))  # the first longest
@@ -198,7 +211,7 @@ def state_rests(diffs: np.ndarray, state: np.ndarray, still: float = 0.5, tolera
     robot that moves covers far more than `tolerance`); the run's first and last frames left out (an encoder repeats the
     frame before a stop, so the still run can start a step before the robot does). A state that never
     moves (a dataset's placeholder zeros) tells nothing: no step rests."""
-    means = diffs.reshape(len(diffs), -1).mean(axis=1)
+    means = still_means(diffs)
     out = np.zeros(len(means), bool)
     state = np.asarray(state, np.float64)
     span = np.ptp(state, axis=0)
