@@ -35,6 +35,8 @@ that a statistic equal to its limit scores 0.5 (the default pass mark): score = 
                 in under the moving gripper.
     settle      pixels that change within a few frames while they and their surroundings are still
                 before and after: a thing that vanishes, grows or morphs on its own, also gradually.
+                Neither it nor still_change counts a change at the frame's very edge (inside_view), a
+                small one on a slowly moving arm (touched_in_window) or an edge that slid on (moved).
     still_change the same between two still stretches of each pixel and its neighbours, "still" a range
                 that the encoder's flicker of edges stays within, only the solid part (a 3x3 px square
                 fits): a goal marker growing with the arm away, which settle's per-step bar misses.
@@ -155,6 +157,29 @@ def touched_by_mover(region: np.ndarray, motion: np.ndarray, min_mover: float, r
     large = beyond >= min_mover * region.size
     large[0] = False
     return region & large[labels]
+
+
+def touched_in_window(region: np.ndarray, diffs: np.ndarray, blurred: np.ndarray, a: int, b: int, threshold: float,
+                      min_mover: float, bridge: np.ndarray, slow_piece: float = 0.005) -> np.ndarray:
+    """touched_by_mover over frames a..b, for settle and still_change: the mover is what changes by more
+    than `threshold` in a step; for a piece of `region` of at most `slow_piece` of the frame, also what
+    changes that much from frame a to frame b. An arm that moves slowly and smoothly (a 480x640 camera's
+    frames at the 128-px work size: sub-pixel steps) changes no pixel that much in one step, yet moves on
+    over the window, and the pixels of its own edge or shading that change a few grey levels a step were
+    what those checks found (settle: pieces of 4-15 px at 96x128, still_change: its looser stillness
+    lets through longer edges, up to ~60 px). Only small pieces: a pedestal grown over the table beside
+    the arm's slowly turning base (bench_verifier, 128 px: 0.05 of the frame) is no part of the arm."""
+    fast = (diffs[a:b] > threshold).any(axis=0)
+    touched = touched_by_mover(region, fast, min_mover, bridge=bridge)
+    rest = region & ~touched
+    if rest.any():
+        slow = fast | (np.abs(blurred[b] - blurred[a]).max(axis=-1) > threshold)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            touched_by_mover(rest, slow, min_mover, bridge=bridge).astype(np.uint8), connectivity=8)
+        small = stats[:, cv2.CC_STAT_AREA] <= slow_piece * region.size
+        small[0] = False
+        touched |= small[labels]
+    return touched
 
 
 def camera_stillness(frames: np.ndarray, grid: int = 4, min_cells: int = 6, samples: int = 48) -> float | None:
@@ -403,7 +428,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             kept |= (alone & (drift < settle_share * step)
                      & (np.abs(after[1:] - after[-1:]).max(axis=(0, -1)) < threshold / 2))
         alone &= drift < threshold / 2
-        alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+        alone = solid_part(alone, 2)
         area = cut_area = float(alone.mean())
         if cut_area > worst_all and objects is not None:  # an object the robot shoves, landing in one step
             cut_area = float((alone & ~shifted_objects(alone, (objects[t], objects[t + 1]),
@@ -504,13 +529,14 @@ def moved(piece: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: f
     return False
 
 
-def moved_pieces(region: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, search: int) -> np.ndarray:
+def moved_pieces(region: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, search: int,
+                 ring: int = 2) -> np.ndarray:
     """The pieces (8-connected) of `region`, a one-step change between blurred frames, that `moved`."""
     n, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
     out = np.zeros(region.shape, bool)
     for i in range(1, n):
         piece = labels == i
-        if moved(piece, before, after, threshold, search):
+        if moved(piece, before, after, threshold, search, ring=ring):
             out |= piece
     return out
 
@@ -568,6 +594,21 @@ def _centred_fit(a: np.ndarray, b: np.ndarray, angles: tuple[int, ...]) -> float
     return best
 
 
+def inside_view(mask: np.ndarray, edge: int = 3) -> np.ndarray:
+    """`mask` less its pieces (8-connected) that lie wholly within `edge` px of the frame's border: there
+    something can cross the frame's edge (an arm's link sliding out of view at 480x640: a strip of 2-3 px
+    at the 128-px work size that turns from red to floor over a few frames), and the view tells nothing
+    of what is beyond it. A thing that appears, vanishes or morphs in view reaches further in."""
+    h, w = mask.shape
+    inner = np.zeros(mask.shape, bool)
+    inner[edge:h - edge, edge:w - edge] = True
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[mask & inner])] = True
+    keep[0] = False
+    return keep[labels]
+
+
 def solid_part(mask: np.ndarray, size: int) -> np.ndarray:
     """The pixels of `mask` covered by a `size` x `size` square that fits inside it (a morphological
     opening; cv2's own with an even kernel shifts by a pixel, so the anchors are set here)."""
@@ -620,15 +661,15 @@ def still_patch(frames: np.ndarray, threshold: float = 30, quiet: int = 4, still
 def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, quiet: int = 4, span: int = 8,
                  still_fraction: float = 0.5, reach: int = 3, solid: int = 3,
                  min_mover: float | None = None, plate_fg: np.ndarray | None = None,
-                 objects: np.ndarray | None = None) -> tuple[float, int]:
-    """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes by more
-    than `threshold` within at most `span` frames between two still stretches of `quiet` frames, with
-    no mover reaching it meanwhile (touched_by_mover): a thing that grows, shrinks, recolours or
-    vanishes on its own, gradually. `settle` asks the same with a per-step stillness bar (a quarter of
-    the threshold), which the AV1 encoder's flicker of edges (8-13 grey levels every other frame)
-    breaks, so a goal marker growing from 3 to 8 px with the arm away passed it; here "still" is a
-    range (every frame of the stretch within threshold * still_fraction of the others, for the pixel and
-    its neighbours within `reach`), so flicker stays still and a slow drift does not. The looser bar
+                 objects: np.ndarray | None = None, moved_search: int = 0) -> tuple[float, int]:
+    """Largest solid area (a `solid` x `solid` square fits; fraction of the frame) that changes by more than
+    `threshold` within at most `span` frames between two still stretches of `quiet` frames, with no mover
+    reaching it meanwhile (touched_in_window): a thing that grows, shrinks, recolours or vanishes on its own,
+    gradually (`moved_search` and the frame's edge as in `settle`). `settle` asks the same with a per-step
+    stillness bar (a quarter of the threshold), which the AV1 encoder's flicker of edges (8-13 grey levels
+    every other frame) breaks, so a goal marker growing from 3 to 8 px with the arm away passed it; here
+    "still" is a range (every frame of the stretch within threshold * still_fraction of the others, for the
+    pixel and its neighbours within `reach`), so flicker stays still and a slow drift does not. The looser bar
     lets thin slivers through on clean videos (the arm's shadow edge, the rim of a shoved T block:
     bench_verifier's clean videos up to 0.003 of the frame), so only the solid part counts."""
     t_len = len(frames)
@@ -653,13 +694,17 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
             alone = before & still[end] & (np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold)
             if alone.sum() < solid * solid:
                 continue
-            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+            alone = inside_view(solid_part(alone, 2))
             if float(solid_part(alone, solid).mean()) <= worst:
                 continue  # the gate only takes pixels away
             if min_mover is not None:
-                motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
-                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=contact_bridge(alone, plate_fg, objects, start, end))
-            area = float(solid_part(alone, solid).mean())
+                alone &= ~touched_in_window(alone, diffs, blurred, max(0, start - quiet), end + quiet, threshold,
+                                            min_mover, contact_bridge(alone, plate_fg, objects, start, end))
+            pieces = solid_part(alone, solid)
+            area = float(pieces.mean())
+            if area > worst and moved_search:  # an edge that slid on, not a thing that changed
+                area = float(solid_part(pieces & ~moved_pieces(pieces, blurred[start], blurred[end], threshold,
+                                                               moved_search, ring=0), solid).mean())
             if area > worst:
                 worst, at = area, end  # the first frame with all of the change
     return worst, at
@@ -667,13 +712,17 @@ def still_change(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, q
 
 def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: int = 3, span: int = 8,
            quiet: int = 4, still_fraction: float = 0.25, min_mover: float | None = None,
-           plate_fg: np.ndarray | None = None, objects: np.ndarray | None = None) -> tuple[float, int]:
+           plate_fg: np.ndarray | None = None, objects: np.ndarray | None = None,
+           moved_search: int = 0) -> tuple[float, int]:
     """Largest area (fraction of the frame) that changes by more than `threshold` within at most
     `span` frames while it and everything within `reach` pixels is still for `quiet` steps before
     and after: a thing that vanished, grew or changed on its own, gradually (a morph) or at once.
     "Still" is strict (under threshold * still_fraction per step): a soft shadow or a slow arm moves
     a few grey levels per step, which adds up over the span without any one step passing `threshold`.
-    With `min_mover`, a change that a large mover reaches meanwhile is not counted (touched_by_mover)."""
+    With `min_mover`, a change that a large mover reaches meanwhile is not counted (touched_in_window).
+    With `moved_search`, nor is a piece whose own pixels the frame before, turned and shifted by at most
+    that many pixels, matches both ways (`moved` on the piece alone, no ring: an arm's edge that slid
+    on by a pixel over the span). Pieces wholly at the frame's edge do not count (inside_view)."""
     t_len = len(frames)
     if t_len < 2 * quiet + 2:
         return 0.0, 0
@@ -694,11 +743,14 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             alone &= np.abs(blurred[end] - blurred[start]).max(axis=-1) > threshold
             if not alone.any():
                 continue
-            alone = cv2.morphologyEx(alone.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+            alone = inside_view(solid_part(alone, 2))
             if min_mover is not None and alone.any():
-                motion = (diffs[max(0, start - quiet):end + quiet] > threshold).any(axis=0)
-                alone &= ~touched_by_mover(alone, motion, min_mover, bridge=contact_bridge(alone, plate_fg, objects, start, end))
+                alone &= ~touched_in_window(alone, diffs, blurred, max(0, start - quiet), end + quiet, threshold,
+                                            min_mover, contact_bridge(alone, plate_fg, objects, start, end))
             area = float(alone.mean())
+            if area > worst and moved_search:  # an edge that slid on, not a thing that changed
+                area = float((alone & ~moved_pieces(alone, blurred[start], blurred[end], threshold, moved_search,
+                                                    ring=0)).mean())
             if area > worst:
                 worst, at = area, start + 1
     return worst, at

@@ -110,10 +110,12 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec, fps: float | None = 
         record_step("leap", *C.leap(moving, moving_diffs, threshold))
     if "settle" in wanted:
         record_step("settle", *C.settle(moving, moving_diffs, threshold, span=spec.settle_span, min_mover=spec.contact,
-                                        still_fraction=spec.settle_still, plate_fg=plate_fg, objects=objects))
+                                        still_fraction=spec.settle_still, plate_fg=plate_fg, objects=objects,
+                                        moved_search=spec.settle_moved))
     if "still_change" in wanted:
         record_step("still_change", *C.still_change(moving, moving_diffs, threshold, span=spec.settle_span,
-                                                    min_mover=spec.contact, plate_fg=plate_fg, objects=objects))
+                                                    min_mover=spec.contact, plate_fg=plate_fg, objects=objects,
+                                                    moved_search=spec.settle_moved))
     if wanted & {"new_colour", "colour_mass"}:
         new, mass, at = C.colour_drift(small)
         if "new_colour" in wanted:

@@ -127,6 +127,10 @@ class ConsistencySpec(StageSpec):
     settle_span: int = Field(8, ge=1, description="settle: most frames a change may take (morphs are gradual)")
     settle_still: float = Field(0.25, gt=0, le=1, description="settle: a step under this fraction of the change "
                                 "threshold counts as still")
+    settle_moved: int = Field(1, ge=0, description="settle, still_change: a piece whose pixels in the frame after, "
+                              "turned by up to 15 degrees and shifted by up to this many pixels (at work_size), match the "
+                              "frame before both ways is an edge that slid on (an arm moving slowly and smoothly), not a "
+                              "thing that changed; 0 counts every one (2 let objects growing beside the arm through)")
     action_margin: float = Field(0.25, ge=0, description="widen q01..q99 by this fraction of the range")
     weight: float = Field(1.0, ge=0, description="weight of this stage's score in the total")
     thresholds: Thresholds = Field(default_factory=default_thresholds)
