@@ -1091,3 +1091,56 @@ def test_clean_episodes_at_a_real_cameras_size_pass_and_a_freeze_and_a_thing_app
     failed = {c: details[c]["frame"] for c, v in scores.items() if v < 0.5}
     assert abs(failed["patch"] - info["frame"]) <= 1, (info, failed)
     assert min(failed.values()) >= info["frame"] - 1, (info, failed)  # nothing before it
+
+
+def test_a_slow_movers_reach_excuses_small_pieces_only_and_the_frames_edge_is_left_aside():
+    """touched_in_window: an arm that slides 4 px over the window in steps of under the change threshold
+    (no step moves a pixel by 30 grey levels) reaches a 2x3 px piece on its edge (its shading changing),
+    but not a 20x20 thing grown beside it (at 0.005 of the frame, slow_piece). inside_view drops a strip
+    wholly within 3 px of the border and keeps a patch that reaches further in."""
+    from verifiers import checks as C
+
+    h, w, t_len = 96, 128, 9
+    frames = np.full((t_len, h, w, 3), 120, np.int16)
+    for t in range(t_len):  # a red bar 40 px wide, its right edge ramping over 4 px: soft, half a px a frame
+        x = 60 + t / 2
+        cols = np.clip(x - np.arange(w), 0, 1)[None, :, None]
+        frames[t, 20:80] = (120 + cols * (np.array([200, 30, 30]) - 120))[0]
+        frames[t, 20:80, :20] = 120
+    blurred = C.blur(frames.astype(np.uint8))
+    diffs = C.step_differences(frames.astype(np.uint8))
+    assert diffs.max() < 30  # nothing a step mover would be
+    region = np.zeros((h, w), bool)
+    region[40:42, 58:61] = True  # on the bar's moving edge
+    grown = np.zeros((h, w), bool)
+    grown[40:60, 64:84] = True  # a thing as large as a grown pedestal, beside the edge
+    bridge = np.zeros((h, w), bool)
+    touched = C.touched_in_window(region | grown, diffs, blurred, 0, t_len - 1, 30, 0.005, bridge)
+    assert touched[region].all() and not touched[grown].any()
+    assert not C.touched_in_window(region, diffs, blurred, 0, t_len - 1, 30, 0.005, bridge, slow_piece=0).any()
+    assert C.touched_in_window(grown, diffs, blurred, 0, t_len - 1, 30, 0.005, bridge, slow_piece=1)[grown].all()
+
+    strip, patch = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    strip[93:96, 40:50] = True  # the bottom 3 rows
+    patch[0:8, 80:88] = True  # touching the top, reaching 8 px in
+    kept = C.inside_view(strip | patch)
+    assert not kept[strip].any() and kept[patch].all()
+
+
+def test_moved_on_the_piece_alone_tells_an_edge_that_slid_from_a_small_recolour():
+    """settle and still_change ask `moved` of a piece's own pixels (ring 0): with patch's 2-px ring, the
+    unchanged ring is over 80 % of a 2x2 piece's window, so a 2x2 piece that turned green "moved" too."""
+    from verifiers import checks as C
+
+    before = np.full((32, 32, 3), 120, np.int16)
+    before[:, :16] = (200, 30, 30)  # a red body, its edge at x = 16
+    slid = before.copy()
+    slid[:, 16] = (200, 30, 30)  # the edge one pixel on
+    recoloured = before.copy()
+    recoloured[10:12, 20:22] = (30, 200, 30)
+    edge, spot = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
+    edge[10:14, 16] = True
+    spot[10:12, 20:22] = True
+    assert C.moved(edge, before, slid, 30, 1, ring=0)
+    assert not C.moved(spot, before, recoloured, 30, 1, ring=0)
+    assert C.moved(spot, before, recoloured, 30, 1, ring=2)  # what the ring let through
