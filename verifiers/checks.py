@@ -174,11 +174,8 @@ def touched_in_window(region: np.ndarray, diffs: np.ndarray, blurred: np.ndarray
     rest = region & ~touched
     if rest.any():
         slow = fast | (np.abs(blurred[b] - blurred[a]).max(axis=-1) > threshold)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(
-            touched_by_mover(rest, slow, min_mover, bridge=bridge).astype(np.uint8), connectivity=8)
-        small = stats[:, cv2.CC_STAT_AREA] <= slow_piece * region.size
-        small[0] = False
-        touched |= small[labels]
+        reached = touched_by_mover(rest, slow, min_mover, bridge=bridge)
+        touched |= reached & ~large_blobs(reached, int(slow_piece * region.size) + 1)  # (over slow_piece: large)
     return touched
 
 
@@ -602,6 +599,8 @@ def inside_view(mask: np.ndarray, edge: int = 3) -> np.ndarray:
     h, w = mask.shape
     inner = np.zeros(mask.shape, bool)
     inner[edge:h - edge, edge:w - edge] = True
+    if not (mask & ~inner).any():  # (nothing at the edge: settle's loop calls this for every span)
+        return mask
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     keep = np.zeros(n, bool)
     keep[np.unique(labels[mask & inner])] = True
