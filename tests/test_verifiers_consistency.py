@@ -1097,7 +1097,8 @@ def test_a_slow_movers_reach_excuses_small_pieces_only_and_the_frames_edge_is_le
     """touched_in_window: an arm that slides 4 px over the window in steps of under the change threshold
     (no step moves a pixel by 30 grey levels) reaches a 2x3 px piece on its edge (its shading changing),
     but not a 20x20 thing grown beside it (at 0.005 of the frame, slow_piece). inside_view drops a strip
-    wholly within 3 px of the border and keeps a patch that reaches further in."""
+    wholly within 3 px of the border and keeps a patch that reaches further in. A piece that changed at once
+    in one step is no slow edge."""
     from verifiers import checks as C
 
     h, w, t_len = 96, 128, 9
@@ -1119,6 +1120,12 @@ def test_a_slow_movers_reach_excuses_small_pieces_only_and_the_frames_edge_is_le
     assert touched[region].all() and not touched[grown].any()
     assert not C.touched_in_window(region, diffs, blurred, 0, t_len - 1, 30, 0.005, bridge, slow_piece=0).any()
     assert C.touched_in_window(grown, diffs, blurred, 0, t_len - 1, 30, 0.005, bridge, slow_piece=1)[grown].all()
+    # a small piece on the edge that changes at once in one step (a hallucination beside the slow arm) is
+    # no slow edge: the bench's robot base, recoloured beside its slowly turning arm, was excused
+    jumped = frames.copy()
+    jumped[5:, 40:42, 58:61] = (40, 200, 40)
+    j_blurred, j_diffs = C.blur(jumped.astype(np.uint8)), C.step_differences(jumped.astype(np.uint8))
+    assert not C.touched_in_window(region, j_diffs, j_blurred, 0, t_len - 1, 30, 0.005, bridge)[region].any()
 
     strip, patch = np.zeros((h, w), bool), np.zeros((h, w), bool)
     strip[93:96, 40:50] = True  # the bottom 3 rows
