@@ -1151,3 +1151,47 @@ def test_moved_on_the_piece_alone_tells_an_edge_that_slid_from_a_small_recolour(
     assert C.moved(edge, before, slid, 30, 1, ring=0)
     assert not C.moved(spot, before, recoloured, 30, 1, ring=0)
     assert C.moved(spot, before, recoloured, 30, 1, ring=2)  # what the ring let through
+
+
+def test_at_64_px_pace_has_a_floor_of_whole_pixels_and_still_sees_a_cut():
+    """pace's floor (0.0005 of the frame) is 2 px at 64x64, where the moving edges of a clean episode are a
+    few whole pixels: one step with 6 against its neighbours' 1 read as 2.0 (the limit is 1.7). The floor is
+    now at least 8 px; a skipped stretch (40 px against 4) still reads far over the limit."""
+    from verifiers import checks as C
+
+    def diffs_with(areas):
+        d = np.zeros((len(areas), 64, 64), np.int16)
+        for t, a in enumerate(areas):
+            d[t].flat[:a] = 100
+        return d
+
+    clean = diffs_with([1, 1, 1, 1, 1, 6, 1, 1, 1, 1])
+    assert C.pace(clean, floor_pixels=0)[0] > 1.7  # the old floor
+    assert C.pace(clean)[0] < 1
+    cut = diffs_with([4, 4, 4, 4, 4, 40, 4, 4, 4, 4])
+    assert C.pace(cut)[0] > 3
+
+
+def test_at_64_px_a_dark_turning_face_and_a_two_bin_colour_are_no_new_colour():
+    """At 64 px (COARSE_COLOUR) a codec keeps colour at 32 px: a dark face turning into view reads as a
+    strong navy (saturation over 90 at value 60) and a pale drawer's green, 6 + 6 px at the start, is split
+    over two hue bins each under new_colour's bar, so more of it later was "new". Coarse frames need value
+    70 for a strong colour and know a colour from its bin and both neighbours together; a bright colour
+    new to the scene is still new."""
+    from verifiers import checks as C
+
+    frames = np.full((12, 64, 64, 3), 150, np.uint8)
+    greens = [(90, 200, 60), (60, 200, 90)]  # hue bins 5 and 6 (of 18)
+    for t in range(12):
+        n = 6 if t < 6 else 20
+        frames[t, 0, :n] = greens[0]
+        frames[t, 1, :n] = greens[1]
+    dark = frames.copy()
+    dark[6:, 30:36, 30:36] = (25, 30, 60)  # 36 px of dark navy
+    bright = frames.copy()
+    bright[6:, 30:36, 30:36] = (40, 60, 230)  # 36 px of a bright blue
+    for video in (frames, dark):
+        assert C.colour_drift(video)[0] > 0.0029  # fails the shipped limit the old way
+        assert C.colour_drift(video, coarse=True)[0] < 0.0029
+    assert C.colour_drift(bright, coarse=True)[0] > 0.0029
+    assert C.colour_place(dark, coarse=True)[0] < C.colour_place(dark)[0]

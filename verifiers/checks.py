@@ -283,7 +283,8 @@ def jump(diffs: np.ndarray, window: int = 4, quantile: float = 75, frames: np.nd
     return worst, at
 
 
-def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float = 0.0005) -> tuple[float, int]:
+def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float = 0.0005,
+         floor_pixels: int = 8) -> tuple[float, int]:
     """Largest area that changes in one step (pixels over `threshold`, the change threshold) over the largest
     of the same area in the steps around it (excluding itself) plus `floor` (fraction of the
     frame; also at least a quarter of the episode's median step). `jump` asks the same of the mean change,
@@ -298,8 +299,11 @@ def pace(diffs: np.ndarray, threshold: float = 30, window: int = 4, floor: float
     repeated frame dropped between them). Against the largest neighbour, not the upper quartile: a slow
     mover drawn without anti-aliasing moves a whole pixel every few steps and nothing between, and its
     steps against the quartile of such a run reached 4.1-5.5 (tests/corpus.py's scene), against the
-    largest 1.1-1.6."""
+    largest 1.1-1.6. The floor is also at least `floor_pixels`: the moving edges' area is counted in whole pixels,
+    and at 64 px 0.0005 of the frame is 2 of them (clean MetaWorld episodes reached 2.2 there)."""
     areas = (diffs > threshold).reshape(len(diffs), -1).mean(axis=1)
+    if len(diffs):
+        floor = max(floor, floor_pixels / diffs[0].size)
     base = max(floor, 0.25 * float(np.median(areas))) if len(areas) else floor
     worst, at = 0.0, 0
     for t in range(window, len(areas)):
@@ -757,6 +761,16 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     return worst, at
 
 
+# Frames this small or smaller (the longer side, at the work size) have coarse colour: a video codec keeps
+# colour at half the size (4:2:0), so at 64 px it is 32 px across, and a small dark thing's hue and
+# saturation are noise (the dark cabinet of door-open, turning, read as a new navy colour in 15 of 16 clean
+# corner4 episodes), and a small object's colour splits over two hue bins, each under new_colour's bar (a
+# pale drawer's green, 13 px at the start). There a strong colour must also be at least COARSE_MIN_VALUE
+# bright, and new_colour knows a colour from its bin and both neighbours together.
+COARSE_COLOUR = 64
+COARSE_MIN_VALUE = 70
+
+
 def _colour_histograms(frames: np.ndarray, bins: int = 18, min_saturation: int = 90, min_value: int = 50) -> np.ndarray:
     """(T, bins) fraction of each frame's pixels that are strongly coloured, per hue bin."""
     out = np.zeros((len(frames), bins))
@@ -768,15 +782,18 @@ def _colour_histograms(frames: np.ndarray, bins: int = 18, min_saturation: int =
     return out
 
 
-def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3) -> tuple[float, float, int]:
+def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3,
+                 coarse: bool = False) -> tuple[float, float, int]:
     """(new_colour, colour_mass, frame): fraction of pixels in hue bins that were (almost) absent from
     the first `reference` frames, and the largest change of one hue's amount relative to the first
     frames (as a fraction of the frame); both taken as the smallest over `persist` consecutive frames,
-    so that only a lasting change counts."""
-    hist = _colour_histograms(frames)
+    so that only a lasting change counts. `coarse` (frames of 64 px or less, COARSE_COLOUR): see there."""
+    hist = _colour_histograms(frames, min_value=COARSE_MIN_VALUE if coarse else 50)
     ref = hist[:reference].mean(axis=0)
-    # a bin or its neighbours present at the start makes that colour known (lighting shifts hue a bit)
-    known = np.maximum.reduce([ref, np.roll(ref, 1), np.roll(ref, -1)]) > 0.002
+    # a bin or its neighbours present at the start makes that colour known (lighting shifts hue a bit);
+    # coarse: the three together (a small thing's colour split over two bins, each under the bar)
+    spread = [ref, np.roll(ref, 1), np.roll(ref, -1)]
+    known = (np.sum(spread, axis=0) if coarse else np.maximum.reduce(spread)) > 0.002
     new = np.clip(hist[:, ~known] - ref[~known], 0, None).sum(axis=1)
     mass = np.abs(hist - ref).max(axis=1)
 
@@ -793,14 +810,16 @@ def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3) -> tu
 
 def colour_place(frames: np.ndarray, bins: int = 18, reach: int = 16, reference: int = 3, persist: int = 3,
                  min_saturation: int = 90, min_value: int = 50, mover_steps: float = 0.25, min_pixels: int = 3,
-                 threshold: float = 30) -> tuple[float, int]:
+                 threshold: float = 30, coarse: bool = False) -> tuple[float, int]:
     """Largest lasting fraction of the frame in a strong colour that was nowhere within `reach` pixels
     of that place in the first `reference` frames (hue bins +-1): a thing that appears, is copied or
     turns into a colour the scene has only elsewhere (new_colour misses those: it asks whether a colour
     is new to the whole frame). Colours of what moves are left out: a hue bin in which at least
     `min_pixels` strongly coloured pixels change (by `threshold`) in at least `mover_steps` of the steps
     is the robot's, or what it carries, and goes wherever the robot goes; a hallucination changes once,
-    or over a few frames. Taken as the smallest over `persist` frames."""
+    or over a few frames. Taken as the smallest over `persist` frames. `coarse`: see COARSE_COLOUR."""
+    if coarse:
+        min_value = max(min_value, COARSE_MIN_VALUE)
     t_len, h, w = frames.shape[:3]
     if t_len < max(reference, persist) + 1:
         return 0.0, 0

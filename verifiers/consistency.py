@@ -116,14 +116,15 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec, fps: float | None = 
         record_step("still_change", *C.still_change(moving, moving_diffs, threshold, span=spec.settle_span,
                                                     min_mover=spec.contact, plate_fg=plate_fg, objects=objects,
                                                     moved_search=spec.settle_moved))
+    coarse = max(small.shape[1:3]) <= C.COARSE_COLOUR
     if wanted & {"new_colour", "colour_mass"}:
-        new, mass, at = C.colour_drift(small)
+        new, mass, at = C.colour_drift(small, coarse=coarse)
         if "new_colour" in wanted:
             record("new_colour", new, at)
         if "colour_mass" in wanted:
             record("colour_mass", mass, at)
     if "colour_place" in wanted:
-        record("colour_place", *C.colour_place(small))
+        record("colour_place", *C.colour_place(small, coarse=coarse))
     if "objects" in wanted:
         record("objects", *C.objects(small))
     if "objects_persist" in wanted:
