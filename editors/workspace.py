@@ -608,8 +608,9 @@ def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np
     if not g.slivers.any() or not len(behind):
         return np.zeros_like(g.slivers)
     # (a thin line that is part of a thing is no gap: a drawer's white handle at 256 px, 1-2 px wide)
-    thin = _thin(g.regions, len(side))
-    parts = np.array([side[r] == 1 and _part_of_a_thing(g, side, r, thin) for r in range(len(side))], bool)
+    thin, parts = _thin(g.regions, len(side)), np.zeros(len(side), bool)
+    for r in np.unique(g.regions[g.slivers]):
+        parts[r] = side[r] == 1 and _part_of_a_thing(g, side, r, thin)
     ys, xs = np.nonzero(g.slivers & ~parts[g.regions])
     lab = g.lab[ys, xs]
     to_backdrop = np.linalg.norm(lab[:, None] - behind[None], axis=-1).min(axis=1)

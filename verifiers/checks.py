@@ -763,7 +763,7 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
 
 # Frames this small or smaller (the longer side, at the work size) have coarse colour: a video codec keeps
 # colour at half the size (4:2:0), so at 64 px it is 32 px across, and a small dark thing's hue and
-# saturation are noise (the dark cabinet of door-open, turning, read as a new navy colour in 15 of 16 clean
+# saturation are noise (the dark cabinet of door-open, turning, read as a new navy colour in 13 of 16 clean
 # corner4 episodes), and a small object's colour splits over two hue bins, each under new_colour's bar (a
 # pale drawer's green, 13 px at the start). There a strong colour must also be at least COARSE_MIN_VALUE
 # bright, and new_colour knows a colour from its bin and both neighbours together.
