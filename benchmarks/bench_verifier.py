@@ -53,17 +53,14 @@ SCENES = {  # name -> make_sim_dataset arguments
     "pick-place-v3-wrist": ["--sim", "metaworld", "--task", "pick-place-v3", "--cameras", "gripperPOV", "--size", "128",
                             "--seeded-configs"],
 }
-# the same tasks at a real camera's size, each from another of MetaWorld's fixed cameras (README: the verifier,
-# at 480x640); not in the default scenes: 16 episodes each take ~45 CPU-minutes to record, corrupt and re-encode
+# the same tasks, each from another of MetaWorld's fixed cameras, at a real camera's size (README: the verifier,
+# at 480x640; 16 episodes each take ~45 CPU-minutes to record, corrupt and re-encode) and at 64 px, the size
+# bench_policy.py trains at (README: the verifier, at 64 px); not in the default scenes
 for _task, _camera in (("pick-place-v3", "corner2"), ("push-v3", "topview"), ("door-open-v3", "corner4"),
                        ("drawer-open-v3", "corner2")):
-    SCENES[f"{_task}-480"] = ["--sim", "metaworld", "--task", _task, "--cameras", _camera, "--size", "480x640",
-                              "--seeded-configs"]
-# and at 64 px, the size bench_policy.py trains at (README: the verifier, at 64 px); not in the default scenes
-for _task, _camera in (("pick-place-v3", "corner2"), ("push-v3", "topview"), ("door-open-v3", "corner4"),
-                       ("drawer-open-v3", "corner2")):
-    SCENES[f"{_task}-64"] = ["--sim", "metaworld", "--task", _task, "--cameras", _camera, "--size", "64",
-                             "--seeded-configs"]
+    for _name, _size in (("480", "480x640"), ("64", "64")):
+        SCENES[f"{_task}-{_name}"] = ["--sim", "metaworld", "--task", _task, "--cameras", _camera, "--size", _size,
+                                      "--seeded-configs"]
 DEFAULT_SCENES = ("pick-place-v3", "push-v3", "door-open-v3", "drawer-open-v3", "pusht")
 
 

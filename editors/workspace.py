@@ -200,6 +200,7 @@ class _RegionGraph:
     neighbours: list[list[int]]
     slivers: np.ndarray  # bool (H, W): lines 1-2 px wide unlike both their sides (thin_lines)
     carriers: np.ndarray  # (n,) bool: a region that surrounds something moving (the surface it slides on)
+    thin: np.ndarray  # (n,) bool: at most about 2 px wide (_thin): a blend along an outline, a line
 
     @classmethod
     def of(cls, plate: np.ndarray, busy_px: np.ndarray, work: np.ndarray, saturation: float | None,
@@ -231,7 +232,8 @@ class _RegionGraph:
         small = coloured & (np.bincount(blob, weights=area, minlength=n)[blob] < 0.01 * regions.size)
         moved = busy_px > 0
         return cls(regions, lab, area, mean, region_mean(motion_hull(moved)), region_mean(motion_hull(work)), busy,
-                   coloured, pale, tint, blob, small, neighbours, slivers, _carriers(regions, moved, n))
+                   coloured, pale, tint, blob, small, neighbours, slivers, _carriers(regions, moved, n),
+                   _thin(regions, n))
 
 
 def _carriers(regions: np.ndarray, moved: np.ndarray, n: int, inside: float = 0.95) -> np.ndarray:
@@ -432,9 +434,8 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # the floor and moving with the drawer in 43% of the frames (drawer-close, corner4 at 480x640:
     # `background` painted it with the new backdrop). The floor seen through a gap lies between a
     # pedestal and a table, neither of them tinted.
-    thin = _thin(regions, n)
     for r in np.nonzero((side == 0) & (g.busy <= 0.5) & ~border)[0]:
-        if _part_of_a_thing(g, side, r, thin):
+        if _part_of_a_thing(g, side, r):
             side[r] = 1
     # the plate's blur of the arm (busy backdrop) does not decide for a large region (a dark cabinet
     # standing beside the arm's path followed such a blur to the wall; door-open, corner4 at 64 px),
@@ -454,7 +455,7 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # grey top took the bevel: top view, table and robot kept 94%)
 
     def vouches(r: int, w: int, c: int) -> bool:
-        if c != w and side[c] == 2 and side[w] != 1 and not thin[w]:
+        if c != w and side[c] == 2 and side[w] != 1 and not g.thin[w]:
             return False
         if g.area[r] < 0.01 * regions.size:
             return True
@@ -472,10 +473,10 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     return side
 
 
-def _part_of_a_thing(g: _RegionGraph, side: np.ndarray, r: int, thin: np.ndarray) -> bool:
+def _part_of_a_thing(g: _RegionGraph, side: np.ndarray, r: int) -> bool:
     """Is region r wholly in the workspace, on a tinted thing (pale or small and coloured) larger than it?
-    Undecided blends along its outline (`thin`) do not count."""
-    around = [j for j in g.neighbours[r] if side[j] != 0 or not thin[j]]
+    Undecided blends along its outline (thin regions) do not count."""
+    around = [j for j in g.neighbours[r] if side[j] != 0 or not g.thin[j]]
     return all(side[j] == 1 for j in around) and any((g.pale[j] or g.small[j]) and g.area[j] > g.area[r]
                                                      for j in around)
 
@@ -608,9 +609,9 @@ def _backdrop_slivers(g: _RegionGraph, side: np.ndarray, tolerance: float) -> np
     if not g.slivers.any() or not len(behind):
         return np.zeros_like(g.slivers)
     # (a thin line that is part of a thing is no gap: a drawer's white handle at 256 px, 1-2 px wide)
-    thin, parts = _thin(g.regions, len(side)), np.zeros(len(side), bool)
+    parts = np.zeros(len(side), bool)
     for r in np.unique(g.regions[g.slivers]):
-        parts[r] = side[r] == 1 and _part_of_a_thing(g, side, r, thin)
+        parts[r] = side[r] == 1 and _part_of_a_thing(g, side, r)
     ys, xs = np.nonzero(g.slivers & ~parts[g.regions])
     lab = g.lab[ys, xs]
     to_backdrop = np.linalg.norm(lab[:, None] - behind[None], axis=-1).min(axis=1)

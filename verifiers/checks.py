@@ -782,13 +782,15 @@ def _colour_histograms(frames: np.ndarray, bins: int = 18, min_saturation: int =
     return out
 
 
-def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3,
+def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3, min_value: int = 50,
                  coarse: bool = False) -> tuple[float, float, int]:
     """(new_colour, colour_mass, frame): fraction of pixels in hue bins that were (almost) absent from
     the first `reference` frames, and the largest change of one hue's amount relative to the first
     frames (as a fraction of the frame); both taken as the smallest over `persist` consecutive frames,
     so that only a lasting change counts. `coarse` (frames of 64 px or less, COARSE_COLOUR): see there."""
-    hist = _colour_histograms(frames, min_value=COARSE_MIN_VALUE if coarse else 50)
+    if coarse:
+        min_value = max(min_value, COARSE_MIN_VALUE)
+    hist = _colour_histograms(frames, min_value=min_value)
     ref = hist[:reference].mean(axis=0)
     # a bin or its neighbours present at the start makes that colour known (lighting shifts hue a bit);
     # coarse: the three together (a small thing's colour split over two bins, each under the bar)
