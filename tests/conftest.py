@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("SVT_LOG", "1")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hf_home(tmp_path_factory):
-    # lerobot reads through the Hugging Face cache; keep it away from the user's.
-    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+# lerobot reads through the Hugging Face cache, and huggingface_hub reads HF_HOME when it is imported (test
+# modules import lerobot while they are collected): one cache of our own from the start, removed at exit.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="augment_tests_hf_home_")
+_HF_HOME, _PID = os.environ["HF_HOME"], os.getpid()
+atexit.register(lambda: os.getpid() == _PID and shutil.rmtree(_HF_HOME, ignore_errors=True))
 
 
 def load_script(relative: str):

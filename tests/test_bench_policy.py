@@ -4,7 +4,6 @@ hands to `augment run`) and, marked slow, the whole --quick run."""
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 from conftest import load_script
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 ROOT = Path(__file__).resolve().parents[1]

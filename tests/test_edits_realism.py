@@ -4,7 +4,6 @@ per-pixel classes (make_sim_dataset.py --masks), on seeds the segmenter was not 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,6 @@ from augment.episode import Episode
 from conftest import load_script
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 pytest.importorskip("lerobot")

@@ -1,7 +1,6 @@
 """Build a tiny MetaWorld dataset with scripts/make_sim_dataset.py and read it back with lerobot."""
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ def _sim():
 
 # lerobot / huggingface_hub read these at import time: never touch the network or ~/.cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 
 pytest.importorskip("lerobot")
 
