@@ -417,6 +417,15 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     for r in np.nonzero((side == 0) & (g.tint >= 15) & (g.busy <= 0.3))[0]:
         if any(side[j] == 1 and g.tint[j] >= 15 and np.linalg.norm(mean[r, 1:] - mean[j, 1:]) < 10 for j in neighbours[r]):
             side[r] = 1
+    # and a still one where the robot works, at least twice as tinted as the still tinted workspace it
+    # touches (a larger surface among it), is a thing on that surface paled under `pale` by the codec:
+    # drawer-close's green drawer at 64 px through h264 (chroma 24 on wood of 10; 33-40 on AV1 frames) went
+    # to the grey floor of its lightness two steps away, and `background` repainted it. (A wood of chroma
+    # 20-35 stays a table: `pale` stays 25.)
+    for r in np.nonzero((side == 0) & (g.tint >= 15) & (g.busy <= 0.3) & (g.in_work >= 0.5))[0]:
+        on = [j for j in neighbours[r] if side[j] == 1 and g.tint[j] >= _TINTED and g.busy[j] <= 0.3]
+        if any(g.area[j] > g.area[r] for j in on) and all(2 * g.tint[j] <= g.tint[r] for j in on):
+            side[r] = 1
     # a still island in one workspace surface is on it (faucet-open's grey knob on the wood in a top
     # view, 19 px at 64 px, as grey as the floor two steps away), not the backdrop, which is seen past
     # the workspace's edge or through a gap between two things (a pedestal and a table)
