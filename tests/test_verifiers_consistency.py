@@ -1195,3 +1195,48 @@ def test_at_64_px_a_dark_turning_face_and_a_two_bin_colour_are_no_new_colour():
         assert C.colour_drift(video, coarse=True)[0] < 0.0029
     assert C.colour_drift(bright, coarse=True)[0] > 0.0029
     assert C.colour_place(dark, coarse=True)[0] < C.colour_place(dark)[0]
+
+
+def test_an_event_counts_from_eight_pixels_inside_the_view():
+    """At 64 px `event`'s limit (0.0005 of the frame) is 2 px, under the 2x2 piece it counts at least: a
+    gripper's or a link's 2x2 px changing in one step failed clean episodes, and so did an arm's link
+    crossing the frame's edge. A change counts from 8 whole pixels, pieces wholly at the border left out;
+    a 3x3 thing appearing in view still counts."""
+    from verifiers import checks as C
+
+    base = np.full((16, 64, 64, 3), 120, np.uint8)
+    flicker, edge, appear = base.copy(), base.copy(), base.copy()
+    flicker[8:, 30:32, 30:32] = 220  # 2x2 px, changed once and kept
+    edge[8:, 30:33, 0:2] = 220  # 6 px at the left edge
+    appear[8:, 30:33, 30:33] = 220  # 3x3 px in view
+
+    def event(video, **settings):
+        diffs = C.step_differences(video)
+        return C.events(video, diffs, C.change_threshold(diffs), min_mover=0.005, **settings)[0][0]
+
+    assert event(flicker, min_pixels=0) > 0.0005 and event(flicker) == 0.0
+    assert event(edge, min_pixels=0) == 0.0  # (under 8 px too: the border alone takes it)
+    edge[8:, 30:35, 0:2] = 220  # 10 px at the edge
+    assert event(edge) == 0.0
+    assert event(appear) == pytest.approx(9 / 64 / 64)
+
+
+def test_at_64_px_a_thin_finger_and_a_codecs_sprinkle_of_hues_are_no_new_thing():
+    """At 64 px a gripper's teal finger, 2 px wide, turning into the light is 6-8 px of a colour never near
+    it at the start (over colour_place's 0.0013, 5 px), and a codec sprinkles 3-4 px of odd hues along a
+    carried puck in 4-5 bins far apart (over new_colour's 0.0029, 12 px, together). Coarse frames count a
+    new colour's place only where a 3x3 square fits, and one new colour: a run of neighbouring bins. A
+    solid new thing of one colour still counts."""
+    from verifiers import checks as C
+
+    frames = np.full((14, 64, 64, 3), 150, np.uint8)
+    finger, square, sprinkle, blob = (frames.copy() for _ in range(4))
+    finger[6:, 20:24, 30:32] = (40, 220, 200)  # 2 x 4 px of teal
+    square[6:, 20:24, 30:34] = (40, 220, 200)  # 4 x 4
+    for i, colour in enumerate([(255, 255, 0), (0, 255, 0), (0, 0, 255), (255, 0, 255)]):  # hue bins 3, 6, 12, 15
+        sprinkle[6:, 10 + 12 * i, 10:13] = colour
+    blob[6:, 40:44, 40:44] = (0, 0, 255)
+    assert C.colour_place(finger)[0] > 0.0013 and C.colour_place(finger, coarse=True)[0] < 0.0013
+    assert C.colour_place(square, coarse=True)[0] > 0.0013
+    assert C.colour_drift(sprinkle)[0] > 0.0029 and C.colour_drift(sprinkle, coarse=True)[0] < 0.0029
+    assert C.colour_drift(blob, coarse=True)[0] > 0.0029

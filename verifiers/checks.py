@@ -385,7 +385,7 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
            lasting: int = 3, min_mover: float | None = None, window: int = 2,
            contact_reach: int = 2, solid: int = 4, plate_fg: np.ndarray | None = None,
            moved_search: int = 0, objects: np.ndarray | None = None, settle_share: float = 0.0,
-           ) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
+           min_pixels: int = 8) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
     """Largest area (fraction of the frame) that changes in one step, in neither neighbour step, and
     stays changed for `lasting` more frames: something appeared, vanished or jumped. Flicker and codec
     noise do not last; smooth motion changes neighbouring steps too. With `min_mover`, a change that a
@@ -404,7 +404,10 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     change of it: the encoder's first frame of a sudden change can be coarse (a dark 8x8 px patch pasted
     on MetaWorld's table came out 10-20 grey levels off and was refined over the next frames, after a step
     of 55; a red puck pasted on the white rim, 21 after 121), and the holes that left in the mask broke
-    its solid part."""
+    its solid part. The gated change counts from `min_pixels` whole pixels, pieces wholly at the frame's
+    border left out (inside_view): at 64 px the limit (0.0005) is 2 px, and a gripper's or a link's 2x2 px
+    flickering in one step where the slow arm's own motion is too fragmented for the gate failed 3 of 38 clean
+    episodes (issue 12's and a fresh set at 64 px); at 128 px the limit is 8 px already."""
     if len(diffs) < lasting + 3:
         return (0.0, 0), (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
@@ -452,7 +455,8 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
             motion = changed[max(0, t - window):t + window + 1].any(axis=0).astype(bool)
             alone &= ~touched_by_mover(alone, motion, min_mover, contact_reach,
                                        bridge=contact_bridge(alone, plate_fg, objects, t, t + 1))
-            area = float(alone.mean())
+            alone = inside_view(alone)  # (an arm's link crossing the frame's edge: see inside_view)
+            area = float(alone.mean()) if alone.sum() >= min_pixels else 0.0
         if area > worst:
             worst, at = area, t + 1
     return (worst, at), (worst_all, at_all), (worst_solid, at_solid)
@@ -766,9 +770,16 @@ def settle(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
 # saturation are noise (the dark cabinet of door-open, turning, read as a new navy colour in 13 of 16 clean
 # corner4 episodes), and a small object's colour splits over two hue bins, each under new_colour's bar (a
 # pale drawer's green, 13 px at the start). There a strong colour must also be at least COARSE_MIN_VALUE
-# bright, and new_colour knows a colour from its bin and both neighbours together.
+# bright, new_colour knows a colour from its bin and both neighbours together and counts one new colour
+# (the largest run of neighbouring new bins: the codec sprinkles a few pixels of odd hues along a carried
+# puck and a gripper's edges, 3-7 px in each of 4-5 bins far apart, 12-14 px in all, over its 0.0029
+# limit in both clean episodes of shelf-place corner4, issue 12's 64-px sets), and colour_place counts a
+# new colour only where a COARSE_SOLID square fits in it: a gripper's teal finger, 2 px wide, turning into
+# the light showed 6-8 px of a colour never near it at the start (0.0015-0.002 of the frame, over the
+# 0.0013 limit) in 4 of the 18 clean episodes of issue 12's 64-px sets (button-press, corner4).
 COARSE_COLOUR = 64
 COARSE_MIN_VALUE = 70
+COARSE_SOLID = 3
 
 
 def _colour_histograms(frames: np.ndarray, bins: int = 18, min_saturation: int = 90, min_value: int = 50) -> np.ndarray:
@@ -779,6 +790,21 @@ def _colour_histograms(frames: np.ndarray, bins: int = 18, min_saturation: int =
         strong = (hsv[..., 1] >= min_saturation) & (hsv[..., 2] >= min_value)
         hue = (hsv[..., 0][strong].astype(int) * bins) // 180
         out[t] = np.bincount(hue, minlength=bins)[:bins] / hsv[..., 0].size
+    return out
+
+
+def _largest_run(values: np.ndarray) -> np.ndarray:
+    """(T,): per row of `values` (T, bins, >= 0), the largest sum over a run of neighbouring bins that all
+    hold some (hue is circular): one colour's amount, where a thing's colour spreads over neighbouring bins."""
+    out = np.zeros(len(values))
+    for t, row in enumerate(values):
+        if row.all():
+            out[t] = row.sum()
+            continue
+        run = 0.0
+        for v in np.roll(row, -int(np.argmin(row > 0))):  # from an empty bin: no run wraps past it
+            run = run + v if v > 0 else 0.0
+            out[t] = max(out[t], run)
     return out
 
 
@@ -796,7 +822,8 @@ def colour_drift(frames: np.ndarray, reference: int = 3, persist: int = 3, min_v
     # coarse: the three together (a small thing's colour split over two bins, each under the bar)
     spread = [ref, np.roll(ref, 1), np.roll(ref, -1)]
     known = (np.sum(spread, axis=0) if coarse else np.maximum.reduce(spread)) > 0.002
-    new = np.clip(hist[:, ~known] - ref[~known], 0, None).sum(axis=1)
+    excess = np.where(known, 0.0, np.clip(hist - ref, 0, None))
+    new = _largest_run(excess) if coarse else excess.sum(axis=1)
     mass = np.abs(hist - ref).max(axis=1)
 
     def lasting(series: np.ndarray) -> tuple[float, int]:
@@ -839,7 +866,8 @@ def colour_place(frames: np.ndarray, bins: int = 18, reach: int = 16, reference:
     known |= np.roll(known, 1, axis=0) | np.roll(known, -1, axis=0)  # lighting shifts hue a little
     known[mover] = True
     rows, cols = np.indices((h, w))
-    fraction = np.array([(strong[t] & ~known[hue[t], rows, cols]).mean() for t in range(t_len)])
+    new = [strong[t] & ~known[hue[t], rows, cols] for t in range(t_len)]
+    fraction = np.array([(solid_part(m, COARSE_SOLID) if coarse else m).mean() for m in new])
     floor = np.array([fraction[t:t + persist].min() for t in range(t_len - persist + 1)])
     return float(floor.max()), int(floor.argmax())
 
