@@ -406,8 +406,9 @@ def events(frames: np.ndarray, diffs: np.ndarray, threshold: float = 30, reach: 
     of 55; a red puck pasted on the white rim, 21 after 121), and the holes that left in the mask broke
     its solid part. The gated change counts from `min_pixels` whole pixels, pieces wholly at the frame's
     border left out (inside_view): at 64 px the limit (0.0005) is 2 px, and a gripper's or a link's 2x2 px
-    flickering in one step where the slow arm's own motion is too fragmented for the gate failed 3 of 38 clean
-    episodes (issue 12's and a fresh set at 64 px); at 128 px the limit is 8 px already."""
+    flickering in one step where the slow arm's own motion is too fragmented for the gate, or an arm's link at
+    the frame's edge, failed 5 of 38 clean episodes (issue 12's 64-px sets and a fresh one); at 128 px the
+    limit is 8 px already."""
     if len(diffs) < lasting + 3:
         return (0.0, 0), (0.0, 0), (0.0, 0)  # too few distinct frames (a video frozen early): nothing can be an event
     changed = (diffs > threshold).astype(np.uint8)
