@@ -135,7 +135,9 @@ class Scene:
         arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
         behind = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
         surface = _off_the_table(_table(g, side, table_contrast)[g.regions], (g.coloured & ~g.small)[g.regions], g)
-        return cls(plate=plate, static=static, surface=surface, objects=g.small[g.regions], behind=behind,
+        grain = _grain(g, surface)
+        surface |= grain[g.regions]
+        return cls(plate=plate, static=static, surface=surface, objects=(g.small & ~grain)[g.regions], behind=behind,
                    g=g, side=side, seen_again=_SeenAgain.of(g, side), diff_threshold=diff_threshold,
                    edge_contrast=edge_contrast, min_area=min_area)
 
@@ -761,6 +763,36 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray, g: _RegionGraph) -> n
                 & (g.area >= _OUTLINE_SHARE * g.regions.size) & (g.busy <= 0.3))  # (no blend with the arm)
         drop &= ~wood[g.regions]
     return surface & ~drop
+
+
+def _grain(g: _RegionGraph, surface: np.ndarray, hue: float = 10.0) -> np.ndarray:
+    """(n,) bool: the table's grain - small coloured regions (objects to the graph) that are thin dark lines
+    (2 px or more, darker than every region round them but blends), still, of the tinted surface's own hue
+    (Lab a-b angle within `hue` degrees of its median), lying in it (every region round them, and past the
+    blends along their outline, mostly surface).
+    MetaWorld's wood has dark streaks 1-2 px wide, strongly coloured, so `surface` kept them as things on the
+    table: brown streaks of the old wood through the new texture (drawer-close, corner4 at 480x640). A thing
+    on the table has its own hue, moves, or stands out of the surface: a wooden shelf's lighter edges, of the
+    wood's hue, on it in a top view, were painted when "most" of the regions round them had to be surface,
+    and at 64 px 1-px dark islands of it, inside a region it shares with the wood."""
+    n = len(g.area)
+    out = np.zeros(n, bool)
+    if not surface.any():
+        return out
+    material = np.median(g.lab[surface][:, 1:], axis=0) - 128
+    if np.hypot(*material) < _TINTED:  # a grey table: its hue tells nothing
+        return out
+    angle = np.degrees(np.arctan2(g.mean[:, 2] - 128, g.mean[:, 1] - 128) - np.arctan2(material[1], material[0]))
+    share = np.bincount(g.regions[surface], minlength=n) / np.maximum(g.area, 1)
+    line = g.small & g.thin & (g.busy <= 0.05) & (g.area >= 2) & (np.abs((angle + 180) % 360 - 180) < hue)
+    for r in np.nonzero(line)[0]:
+        around = [j for j in g.neighbours[r] if not g.thin[j]]  # (blends along its outline aside)
+        # and what lies past those blends (a line at a thing's foot meets the thing through them)
+        beyond = {k for j in g.neighbours[r] if g.thin[j] and not line[j] for k in g.neighbours[j]
+                  if k != r and not g.thin[k]}
+        out[r] = (bool(around) and all(share[j] > 0.5 and g.mean[j, 0] > g.mean[r, 0] for j in around)
+                  and all(share[k] > 0.5 for k in beyond))
+    return out
 
 
 @dataclass

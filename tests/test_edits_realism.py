@@ -807,7 +807,22 @@ def test_surface_at_a_real_cameras_size_paints_the_tables_corner_under_the_arm(b
     corner = np.zeros_like(ws.surface)
     corner[240:340, 40:120] = True
     assert ws.surface[corner & (truth[key][0] == 1)].mean() >= 0.4
-    changed = changed_alone(bench, SurfaceSpec, episode, truth, key)
-    # now 0.846 of the table's inside (its grey rim is not wood: left, by design), before 0.833
+    stage = SurfaceSpec(cameras=[key]).build()
+    stage.setup()
+    [edited] = stage([episode])
+    source, new = episode.frames[key], edited.frames[key]
+    changed = bench.changed_by_edit(source, new, truth[key])
+    # now 0.848 of the table's inside (its grey rim is not wood: left, by design), before 0.833
     assert changed["changed_table_inner"] >= 0.84, changed
     assert max(changed[f"changed_{c}_inner"] for c in ("background", "robot", "object")) <= 0.01, changed
+    # The wood's dark grain lines, 1-2 px wide and strongly coloured, were small objects to the survey, and
+    # `surface` left them as they were: streaks of the old wood through the new texture. Now they are the
+    # table's (`workspace._grain`): such pixels of the table's inside left as they were, 278 a frame before,
+    # now 112 (drawer-close 9610, corner4: 221 -> 74)
+    inner = np.stack([cv2.erode((t == 1).astype(np.uint8), np.ones((3, 3), np.uint8)) for t in truth[key]]) > 0
+    lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in source]).astype(np.float32) - 128
+    wood = np.median(lab[inner][:, 1:], axis=0)
+    angle = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]) - np.arctan2(wood[1], wood[0]))
+    saturation = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV)[..., 1] for f in source])
+    streaks = inner & (source == new).all(axis=-1) & (np.abs((angle + 180) % 360 - 180) < 10) & (saturation >= 115)
+    assert streaks.sum() / len(source) <= 150, streaks.sum() / len(source)
