@@ -343,11 +343,9 @@ def _sides(g: _RegionGraph, edge_contrast: float, surface_contrast: float, min_a
     # was lost). A blur of the arm over a grey wall has the arm's hue, only paler.
     arm = g.coloured & ~g.small
     if arm.any():
-        hue = np.degrees(np.arctan2(g.mean[:, 2] - 128, g.mean[:, 1] - 128))  # in the Lab a-b plane
-        a, b = np.average(g.mean[arm, 1:] - 128, axis=0, weights=g.area[arm])
-        arm_hue = np.degrees(np.arctan2(b, a))
+        arm_ab = np.average(g.mean[arm, 1:] - 128, axis=0, weights=g.area[arm])
         side[(side == 0) & (g.tint >= _TINTED) & (g.area >= 0.02 * regions.size) & (g.busy <= 0.5)
-             & (g.in_work >= 0.5) & (np.abs((hue - arm_hue + 180) % 360 - 180) >= 15)] = 1
+             & (g.in_work >= 0.5) & (_hue_gap(g, arm_ab) >= 15)] = 1
     # a region at the top edge unlike those holding its corners is something standing in front of the
     # backdrop: a dark cabinet on the table that reaches the top edge between two patches of floor
     # (door-open, top view)
@@ -490,6 +488,12 @@ def _part_of_a_thing(g: _RegionGraph, side: np.ndarray, r: int) -> bool:
     around = [j for j in g.neighbours[r] if side[j] != 0 or not g.thin[j]]
     return all(side[j] == 1 for j in around) and any((g.pale[j] or g.small[j]) and g.area[j] > g.area[r]
                                                      for j in around)
+
+
+def _hue_gap(g: _RegionGraph, ab: np.ndarray) -> np.ndarray:
+    """(n,) degrees between each region's mean hue and the hue of `ab` (Lab a, b less 128), in the a-b plane."""
+    hue = np.degrees(np.arctan2(g.mean[:, 2] - 128, g.mean[:, 1] - 128))
+    return np.abs((hue - np.degrees(np.arctan2(ab[1], ab[0])) + 180) % 360 - 180)
 
 
 def _thin(regions: np.ndarray, n: int, share: float = 0.15) -> np.ndarray:
@@ -782,9 +786,8 @@ def _grain(g: _RegionGraph, surface: np.ndarray, hue: float = 10.0) -> np.ndarra
     material = np.median(g.lab[surface][:, 1:], axis=0) - 128
     if np.hypot(*material) < _TINTED:  # a grey table: its hue tells nothing
         return out
-    angle = np.degrees(np.arctan2(g.mean[:, 2] - 128, g.mean[:, 1] - 128) - np.arctan2(material[1], material[0]))
     share = np.bincount(g.regions[surface], minlength=n) / np.maximum(g.area, 1)
-    line = g.small & g.thin & (g.busy <= 0.05) & (g.area >= 2) & (np.abs((angle + 180) % 360 - 180) < hue)
+    line = g.small & g.thin & (g.busy <= 0.05) & (g.area >= 2) & (_hue_gap(g, material) < hue)
     for r in np.nonzero(line)[0]:
         around = [j for j in g.neighbours[r] if not g.thin[j]]  # (blends along its outline aside)
         # and what lies past those blends (a line at a thing's foot meets the thing through them)
