@@ -134,7 +134,10 @@ class Scene:
         # made specks of backdrop appear and stay under a resting arm: `augment check` event failures.)
         arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
         behind = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
-        surface = _off_the_table(_table(g, side, table_contrast)[g.regions], (g.coloured & ~g.small)[g.regions], g)
+        table = _table(g, side, table_contrast)
+        surface = _off_the_table(table[g.regions], (g.coloured & ~g.small)[g.regions], g)
+        # (after _off_the_table: a thing left out of the table first changes its body's hull)
+        surface &= ~_things_on(g, table)[g.regions]
         grain = _grain(g, surface)
         surface |= grain[g.regions]
         return cls(plate=plate, static=static, surface=surface, objects=(g.small & ~grain)[g.regions], behind=behind,
@@ -707,6 +710,37 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> np.ndarr
             return surface
         best = surface if g.area[surface].sum() > g.area[best].sum() else best
     return best
+
+
+def _things_on(g: _RegionGraph, table: np.ndarray) -> np.ndarray:
+    """(n,) bool: the things standing on a tinted table (table: (n,), the regions `_table` grew), of
+    another material than its wood: the growth reaches them across a low contrast (a grey box of the
+    wood's lightness is 16-24 Lab from it at 64 px; a window's dark red-brown frame, 14-15 at 480x640), and
+    a small coloured thing on one seeds it there. On issue 12's 47 sets `surface` repainted 97-100% of a
+    handle's box seen from above, a door's cabinet, a window's frame. Where most of the table is tinted,
+    a region of it (not a thin blend along an outline) is such a thing
+    - if it is tinted with another hue (over 30 degrees from the wood's, in the Lab a-b plane: in those
+      sets 0.06% of the table's pixels in the tinted regions grown, and all of the objects' there), or
+    - if it is untinted, unless it lies on the table's outline (80% of it within 6% of the frame's height,
+      5 px or more, of the outside of the table or of the frame: its steel rim, its legs) or is a band (its
+      area at least 3.5 times the square of its width: a rim's bevel seen inside a corner; the front rim
+      and apron of bench_policy.py's corner2 view at 64 px, 3.9, which the growth reaches past).
+    A thing's region shared with the rim (a box at the table's far edge, at 64 px) stays the table's."""
+    grey = table & (g.tint < _TINTED)
+    if g.area[grey].sum() >= 0.5 * g.area[table].sum():  # (a grey table, or none)
+        return np.zeros(len(g.area), bool)
+    tinted = table & ~grey
+    material = np.median(g.lab[tinted[g.regions]][:, 1:], axis=0) - 128
+    things = tinted & ~g.thin & (_hue_gap(g, material) > 30)
+    filled = np.pad(fill_holes(table[g.regions]), 1).astype(np.uint8)  # (the frame's edge is outside)
+    near = cv2.distanceTransform(filled, cv2.DIST_L2, 3)[1:-1, 1:-1] <= max(5.0, 0.06 * g.regions.shape[0])
+    on_outline = np.bincount(g.regions[near], minlength=len(g.area)) >= 0.8 * g.area
+    for r in np.nonzero(grey & ~g.thin & ~on_outline)[0]:
+        ys, xs = np.nonzero(g.regions == r)
+        inside = np.pad(g.regions[ys.min():ys.max() + 1, xs.min():xs.max() + 1] == r, 1).astype(np.uint8)
+        across = 2 * float(cv2.distanceTransform(inside, cv2.DIST_L2, 3).max())
+        things[r] = g.area[r] < 3.5 * across ** 2
+    return things
 
 
 def _grown(g: _RegionGraph, seeds: set[int], neighbours: list[list[int]], step: Callable[[int, int], bool],
