@@ -493,6 +493,11 @@ def _part_of_a_thing(g: _RegionGraph, side: np.ndarray, r: int) -> bool:
                                                      for j in around)
 
 
+def _material(g: _RegionGraph, pixels: np.ndarray) -> np.ndarray:
+    """(2,) the median Lab a, b (less 128) of the plate's `pixels` (bool (H, W)): a surface's own hue."""
+    return np.median(g.lab[pixels][:, 1:], axis=0) - 128
+
+
 def _hue_gap(g: _RegionGraph, ab: np.ndarray) -> np.ndarray:
     """(n,) degrees between each region's mean hue and the hue of `ab` (Lab a, b less 128), in the a-b plane."""
     hue = np.degrees(np.arctan2(g.mean[:, 2] - 128, g.mean[:, 1] - 128))
@@ -730,7 +735,7 @@ def _things_on(g: _RegionGraph, table: np.ndarray) -> np.ndarray:
     if g.area[grey].sum() >= 0.5 * g.area[table].sum():  # (a grey table, or none)
         return np.zeros(len(g.area), bool)
     tinted = table & ~grey
-    material = np.median(g.lab[tinted[g.regions]][:, 1:], axis=0) - 128
+    material = _material(g, tinted[g.regions])
     things = tinted & ~g.thin & (_hue_gap(g, material) > 30)
     filled = np.pad(fill_holes(table[g.regions]), 1).astype(np.uint8)  # (the frame's edge is outside)
     near = cv2.distanceTransform(filled, cv2.DIST_L2, 3)[1:-1, 1:-1] <= max(5.0, 0.06 * g.regions.shape[0])
@@ -792,7 +797,7 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray, g: _RegionGraph) -> n
     drop = np.isin(parts, touching[touching > 0])
     # (the median: at 64 px the body's mean is paled by its grey rim, and a region of the wood that reached
     # past the hull into the grey pedestal came within 3 of it)
-    material = np.median(g.lab[body][:, 1:], axis=0) - 128
+    material = _material(g, body)
     if np.hypot(*material) >= _TINTED:  # (a grey rim and pedestal are one material: it tells nothing)
         # (and mostly outside the hull: at 64 px the wood's regions next to a button box or a shelf, mostly
         # inside it, reached past it over the thing's own outline, which `surface` then painted)
@@ -817,7 +822,7 @@ def _grain(g: _RegionGraph, surface: np.ndarray, hue: float = 10.0) -> np.ndarra
     out = np.zeros(n, bool)
     if not surface.any():
         return out
-    material = np.median(g.lab[surface][:, 1:], axis=0) - 128
+    material = _material(g, surface)
     if np.hypot(*material) < _TINTED:  # a grey table: its hue tells nothing
         return out
     share = np.bincount(g.regions[surface], minlength=n) / np.maximum(g.area, 1)
