@@ -102,8 +102,9 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec, fps: float | None = 
         for name, i in (("event", 0), ("cut", 1), ("patch", 2)):
             if name in wanted:
                 record(name, *max(p[i] for p in per_stride))
+    coarse = max(small.shape[1:3]) <= C.COARSE_COLOUR
     if "pace" in wanted and high_rate:
-        record_step("pace", *C.pace(moving_diffs, threshold))
+        record_step("pace", *C.pace(moving_diffs, threshold, coarse=coarse))
     if "hop" in wanted and not high_rate:
         record_step("hop", *C.hop(moving, moving_diffs, threshold))
     if "leap" in wanted:
@@ -116,7 +117,6 @@ def video_checks(frames: np.ndarray, spec: ConsistencySpec, fps: float | None = 
         record_step("still_change", *C.still_change(moving, moving_diffs, threshold, span=spec.settle_span,
                                                     min_mover=spec.contact, plate_fg=plate_fg, objects=objects,
                                                     moved_search=spec.settle_moved))
-    coarse = max(small.shape[1:3]) <= C.COARSE_COLOUR
     if wanted & {"new_colour", "colour_mass"}:
         new, mass, at = C.colour_drift(small, coarse=coarse)
         if "new_colour" in wanted:
