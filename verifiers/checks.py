@@ -784,7 +784,7 @@ COARSE_MIN_VALUE = 70
 COARSE_SOLID = 3
 # On coarse frames a slow arm's step changes a few dozen whole pixels, 2-3x more or less from one moving step
 # to the next (lerobot's h264 and AV1 at g=2 code many P-frames as near copies, so the motion comes in bursts,
-# and the last frame of an episode's segment is coded afresh), and with pace's floor at 8 px, 12 of 220
+# and some recorded episodes' last frame is tinted over the whole frame), and with pace's floor at 8 px, 12 of 220
 # clean camera-episodes over issue 12's and issue 15's 64-px sets (10 of their 82 episodes: 10 tasks, 3
 # cameras, h264 and AV1) read 1.72-2.23 against its 1.7. With 14 px, 4 of them (3 episodes) at 1.73-1.81,
 # three at an episode's last step; on bench_verifier's two 64-px sets it costs 8 of the 896 corruptions no
