@@ -744,11 +744,10 @@ def _across_the_arm(g: _RegionGraph, table: np.ndarray, seedable: np.ndarray, ne
             continue
         part = _grown(g, {seed}, neighbours, step, moved) & ~table
         tried |= part
-        pixels = part[g.regions]
         if g.area[part].sum() < _OUTLINE_SHARE * g.regions.size:
             continue
         mean_l = float((g.mean[part, 0] * g.area[part]).sum() / g.area[part].sum())
-        if np.linalg.norm(_material(g, pixels) - material) < 4 and low <= mean_l <= high:
+        if np.linalg.norm(_material(g, part[g.regions]) - material) < 4 and low <= mean_l <= high:
             found |= part
     return found
 
