@@ -43,12 +43,13 @@ def changed_alone(bench, spec, episode, truth: dict, key: str) -> dict:
     return bench.changed_by_edit(episode.frames[key], edited.frames[key], truth[key])
 
 
-def surface_alone(bench, out: Path, task: str, camera: str, **settings) -> dict:
-    """bench_edits' changed_by_edit of `surface` alone on one MetaWorld episode at 64 px from `camera`."""
+def surface_alone(bench, out: Path, task: str, camera: str, size: int = 64, **settings) -> dict:
+    """bench_edits' changed_by_edit of `surface` alone on one MetaWorld episode (64 px unless `size`) from `camera`."""
     pytest.importorskip("metaworld")
     from editors.specs import SurfaceSpec
 
-    [(episode, truth)] = record_truth(out, sim="metaworld", task=task, episodes=1, size=64, cameras=camera, **settings)
+    [(episode, truth)] = record_truth(out, sim="metaworld", task=task, episodes=1, size=size, cameras=camera,
+                                      **settings)
     return changed_alone(bench, SurfaceSpec, episode, truth, f"observation.images.{camera}")
 
 
@@ -479,6 +480,18 @@ def test_surface_takes_the_table_on_both_sides_of_the_arm_seen_from_above(bench,
                            max_steps=100, codec="h264")
     assert drawer["changed_table_inner"] >= 0.95, drawer  # was 0.47, now 0.99
     assert drawer["changed_robot_inner"] <= 0.02 and drawer["changed_object_inner"] <= 0.05, drawer
+
+
+def test_surface_takes_the_tables_far_strip_rim_and_legs_from_beside_the_arm(bench, tmp_path):
+    """From corner2 at 256 px and more the arm's base stands at the table's rim: the rim, with the legs and a
+    strip of wood behind the arm that the opened table body left out, was one part outside the body's hull
+    touching the robot, and `_off_the_table` dropped it as if it were the pedestal (door-open seed 9800, not
+    tuned on: 56% of the table re-textured, the far strip staying the old wood). The gaps between planks
+    are closed before the hull is taken wherever they are resolved (the closing square 5 px or more)."""
+    door = surface_alone(bench, tmp_path / "door", task="door-open-v3", camera="corner2", size=256, seed=9800,
+                         max_steps=60)
+    assert door["changed_table_inner"] >= 0.85, door  # was 0.56, now 0.88
+    assert door["changed_robot_inner"] <= 0.01 and door["changed_object_inner"] <= 0.06, door  # 0 and 0.04, as before
 
 
 def test_grey_faucet_on_the_table_is_kept(bench, tmp_path):
