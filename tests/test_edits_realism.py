@@ -43,6 +43,18 @@ def changed_alone(bench, spec, episode, truth: dict, key: str) -> dict:
     return bench.changed_by_edit(episode.frames[key], edited.frames[key], truth[key])
 
 
+def old_wood(source: np.ndarray, new: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """bool (t, H, W): the table's inside (truth `labels`, eroded by 1 px) that an edit left as it was, of the
+    wood's own hue (Lab a-b angle within 10 degrees of the inside's median, chroma 8 or more): the old wood
+    showing through a new texture."""
+    inner = np.stack([cv2.erode((t == 1).astype(np.uint8), np.ones((3, 3), np.uint8)) for t in labels]) > 0
+    lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in source]).astype(np.float32) - 128
+    wood = np.median(lab[inner][:, 1:], axis=0)
+    angle = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]) - np.arctan2(wood[1], wood[0]))
+    hued = (np.abs((angle + 180) % 360 - 180) < 10) & (np.hypot(lab[..., 1], lab[..., 2]) >= 8)
+    return inner & (source == new).all(axis=-1) & hued
+
+
 def surface_alone(bench, out: Path, task: str, camera: str, size: int = 64, **settings) -> dict:
     """bench_edits' changed_by_edit of `surface` alone on one MetaWorld episode (64 px unless `size`) from `camera`."""
     pytest.importorskip("metaworld")
@@ -867,10 +879,31 @@ def test_surface_at_a_real_cameras_size_paints_the_tables_corner_under_the_arm(b
     # `surface` left them as they were: streaks of the old wood through the new texture. Now they are the
     # table's (`workspace._grain`): such pixels of the table's inside left as they were, 278 a frame before,
     # now 112 (drawer-close 9610, corner4: 221 -> 74)
-    inner = np.stack([cv2.erode((t == 1).astype(np.uint8), np.ones((3, 3), np.uint8)) for t in truth[key]]) > 0
-    lab = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2LAB) for f in source]).astype(np.float32) - 128
-    wood = np.median(lab[inner][:, 1:], axis=0)
-    angle = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]) - np.arctan2(wood[1], wood[0]))
     saturation = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2HSV)[..., 1] for f in source])
-    streaks = inner & (source == new).all(axis=-1) & (np.abs((angle + 180) % 360 - 180) < 10) & (saturation >= 115)
+    streaks = old_wood(source, new, truth[key]) & (saturation >= 115)
     assert streaks.sum() / len(source) <= 150, streaks.sum() / len(source)
+
+
+@pytest.mark.slow
+def test_surface_leaves_no_specks_of_the_old_grain_at_a_real_cameras_size(bench, tmp_path):
+    """door-open from corner4 at 480x640 (seed 9800, not tuned on): the wood's grain has 1-px dark specks,
+    coloured (an object to the survey, too small to be taken as a line of the grain) and, darkest, streaks
+    the table's growth stopped at (not coloured enough to be objects). `surface` left both as they were:
+    421 pixels a frame of the old wood in specks under 100 px through the new texture. Now 73."""
+    from editors.specs import SurfaceSpec
+
+    [(episode, truth)] = record_truth(tmp_path / "door", sim="metaworld", task="door-open-v3", episodes=1,
+                                      size=(480, 640), cameras="corner4", seed=9800, max_steps=60)
+    key = "observation.images.corner4"
+    stage = SurfaceSpec(cameras=[key]).build()
+    stage.setup()
+    [edited] = stage([episode])
+    source, new = episode.frames[key], edited.frames[key]
+    changed = bench.changed_by_edit(source, new, truth[key])
+    assert changed["changed_table_inner"] >= 0.89, changed  # 0.895 (0.891 before)
+    assert max(changed[f"changed_{c}_inner"] for c in ("background", "robot", "object")) <= 0.01, changed
+    specks = 0
+    for frame in old_wood(source, new, truth[key]):
+        _, _, stats, _ = cv2.connectedComponentsWithStats(frame.astype(np.uint8), connectivity=8)
+        specks += int(stats[1:, 4][stats[1:, 4] < 100].sum())
+    assert specks / len(source) <= 150, specks / len(source)
