@@ -824,7 +824,7 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray, g: _RegionGraph, spli
     sixteenth of its size across): the dark gaps, 2-10 px wide at 480x640, are not surface, and they (with
     the arm's band, on a table the arm's pose splits) cut the opened body into blocks whose hull left the
     table's corners out: door-open 9700's top view; from corner2 at 256 px and 480x640 a strip of wood
-    behind the arm, with the rim and legs beyond it (one part, touching the arm's base at the rim), in 31
+    behind the arm, with the rim and legs beyond it (one part, touching the arm's base at the rim), in 28
     of issue 12's 44 such views. The closing square is 5 px or more there; where it would be 3 (a table
     under about 90 px across: 64-128 px frames) no gap is resolved, and the closed hull kept 3-5 px of
     handle-press's box and of the robot beside it at 64 px: there only on a table the arm splits
@@ -860,10 +860,10 @@ def _off_the_table(surface: np.ndarray, robot: np.ndarray, g: _RegionGraph, spli
 
 def _grain(g: _RegionGraph, surface: np.ndarray, hue: float = 10.0) -> np.ndarray:
     """(n,) bool: the table's grain - small coloured regions (objects to the graph) that are thin dark lines
-    (2 px or more below 256 px, darker than every region round them but blends), and dark streaks outside the
-    surface not coloured enough to be objects (under `_OUTLINE_SHARE` of the frame), still, of the tinted surface's own hue
-    (Lab a-b angle within `hue` degrees of its median), lying in it (every region round them, and past the
-    blends along their outline, mostly surface).
+    (2 px or more below 256 px), and dark streaks left out of the surface, not coloured enough to be objects
+    (under `_OUTLINE_SHARE` of the frame): darker than every region round them but blends, still, of the
+    tinted surface's own hue (Lab a-b angle within `hue` degrees of its median), lying in it (every region
+    round them, and past the blends along their outline, mostly surface).
     MetaWorld's wood has dark streaks 1-2 px wide, strongly coloured, so `surface` kept them as things on the
     table: brown streaks of the old wood through the new texture (drawer-close, corner4 at 480x640). A thing
     on the table has its own hue, moves, or stands out of the surface: a wooden shelf's lighter edges, of the
