@@ -135,7 +135,8 @@ class Scene:
         arm = static & ((g.coloured & ~g.small) | ((side == 1) & ~g.pale & ~g.carriers & (g.busy > 0.3)))[g.regions]
         behind = fill_from_around(plate, _dilate(arm, 2))  # (past the blur's pink fringe)
         table, cut_off = _table(g, side, table_contrast)
-        surface = _off_the_table((table | cut_off)[g.regions], (g.coloured & ~g.small)[g.regions], g, cut_off.any())
+        robot = g.coloured & ~g.small & ~table & ~cut_off
+        surface = _off_the_table((table | cut_off)[g.regions], robot[g.regions], g, cut_off.any())
         # (after _off_the_table: a thing left out of the table first changes its body's hull)
         surface &= ~_things_on(g, table | cut_off)[g.regions]
         grain = _grain(g, surface)
@@ -683,7 +684,8 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> tuple[np
     steps through such a blend, 22 px at 128 px, the table's grey rim (L 89) reached the robot's dark
     pedestal (L 52): `surface` on pick-place seed 100, after `background` had changed a few pixels of
     the plate, repainted 70% of the robot.)"""
-    blank = np.where((side == 1) & ~g.coloured, 0, 3).astype(np.int8)
+    # (a strongly coloured region is the robot or an object, unless its group is a coloured table)
+    blank = np.where((side == 1) & (~g.coloured | _coloured_table(g)), 0, 3).astype(np.int8)
     mean, neighbours = g.mean, [sorted(set(n)) for n in g.neighbours]
     seedable = (blank == 0) & ~g.pale
     small = g.area < _OUTLINE_SHARE * g.regions.size
@@ -720,6 +722,19 @@ def _table(g: _RegionGraph, side: np.ndarray, table_contrast: float) -> tuple[np
     return surface, _across_the_arm(g, surface, seedable, neighbours, step, moved)
 
 
+def _coloured_table(g: _RegionGraph, share: float = 0.25, busy: float = 0.15) -> np.ndarray:
+    """(n,) bool: the regions of a strongly coloured group that covers `share` of the frame or more and
+    hardly moves (`busy`: the share of frames its pixels move, over the group): a saturated table or mat
+    (a brown one of HSV saturation 0.53), not a coloured robot. MetaWorld's red arm is 3-16% of the frame
+    and moves in 15-96% of the frames over its group; its still red boxes are 1-3% of the frame. The corpus's
+    brown tables are half the frame and move in 0-13% (its arm passes over them): taken for the robot, no
+    growth entered them, and `surface` re-textured the wall the arm moves over instead."""
+    n = len(g.area)
+    area = np.bincount(g.blob, weights=g.area * g.coloured, minlength=n)
+    moves = np.bincount(g.blob, weights=g.busy * g.area * g.coloured, minlength=n) / np.maximum(area, 1)
+    return g.coloured & (area[g.blob] >= share * g.regions.size) & (moves[g.blob] <= busy)
+
+
 def _across_the_arm(g: _RegionGraph, table: np.ndarray, seedable: np.ndarray, neighbours: list[list[int]],
                     step: Callable[[int, int], bool], moved: bool) -> np.ndarray:
     """(n,) bool: the parts of a tinted table that the arm's usual pose in the plate cuts off the part
@@ -730,7 +745,7 @@ def _across_the_arm(g: _RegionGraph, table: np.ndarray, seedable: np.ndarray, ne
     it is the table's when it is at least `_OUTLINE_SHARE` of the frame and of its material: its median
     Lab a, b within 4 of the table's, its lightness within the table's own spread of its regions."""
     found, tried = np.zeros(len(g.area), bool), np.zeros(len(g.area), bool)
-    touching = [a for a in np.nonzero(g.coloured & ~g.small)[0] if any(table[j] for j in neighbours[a])]
+    touching = [a for a in np.nonzero(g.coloured & ~g.small & ~table)[0] if any(table[j] for j in neighbours[a])]
     seeds = {k for a in touching for k in neighbours[a] if seedable[k] and not table[k]}
     if not seeds:
         return found

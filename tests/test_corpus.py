@@ -245,6 +245,28 @@ def test_demo_edits_the_fixed_camera_and_says_why(corpus, tmp_path):
     assert "- observation.images.cam_high" in spec_text  # the resolved spec says what ran
 
 
+@pytest.mark.parametrize("name, camera", [("aloha", "observation.images.cam_high"),
+                                          ("metaworld", "observation.image")])
+def test_surface_retextures_a_saturated_table_not_the_wall(name, camera, corpus):
+    """The corpus's table is brown wood of HSV saturation 0.53: strongly coloured, as the survey calls a
+    coloured robot, so no growth entered it and `surface` re-textured the wall the arm moves over instead
+    (a quarter to a third of the frame). A coloured group that covers a quarter of the frame or more and
+    hardly moves is a table now. Truth from the scene's own geometry: the table is the rows below 45%."""
+    from augment.source import LeRobotSource
+    from editors.specs import SurfaceSpec
+
+    episode = LeRobotSource(corpus(name)["root"]).read_episode(1)
+    stage = SurfaceSpec(cameras=[camera]).build()
+    stage.setup()
+    [edited] = stage([episode])
+    source, new = episode.frames[camera], edited.frames[camera]
+    h = source.shape[1]
+    changed = (np.abs(source.astype(int) - new.astype(int)).max(axis=-1) > 12)
+    wall, table = changed[:, : int(h * 0.45) - 1], changed[:, int(h * 0.45) + 2:]
+    assert wall.mean() <= 0.02, wall.mean()  # was 0.57 (aloha) and 0.69 (metaworld), now 0
+    assert table.mean() >= 0.8, table.mean()  # was 0.002 and 0, now 0.95 and 0.91
+
+
 @pytest.mark.parametrize("override, message", [
     ("stages.0.cameras=[observation.images.top]",
      "camera(s) ['observation.images.top'] not in the dataset; it has ['observation.images.front']"),
