@@ -239,7 +239,7 @@ def test_table_does_not_cross_a_blended_outline():
     coloured = np.array([True, False, False, False, False, True])
     g = SimpleNamespace(mean=mean, area=area, neighbours=neighbours, coloured=coloured, small=coloured,
                         carriers=np.zeros(6, bool), regions=np.zeros((128, 128), np.int32), in_hull=np.ones(6),
-                        busy=np.zeros(6), tint=np.zeros(6), pale=np.zeros(6, bool))
+                        busy=np.zeros(6), tint=np.zeros(6), pale=np.zeros(6, bool), blob=np.arange(6))
     side = np.ones(6, np.int8)
     table, cut_off = _table(g, side, 25.0)
     assert list(np.nonzero(table)[0]) == [1, 2, 3] and not cut_off.any()
